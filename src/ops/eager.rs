@@ -1,0 +1,77 @@
+//! Runs one op on the GPU directly, outside any graph: for tests and quick experiments.
+use super::{numel, Host, Op, Slot, Target};
+use crate::error::{Error, Result};
+use crate::gpu::{pack_uniforms, uniform_size, Gpu};
+
+impl Target {
+    /// What `gpu` allows, with the GEMM variant left to `ops::gemm`'s default for it.
+    pub fn of(gpu: &Gpu) -> Target {
+        Target {
+            max_workgroup_storage: gpu.limits.max_compute_workgroup_storage_size,
+            max_invocations: gpu.limits.max_compute_invocations_per_workgroup,
+            subgroups: gpu.has_subgroups(),
+            gemm_variant: String::new(),
+        }
+    }
+}
+
+/// Uploads `inputs`, runs `op` with one submit, and reads back its result(s) as `Op::cpu` returns them.
+pub fn run(gpu: &Gpu, op: &dyn Op, inputs: &[&Host]) -> Result<Vec<Host>> {
+    run_on(gpu, &Target::of(gpu), op, inputs)
+}
+
+pub fn run_on(gpu: &Gpu, target: &Target, op: &dyn Op, inputs: &[&Host]) -> Result<Vec<Host>> {
+    let shapes: Vec<&[usize]> = inputs.iter().map(|h| h.shape.as_slice()).collect();
+    let out_shape = op.shape(&shapes)?;
+    let low = op.lower(&shapes, &out_shape, target)?;
+    let mut in_bufs = Vec::new();
+    for (i, h) in inputs.iter().enumerate() {
+        let b = gpu.storage(&format!("{} input {i} {:?}", op.name(), h.shape), (h.data.len() * 4) as u64)?;
+        gpu.upload(&b, 0, &h.data);
+        in_bufs.push(b);
+    }
+    let out = gpu.storage(&format!("{} output {:?}", op.name(), out_shape), (numel(&out_shape) * 4) as u64)?;
+    let mut scratch = Vec::new();
+    for (i, n) in low.scratch.iter().enumerate() {
+        scratch.push(gpu.storage(&format!("{} scratch {i}", op.name()), (*n * 4) as u64)?);
+    }
+    let blocks: Vec<&[u32]> = low.dispatches.iter().map(|d| d.params.as_slice()).collect();
+    let (udata, offsets) = pack_uniforms(&blocks);
+    let ubuf = gpu.uniform_buffer(&udata);
+    let mut groups = Vec::new();
+    for (d, off) in low.dispatches.iter().zip(&offsets) {
+        let pipe = gpu.pipeline(d.shader, d.entry, &d.constants)?;
+        let bufs: Vec<&wgpu::Buffer> = d
+            .bindings
+            .iter()
+            .map(|s| match *s {
+                Slot::Input(i) => &in_bufs[i],
+                Slot::Output => &out,
+                Slot::Scratch(i) => &scratch[i],
+            })
+            .collect();
+        let bg = gpu.bind_group(&pipe, (&ubuf, *off, uniform_size(d.params.len())), &bufs);
+        groups.push((pipe, bg, d.workgroups));
+    }
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for (pipe, bg, wg) in &groups {
+            pass.set_pipeline(pipe);
+            pass.set_bind_group(0, bg, &[]);
+            pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
+        }
+    }
+    gpu.queue.submit([enc.finish()]);
+    gpu.wait().map_err(|e| Error::Gpu(format!("{}: {e}", op.name())))?;
+    let writes = op.writes();
+    if writes.is_empty() {
+        let data = gpu.read::<f32>(&out, 0, numel(&out_shape))?;
+        Ok(vec![Host::new(&out_shape, data)])
+    } else {
+        writes
+            .iter()
+            .map(|&i| Ok(Host::new(&inputs[i].shape, gpu.read::<f32>(&in_bufs[i], 0, inputs[i].data.len())?)))
+            .collect()
+    }
+}

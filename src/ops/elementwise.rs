@@ -1,0 +1,269 @@
+//! Elementwise ops over `shaders/elementwise.wgsl`: activations and their gradients,
+//! linear combinations, products, bias, fill.
+use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use crate::error::Result;
+use crate::gpu::grid;
+use std::sync::Arc;
+
+const WG: usize = 256;
+
+/// Unary functions `y = f(x)`, one `FN` constant each in the shader.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MapFn {
+    Relu,
+    LeakyRelu(f32),
+    Tanh,
+    Exp,
+    Square,
+    /// `a * x + b`
+    Affine(f32, f32),
+}
+
+impl MapFn {
+    fn code(self) -> (u32, f32, f32) {
+        match self {
+            MapFn::Relu => (0, 0.0, 0.0),
+            MapFn::LeakyRelu(s) => (1, s, 0.0),
+            MapFn::Tanh => (2, 0.0, 0.0),
+            MapFn::Exp => (3, 0.0, 0.0),
+            MapFn::Square => (4, 0.0, 0.0),
+            MapFn::Affine(a, b) => (5, a, b),
+        }
+    }
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            MapFn::Relu => x.max(0.0),
+            MapFn::LeakyRelu(s) => if x > 0.0 { x } else { s * x },
+            MapFn::Tanh => x.tanh(),
+            MapFn::Exp => x.exp(),
+            MapFn::Square => x * x,
+            MapFn::Affine(a, b) => a * x + b,
+        }
+    }
+    /// Whether the derivative is written in terms of the output (else the input).
+    fn grad_from_output(self) -> bool {
+        matches!(self, MapFn::Tanh | MapFn::Exp)
+    }
+    fn deriv(self, xy: f32) -> f32 {
+        match self {
+            MapFn::Relu => if xy > 0.0 { 1.0 } else { 0.0 },
+            MapFn::LeakyRelu(s) => if xy > 0.0 { 1.0 } else { s },
+            MapFn::Tanh => 1.0 - xy * xy,
+            MapFn::Exp => xy,
+            MapFn::Square => 2.0 * xy,
+            MapFn::Affine(a, _) => a,
+        }
+    }
+}
+
+fn ew(entry: &'static str, fnc: u32, params: Vec<u32>, bindings: Vec<Slot>, n: usize) -> Lowered {
+    Lowered::one(Dispatch {
+        shader: "elementwise",
+        entry,
+        constants: vec![("FN".into(), fnc as f64)],
+        params,
+        bindings,
+        workgroups: grid(n, WG),
+    })
+}
+
+/// `y = f(x)`.
+#[derive(Debug)]
+pub struct Map(pub MapFn);
+
+impl Op for Map {
+    fn name(&self) -> String {
+        format!("map {:?}", self.0)
+    }
+    fn shape(&self, i: &[&[usize]]) -> Result<Vec<usize>> {
+        arity("map", i, 1)?;
+        Ok(i[0].to_vec())
+    }
+    fn lower(&self, _i: &[&[usize]], out: &[usize], _t: &Target) -> Result<Lowered> {
+        let (c, a, b) = self.0.code();
+        let n = numel(out);
+        Ok(ew("map", c, words(&[Word::U(n as u32), Word::F(a), Word::F(b)]), vec![Slot::Input(0), Slot::Output], n))
+    }
+    fn cpu(&self, i: &[&Host]) -> Vec<Host> {
+        vec![Host::new(&i[0].shape, i[0].data.iter().map(|&x| self.0.apply(x)).collect())]
+    }
+    fn vjp(&self, b: &mut dyn Builder, i: &[Tid], out: Tid, dout: Tid) -> Vec<Option<Tid>> {
+        if let MapFn::Affine(a, _) = self.0 {
+            return vec![Some(b.push(Arc::new(Map(MapFn::Affine(a, 0.0))), &[dout]))];
+        }
+        let xy = if self.0.grad_from_output() { out } else { i[0] };
+        vec![Some(b.push(Arc::new(MapGrad(self.0)), &[xy, dout]))]
+    }
+}
+
+/// `dx = dy * f'(xy)`, where `xy` is the forward output for tanh and exp, else the input.
+#[derive(Debug)]
+pub struct MapGrad(pub MapFn);
+
+impl Op for MapGrad {
+    fn name(&self) -> String {
+        format!("map_grad {:?}", self.0)
+    }
+    fn shape(&self, i: &[&[usize]]) -> Result<Vec<usize>> {
+        arity("map_grad", i, 2)?;
+        same("map_grad", i[0], i[1])?;
+        Ok(i[0].to_vec())
+    }
+    fn lower(&self, _i: &[&[usize]], out: &[usize], _t: &Target) -> Result<Lowered> {
+        let (c, a, b) = self.0.code();
+        let n = numel(out);
+        Ok(ew(
+            "map_grad",
+            c,
+            words(&[Word::U(n as u32), Word::F(a), Word::F(b)]),
+            vec![Slot::Input(0), Slot::Input(1), Slot::Output],
+            n,
+        ))
+    }
+    fn cpu(&self, i: &[&Host]) -> Vec<Host> {
+        let d = i[0].data.iter().zip(&i[1].data).map(|(&xy, &dy)| dy * self.0.deriv(xy)).collect();
+        vec![Host::new(&i[0].shape, d)]
+    }
+    fn vjp(&self, _b: &mut dyn Builder, _i: &[Tid], _o: Tid, _d: Tid) -> Vec<Option<Tid>> {
+        // Second derivatives are not needed by the method (Langevin gradients are first order).
+        vec![None, None]
+    }
+}
+
+/// Binary elementwise op on equal shapes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Zip {
+    /// `a * x + b * y` (add, sub, axpy)
+    Lin(f32, f32),
+    /// `a * x * y`
+    Mul(f32),
+}
+
+impl Op for Zip {
+    fn name(&self) -> String {
+        format!("{self:?}")
+    }
+    fn shape(&self, i: &[&[usize]]) -> Result<Vec<usize>> {
+        arity("zip", i, 2)?;
+        same(&self.name(), i[0], i[1])?;
+        Ok(i[0].to_vec())
+    }
+    fn lower(&self, _i: &[&[usize]], out: &[usize], _t: &Target) -> Result<Lowered> {
+        let n = numel(out);
+        let (c, a, b) = match *self {
+            Zip::Lin(a, b) => (0, a, b),
+            Zip::Mul(a) => (1, a, 0.0),
+        };
+        Ok(ew(
+            "zip",
+            c,
+            words(&[Word::U(n as u32), Word::F(a), Word::F(b)]),
+            vec![Slot::Input(0), Slot::Input(1), Slot::Output],
+            n,
+        ))
+    }
+    fn cpu(&self, i: &[&Host]) -> Vec<Host> {
+        let d = i[0]
+            .data
+            .iter()
+            .zip(&i[1].data)
+            .map(|(&x, &y)| match *self {
+                Zip::Lin(a, b) => a * x + b * y,
+                Zip::Mul(a) => a * x * y,
+            })
+            .collect();
+        vec![Host::new(&i[0].shape, d)]
+    }
+    fn vjp(&self, b: &mut dyn Builder, i: &[Tid], _o: Tid, dout: Tid) -> Vec<Option<Tid>> {
+        match *self {
+            Zip::Lin(a, c) => vec![
+                Some(b.push(Arc::new(Map(MapFn::Affine(a, 0.0))), &[dout])),
+                Some(b.push(Arc::new(Map(MapFn::Affine(c, 0.0))), &[dout])),
+            ],
+            Zip::Mul(a) => vec![
+                Some(b.push(Arc::new(Zip::Mul(a)), &[dout, i[1]])),
+                Some(b.push(Arc::new(Zip::Mul(a)), &[dout, i[0]])),
+            ],
+        }
+    }
+}
+
+/// A constant tensor.
+#[derive(Debug)]
+pub struct Fill {
+    pub shape: Vec<usize>,
+    pub value: f32,
+}
+
+impl Op for Fill {
+    fn name(&self) -> String {
+        format!("fill {}", self.value)
+    }
+    fn shape(&self, i: &[&[usize]]) -> Result<Vec<usize>> {
+        arity("fill", i, 0)?;
+        Ok(self.shape.clone())
+    }
+    fn lower(&self, _i: &[&[usize]], out: &[usize], _t: &Target) -> Result<Lowered> {
+        let n = numel(out);
+        Ok(ew("fill", 0, words(&[Word::U(n as u32), Word::F(self.value)]), vec![Slot::Output], n))
+    }
+    fn cpu(&self, _i: &[&Host]) -> Vec<Host> {
+        vec![Host::new(&self.shape, vec![self.value; numel(&self.shape)])]
+    }
+    fn vjp(&self, _b: &mut dyn Builder, _i: &[Tid], _o: Tid, _d: Tid) -> Vec<Option<Tid>> {
+        vec![]
+    }
+}
+
+/// `y = x + bias[c]`, where `c` indexes axis `axis` of `x` (1 for NCHW images, last for rows).
+#[derive(Debug)]
+pub struct AddBias {
+    pub axis: usize,
+}
+
+impl AddBias {
+    fn view(&self, s: &[usize]) -> (usize, usize, usize) {
+        (s[..self.axis].iter().product(), s[self.axis], s[self.axis + 1..].iter().product())
+    }
+}
+
+impl Op for AddBias {
+    fn name(&self) -> String {
+        format!("add_bias axis {}", self.axis)
+    }
+    fn shape(&self, i: &[&[usize]]) -> Result<Vec<usize>> {
+        arity("add_bias", i, 2)?;
+        if self.axis >= i[0].len() || i[1] != [i[0][self.axis]] {
+            return crate::shape_err!("add_bias: bias {:?} does not match axis {} of {:?}", i[1], self.axis, i[0]);
+        }
+        Ok(i[0].to_vec())
+    }
+    fn lower(&self, i: &[&[usize]], out: &[usize], _t: &Target) -> Result<Lowered> {
+        let n = numel(out);
+        let (_, c, inner) = self.view(i[0]);
+        Ok(ew(
+            "add_bias",
+            0,
+            words(&[Word::U(n as u32), Word::F(0.0), Word::F(0.0), Word::U(inner as u32), Word::U(c as u32)]),
+            vec![Slot::Input(0), Slot::Input(1), Slot::Output],
+            n,
+        ))
+    }
+    fn cpu(&self, i: &[&Host]) -> Vec<Host> {
+        let (_, c, inner) = self.view(&i[0].shape);
+        let d = i[0].data.iter().enumerate().map(|(k, &x)| x + i[1].data[(k / inner) % c]).collect();
+        vec![Host::new(&i[0].shape, d)]
+    }
+    fn vjp(&self, b: &mut dyn Builder, i: &[Tid], _o: Tid, dout: Tid) -> Vec<Option<Tid>> {
+        let s = b.shape(i[0]);
+        // Sum everything but the bias axis: first the axes after it, then the ones before.
+        let mut g = dout;
+        if self.axis + 1 < s.len() {
+            g = b.push(Arc::new(super::reduce::Reduce::sum(self.axis + 1, s.len())), &[g]);
+        }
+        if self.axis > 0 {
+            g = b.push(Arc::new(super::reduce::Reduce::sum(0, self.axis)), &[g]);
+        }
+        vec![Some(dout), Some(g)]
+    }
+}

@@ -1,0 +1,152 @@
+//! Ops: one Rust wrapper beside each `shaders/<family>.wgsl`. An op knows
+//! - its output shape (`shape`),
+//! - the GPU work that computes it (`lower`: dispatches of WGSL entry points),
+//! - a plain-Rust reference that tests compare the GPU against (`cpu`),
+//! - its gradient, written as more ops through a [`Builder`] (`vjp`).
+//! Ops never see the graph or the executor: `Builder` is the only door upwards.
+use crate::error::Result;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+pub mod eager;
+pub mod elementwise;
+pub mod reduce;
+
+/// A tensor in the graph that is being built (an index; the graph owns shapes and buffers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tid(pub usize);
+
+/// A host tensor: f32, row-major (NCHW for images).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Host {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Host {
+    pub fn new(shape: &[usize], data: Vec<f32>) -> Host {
+        assert_eq!(numel(shape), data.len(), "Host::new: shape {shape:?} vs {} values", data.len());
+        Host { shape: shape.to_vec(), data }
+    }
+    pub fn zeros(shape: &[usize]) -> Host {
+        Host { shape: shape.to_vec(), data: vec![0.0; numel(shape)] }
+    }
+}
+
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// What a dispatch binds at one storage binding (bindings 1.. in order; 0 is the uniform).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Input(usize),
+    Output,
+    /// Temporary buffer `i` from `Lowered::scratch`, live only during this op.
+    Scratch(usize),
+}
+
+/// One compute dispatch of a WGSL entry point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dispatch {
+    /// File stem in `shaders/`.
+    pub shader: &'static str,
+    pub entry: &'static str,
+    /// Pipeline-overridable constants (tile sizes, variants).
+    pub constants: Vec<(String, f64)>,
+    /// The uniform block at binding 0, as 32-bit words (f32 values via `to_bits`).
+    pub params: Vec<u32>,
+    pub bindings: Vec<Slot>,
+    pub workgroups: [u32; 3],
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Lowered {
+    pub dispatches: Vec<Dispatch>,
+    /// Sizes, in f32 elements, of scratch buffers.
+    pub scratch: Vec<usize>,
+}
+
+impl Lowered {
+    pub fn one(d: Dispatch) -> Lowered {
+        Lowered { dispatches: vec![d], scratch: vec![] }
+    }
+}
+
+/// What the kernels may assume about the device they are lowered for.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub max_workgroup_storage: u32,
+    pub max_invocations: u32,
+    pub subgroups: bool,
+    /// Name of the GEMM tile variant (see `ops::gemm`); chosen per adapter by the bench.
+    pub gemm_variant: String,
+}
+
+impl Target {
+    /// WebGPU's default limits, no optional features: what a browser is guaranteed.
+    pub fn webgpu() -> Target {
+        Target {
+            max_workgroup_storage: 16384,
+            max_invocations: 256,
+            subgroups: false,
+            gemm_variant: String::new(),
+        }
+    }
+}
+
+/// Builds ops into a graph; gradient rules use it to emit their backward ops.
+pub trait Builder {
+    /// Appends `op` applied to `inputs`. Shapes are known to fit when called from a `vjp`.
+    fn push(&mut self, op: Arc<dyn Op>, inputs: &[Tid]) -> Tid;
+    fn shape(&self, t: Tid) -> Vec<usize>;
+}
+
+pub trait Op: Debug + Send + Sync {
+    /// Short name used in plans and error messages.
+    fn name(&self) -> String;
+    /// Output shape for these input shapes, or an error naming the op and the mismatch.
+    /// Effect ops (that only write inputs in place) return `[0]`.
+    fn shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>>;
+    fn lower(&self, inputs: &[&[usize]], out: &[usize], target: &Target) -> Result<Lowered>;
+    /// Reference result. Ordinary ops return `[output]`; effect ops return the new values of
+    /// the inputs listed by `writes`, in that order.
+    fn cpu(&self, inputs: &[&Host]) -> Vec<Host>;
+    /// Gradients with respect to each input given `dout`, the gradient of the output;
+    /// `None` where an input gets no gradient.
+    fn vjp(&self, b: &mut dyn Builder, inputs: &[Tid], out: Tid, dout: Tid) -> Vec<Option<Tid>>;
+    /// Inputs this op overwrites in place (Adam, Langevin updates). They must be variables.
+    fn writes(&self) -> Vec<usize> {
+        vec![]
+    }
+}
+
+/// Packs mixed u32/f32 uniform values.
+pub fn words(items: &[Word]) -> Vec<u32> {
+    items.iter().map(|w| match *w {
+        Word::U(u) => u,
+        Word::F(f) => f.to_bits(),
+    }).collect()
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Word {
+    U(u32),
+    F(f32),
+}
+
+/// Checks the number of inputs of `op`.
+pub fn arity(op: &str, inputs: &[&[usize]], n: usize) -> Result<()> {
+    if inputs.len() != n {
+        return crate::shape_err!("{op} takes {n} inputs, got {}", inputs.len());
+    }
+    Ok(())
+}
+
+/// Checks that two shapes are equal.
+pub fn same(op: &str, a: &[usize], b: &[usize]) -> Result<()> {
+    if a != b {
+        return crate::shape_err!("{op}: shapes {a:?} and {b:?} differ");
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! Elementwise and reduction kernels against their CPU references.
+//! Tolerance: elementwise results are single f32 operations (tanh/exp within a few ulp on
+//! lavapipe and in Rust's libm), so 1e-5 relative + 1e-6 absolute. Reductions sum up to a few
+//! hundred terms in a different order from the f64 reference: 1e-4 relative + 1e-5 absolute.
+mod common;
+use common::*;
+use mmebm::ops::elementwise::{AddBias, Fill, Map, MapFn, MapGrad, Zip};
+use mmebm::ops::reduce::{Broadcast, Reduce, ReduceKind};
+use mmebm::ops::{eager, Op};
+
+const SHAPES: &[&[usize]] = &[&[1], &[7], &[1, 3, 5, 5], &[3, 17, 9], &[2, 300, 300]];
+
+fn check(op: &dyn Op, inputs: &[&mmebm::ops::Host], rtol: f32, atol: f32) {
+    let got = eager::run(gpu(), op, inputs).unwrap();
+    let want = op.cpu(inputs);
+    for (g, w) in got.iter().zip(&want) {
+        let shape = inputs.first().map(|h| h.shape.clone()).unwrap_or_default();
+        assert_close(&format!("{} on {shape:?}", op.name()), g, w, rtol, atol);
+    }
+}
+
+#[test]
+fn maps_and_grads_match_cpu() {
+    let fns = [MapFn::Relu, MapFn::LeakyRelu(0.2), MapFn::Tanh, MapFn::Exp, MapFn::Square, MapFn::Affine(-1.5, 0.25)];
+    for (k, s) in SHAPES.iter().enumerate() {
+        let x = rand_host(s, k as u64, -3.0, 3.0);
+        let dy = rand_host(s, 100 + k as u64, -1.0, 1.0);
+        for f in fns {
+            check(&Map(f), &[&x], 1e-5, 1e-6);
+            check(&MapGrad(f), &[&x, &dy], 1e-5, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn zips_fill_bias_match_cpu() {
+    for (k, s) in SHAPES.iter().enumerate() {
+        let x = rand_host(s, k as u64, -3.0, 3.0);
+        let y = rand_host(s, 50 + k as u64, -3.0, 3.0);
+        check(&Zip::Lin(1.0, 1.0), &[&x, &y], 1e-5, 1e-6);
+        check(&Zip::Lin(0.5, -2.0), &[&x, &y], 1e-5, 1e-6);
+        check(&Zip::Mul(3.0), &[&x, &y], 1e-5, 1e-6);
+        check(&Fill { shape: s.to_vec(), value: 0.37 }, &[], 0.0, 0.0);
+        for axis in 0..s.len() {
+            let b = rand_host(&[s[axis]], 7, -1.0, 1.0);
+            check(&AddBias { axis }, &[&x, &b], 1e-5, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn reductions_match_cpu() {
+    for (k, s) in SHAPES.iter().enumerate() {
+        let x = rand_host(s, k as u64, -3.0, 3.0);
+        for start in 0..s.len() {
+            for end in start + 1..=s.len() {
+                for kind in [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::SumSq] {
+                    let r = Reduce { kind, start, end };
+                    check(&r, &[&x], 1e-4, 1e-5);
+                    let out = r.shape(&[s]).unwrap();
+                    let d = rand_host(&out, 9, -1.0, 1.0);
+                    check(&Broadcast { start, end, shape: s.to_vec(), scale: 0.5 }, &[&d], 1e-6, 0.0);
+                }
+            }
+        }
+    }
+}
+
