@@ -7,6 +7,8 @@ impl Target {
     /// What `gpu` allows, with the GEMM variant left to `ops::gemm`'s default for it.
     pub fn of(gpu: &Gpu) -> Target {
         Target {
+            max_binding_bytes: gpu.limits.max_storage_buffer_binding_size,
+            max_workgroups: gpu.limits.max_compute_workgroups_per_dimension,
             max_workgroup_storage: gpu.limits.max_compute_workgroup_storage_size,
             max_invocations: gpu.limits.max_compute_invocations_per_workgroup,
             subgroups: gpu.has_subgroups(),

@@ -50,3 +50,71 @@ pub fn assert_close(what: &str, got: &Host, want: &Host, rtol: f32, atol: f32) {
         );
     }
 }
+
+use mmebm::graph::{Executable, Graph, Store};
+use mmebm::ops::{Target, Tid};
+use std::collections::HashMap;
+
+/// Compiles `g`, uploads `vars`, replays once, returns the store.
+pub fn run_graph(g: &Graph, vars: &HashMap<String, Host>) -> (Store, Executable) {
+    let plan = g.compile(&Target::of(gpu())).unwrap();
+    let mut store = Store::new();
+    for (k, v) in vars {
+        store.set(gpu(), k, v).unwrap();
+    }
+    let exe = Executable::new(gpu(), &plan, &mut store).unwrap();
+    exe.run(gpu(), 1).unwrap();
+    (store, exe)
+}
+
+/// Checks the GPU gradients of scalar `loss` w.r.t. variables `wrt` against central finite
+/// differences of the CPU reference forward pass, at `samples` coordinates per variable.
+/// The CPU forward is f32, so eps must be large enough that rounding (~1e-7 * |loss| / eps)
+/// stays below the tolerance; coordinates where one-sided differences disagree (a ReLU kink or
+/// pooling tie within eps) are skipped, and at most a quarter may be.
+pub fn gradcheck(g: &mut Graph, loss: Tid, wrt: &[&str], vars: &HashMap<String, Host>, eps: f32, rtol: f32, atol: f32, samples: usize) {
+    let tids: Vec<Tid> = wrt.iter().map(|n| {
+        let shape = vars[*n].shape.clone();
+        g.var(n, &shape).unwrap()
+    }).collect();
+    let grads = g.grad(loss, &tids).unwrap();
+    g.output("loss", loss);
+    for (k, t) in grads.iter().enumerate() {
+        g.output(&format!("grad{k}"), *t);
+    }
+    let (store, _exe) = run_graph(g, vars);
+    let f = |vs: &HashMap<String, Host>| -> f64 {
+        let mut vs = vs.clone();
+        g.eval_cpu(&mut vs, Some(loss)).unwrap()[loss.0].as_ref().unwrap().data[0] as f64
+    };
+    let l_gpu = store.get(gpu(), "loss").unwrap().data[0] as f64;
+    let l_cpu = f(vars);
+    assert!((l_gpu - l_cpu).abs() <= 1e-3 * l_cpu.abs().max(1.0), "loss: gpu {l_gpu} cpu {l_cpu}");
+    for (k, name) in wrt.iter().enumerate() {
+        let gg = store.get(gpu(), &format!("grad{k}")).unwrap();
+        let n = gg.data.len();
+        let mut skipped = 0;
+        let picks: Vec<usize> = if n <= samples { (0..n).collect() } else { (0..samples).map(|s| (s * 7919 + 13) % n).collect() };
+        for &j in &picks {
+            let mut vs = vars.clone();
+            let x0 = vs[*name].data[j];
+            vs.get_mut(*name).unwrap().data[j] = x0 + eps;
+            let lp = f(&vs);
+            vs.get_mut(*name).unwrap().data[j] = x0 - eps;
+            let lm = f(&vs);
+            let fd = (lp - lm) / (2.0 * eps as f64);
+            let (fwd, bwd) = ((lp - l_cpu) / eps as f64, (l_cpu - lm) / eps as f64);
+            if (fwd - bwd).abs() > (0.1 * fd.abs()).max(10.0 * atol as f64) {
+                skipped += 1;
+                continue;
+            }
+            let an = gg.data[j] as f64;
+            assert!(
+                (an - fd).abs() <= atol as f64 + rtol as f64 * fd.abs().max(an.abs()),
+                "d loss / d {name}[{j}] of {:?}: gpu {an} vs finite difference {fd} (eps {eps}, rtol {rtol}, atol {atol})",
+                gg.shape
+            );
+        }
+        assert!(skipped * 4 <= picks.len(), "{name}: {skipped} of {} coordinates sat on kinks", picks.len());
+    }
+}

@@ -1,0 +1,35 @@
+//! Every shaders/*.wgsl parses and validates with naga: no GPU needed, so a broken shader is
+//! caught on any machine. Also checks the binding conventions the executor relies on.
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+#[test]
+fn every_shader_parses_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().and_then(|s| s.to_str()) != Some("wgsl") {
+            continue;
+        }
+        n += 1;
+        let src = std::fs::read_to_string(&path).unwrap();
+        let module = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
+        let info = Validator::new(ValidationFlags::all(), Capabilities::all())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
+        // Binding 0 of group 0 is the uniform block, and every entry point reads it
+        // (pipelines use auto layout, and the executor always binds it).
+        let uniform = module
+            .global_variables
+            .iter()
+            .find(|(_, v)| v.binding.as_ref().map(|b| (b.group, b.binding)) == Some((0, 0)))
+            .unwrap_or_else(|| panic!("{}: no uniform at @group(0) @binding(0)", path.display()));
+        assert_eq!(uniform.1.space, naga::AddressSpace::Uniform, "{}: binding 0 must be var<uniform>", path.display());
+        for (k, ep) in module.entry_points.iter().enumerate() {
+            let used = !info.get_entry_point(k)[uniform.0].is_empty();
+            assert!(used, "{}: entry point '{}' does not read the uniform at binding 0", path.display(), ep.name);
+        }
+    }
+    assert!(n >= 2, "found only {n} shaders in {}", dir.display());
+}
