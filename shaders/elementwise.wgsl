@@ -87,3 +87,13 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = index(gid, nwg);
     if (i < p.n) { out[i] = p.a; }
 }
+
+// dst = a * src + b, in place into a variable (chain initialisation, state resets).
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+
+@compute @workgroup_size(WG)
+fn assign(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i < p.n) { dst[i] = p.a * src[i] + p.b; }
+}

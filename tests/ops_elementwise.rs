@@ -66,3 +66,13 @@ fn reductions_match_cpu() {
     }
 }
 
+
+#[test]
+fn assign_writes_the_variable() {
+    use mmebm::ops::elementwise::Assign;
+    for s in SHAPES {
+        let v = rand_host(s, 1, -1.0, 1.0);
+        let x = rand_host(s, 2, -1.0, 1.0);
+        check(&Assign { a: 2.0, b: -0.5 }, &[&v, &x], 1e-6, 1e-6);
+    }
+}

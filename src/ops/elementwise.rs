@@ -267,3 +267,48 @@ impl Op for AddBias {
         vec![Some(dout), Some(g)]
     }
 }
+
+/// Effect: `var = a * value + b` (inputs `[var, value]`, equal element counts).
+#[derive(Debug)]
+pub struct Assign {
+    pub a: f32,
+    pub b: f32,
+}
+
+impl Assign {
+    pub fn copy() -> Assign {
+        Assign { a: 1.0, b: 0.0 }
+    }
+}
+
+impl Op for Assign {
+    fn name(&self) -> String {
+        "assign".into()
+    }
+    fn shape(&self, i: &[&[usize]]) -> Result<Vec<usize>> {
+        arity("assign", i, 2)?;
+        if numel(i[0]) != numel(i[1]) {
+            return crate::shape_err!("assign: value {:?} does not fit variable {:?}", i[1], i[0]);
+        }
+        Ok(vec![0])
+    }
+    fn lower(&self, i: &[&[usize]], _out: &[usize], _t: &Target) -> Result<Lowered> {
+        let n = numel(i[0]);
+        Ok(ew(
+            "assign",
+            0,
+            words(&[Word::U(n as u32), Word::F(self.a), Word::F(self.b)]),
+            vec![Slot::Input(0), Slot::Input(1)],
+            n,
+        ))
+    }
+    fn cpu(&self, i: &[&Host]) -> Vec<Host> {
+        vec![Host::new(&i[0].shape, i[1].data.iter().map(|v| self.a * v + self.b).collect())]
+    }
+    fn vjp(&self, _b: &mut dyn Builder, _i: &[Tid], _o: Tid, _d: Tid) -> Vec<Option<Tid>> {
+        vec![None, None]
+    }
+    fn writes(&self) -> Vec<usize> {
+        vec![0]
+    }
+}
