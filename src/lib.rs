@@ -2,10 +2,17 @@
 //!
 //! Layers, lowest first (a layer never imports one above it):
 //! `gpu` (device, buffers, pipelines) → `ops` (one Rust wrapper beside each WGSL file, with its
-//! CPU reference and its gradient rule) → `graph` (build, differentiate, plan, replay).
+//! CPU reference and its gradient rule) → `graph` (build, differentiate, plan, replay) → `nn`
+//! (layers, parameters) → `model` (EBM, generator, encoder) → `train` (cooperative learning) and
+//! `sample` (generation) → binaries. `data` (datasets, grids) stands beside, on the CPU.
 pub mod error;
 pub mod gpu;
 pub mod ops;
 pub mod graph;
+pub mod data;
+pub mod nn;
+pub mod model;
+pub mod train;
+pub mod sample;
 
 pub use error::{Error, Result};

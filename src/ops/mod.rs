@@ -11,6 +11,14 @@ use std::sync::Arc;
 pub mod eager;
 pub mod elementwise;
 pub mod reduce;
+pub mod pool;
+pub mod copy;
+pub mod logsumexp;
+pub mod gaussian;
+pub mod random;
+pub mod adam;
+pub mod gemm;
+pub mod conv;
 
 /// A tensor in the graph that is being built (an index; the graph owns shapes and buffers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,6 +84,10 @@ impl Lowered {
 /// What the kernels may assume about the device they are lowered for.
 #[derive(Clone, Debug)]
 pub struct Target {
+    /// Largest storage binding in bytes.
+    pub max_binding_bytes: u64,
+    /// Largest workgroup count in one dimension.
+    pub max_workgroups: u32,
     pub max_workgroup_storage: u32,
     pub max_invocations: u32,
     pub subgroups: bool,
@@ -87,6 +99,8 @@ impl Target {
     /// WebGPU's default limits, no optional features: what a browser is guaranteed.
     pub fn webgpu() -> Target {
         Target {
+            max_binding_bytes: 128 << 20,
+            max_workgroups: 65535,
             max_workgroup_storage: 16384,
             max_invocations: 256,
             subgroups: false,

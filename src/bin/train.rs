@@ -1,0 +1,294 @@
+//! `train`: cooperative learning of the multimodal EBM, generator and encoder.
+//!
+//!     cargo run --release --bin train                       # configs/quick.toml, built-in data
+//!     cargo run --release --bin train -- --config configs/polymnist.toml --data ~/PolyMNIST
+//!     cargo run --release --bin train -- --out runs/quick --resume
+//!     cargo run --release --bin train -- --set langevin.kx=30 --set train.batch=32
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use mmebm::data::prefetch::{Prefetch, SamplerState};
+use mmebm::data::{grid::save_grid, polymnist::load_polymnist, synthetic::synthetic, Dataset};
+use mmebm::gpu::{Gpu, GpuOptions};
+use mmebm::model::Config;
+use mmebm::sample::Sampler;
+use mmebm::train::{checkpoint, Trainer, METRICS};
+use mmebm::{Error, Result};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+const DEFAULT_CONFIG: &str = include_str!("../../configs/quick.toml");
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
+#[derive(Parser, Debug)]
+#[command(about = "Train a multimodal EBM with a shared-latent generator and a mixture-of-experts encoder (MCMC revision)")]
+struct Args {
+    /// TOML config (see configs/); default: configs/quick.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// PolyMNIST folder (train/m0..m4, test/...); default: the built-in synthetic dataset.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output folder for metrics, sample grids and checkpoints; default: runs/<config name>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from <out>/checkpoint.safetensors.
+    #[arg(long)]
+    resume: bool,
+    /// Override one config value, e.g. --set langevin.kx=30 (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    sets: Vec<String>,
+    /// Seed for initialisation, data order and every chain (train.seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Total iterations (train.iterations).
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// wgpu backend: vulkan, metal, dx12 or gl.
+    #[arg(long)]
+    backend: Option<String>,
+    /// Print one line per log step instead of a progress bar.
+    #[arg(long)]
+    plain: bool,
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn load_data(cfg: &Config, dir: &Option<PathBuf>) -> Result<(Dataset, Dataset)> {
+    match dir {
+        Some(d) => {
+            let (tr, te) = load_polymnist(d)?;
+            for n in tr.notes().iter().chain(te.notes()) {
+                eprintln!("note: {n}");
+            }
+            Ok((tr, te))
+        }
+        None => Ok(synthetic(cfg.data.train_size, cfg.data.test_size, cfg.data.seed)),
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let (mut cfg, name) = match &args.config {
+        Some(p) => (Config::load(p)?, p.file_stem().and_then(|s| s.to_str()).unwrap_or("run").to_string()),
+        None => (Config::from_toml(DEFAULT_CONFIG, "configs/quick.toml (built in)")?, "quick".to_string()),
+    };
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let ckpt_path = out.join(CHECKPOINT);
+    let resume = if args.resume {
+        if !ckpt_path.exists() {
+            return Err(Error::Io(format!("--resume: no checkpoint at {}", ckpt_path.display())));
+        }
+        let (tensors, meta) = checkpoint::load(&ckpt_path)?;
+        // The checkpoint's config defines the model; command-line overrides still apply.
+        let text = meta.get("config").ok_or_else(|| Error::Io(format!("{}: no config in metadata", ckpt_path.display())))?;
+        cfg = Config::from_toml(text, &format!("{} (config)", ckpt_path.display()))?;
+        Some((tensors, meta))
+    } else {
+        if ckpt_path.exists() {
+            return Err(Error::Config(format!(
+                "{} already holds a checkpoint; pass --resume to continue it or --out to start elsewhere",
+                out.display()
+            )));
+        }
+        None
+    };
+    for s in &args.sets {
+        cfg.set(s)?;
+    }
+    if let Some(s) = args.seed {
+        cfg.train.seed = s;
+    }
+    if let Some(n) = args.iterations {
+        cfg.train.iterations = n;
+    }
+    cfg.validate()?;
+
+    let t_data = Instant::now();
+    let (train_set, test_set) = load_data(&cfg, &args.data)?;
+    let modalities = train_set.modalities();
+    let image = train_set.image_shape();
+    eprintln!(
+        "data: {} ({} train, {} test, {modalities} modalities of {:?}) in {:.1}s",
+        args.data.as_ref().map(|d| d.display().to_string()).unwrap_or("built-in synthetic".into()),
+        train_set.len(),
+        test_set.len(),
+        image,
+        t_data.elapsed().as_secs_f64()
+    );
+    let gpu = Gpu::new(&GpuOptions { backend: args.backend.clone(), verbose: true, ..Default::default() })?;
+    let t_build = Instant::now();
+    let mut trainer = Trainer::new(&gpu, &cfg, modalities, image)?;
+    eprintln!(
+        "model: EBM {} / generator {} / encoder {} parameters; phases compiled in {:.1}s",
+        trainer.model.ebm.count(),
+        trainer.model.gen.count(),
+        trainer.model.enc.count(),
+        t_build.elapsed().as_secs_f64()
+    );
+    std::fs::create_dir_all(out.join("samples")).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
+    let mut sampler_state = SamplerState::new(cfg.train.seed);
+    if let Some((tensors, meta)) = &resume {
+        for name in trainer.state_names() {
+            let t = tensors.get(&name).ok_or_else(|| Error::Io(format!("{}: missing tensor '{name}'", ckpt_path.display())))?;
+            trainer.store.set(&gpu, &name, t)?;
+        }
+        trainer.iteration = meta.get("iteration").and_then(|s| s.parse().ok()).unwrap_or(0);
+        sampler_state = meta
+            .get("sampler")
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| Error::Io(format!("{}: no data-order state in metadata", ckpt_path.display())))?;
+        eprintln!("resumed at iteration {}", trainer.iteration);
+    }
+    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
+    let metrics_path = out.join("metrics.jsonl");
+    truncate_metrics(&metrics_path, trainer.iteration)?;
+    let mut metrics_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(|e| Error::Io(format!("{}: {e}", metrics_path.display())))?;
+
+    let mut prefetch = Prefetch::from_state(Arc::new(train_set), cfg.train.batch, sampler_state)?;
+    let preview_n = 8.min(test_set.len());
+    let preview_x = test_set.batch(&(0..preview_n).collect::<Vec<_>>());
+    let mut preview = if cfg.model.generator { Some(Sampler::new(&gpu, &mut trainer.store, &trainer.model, preview_n, &cfg.langevin, 12345)?) } else { None };
+
+    let total = cfg.train.iterations;
+    let bar = if args.plain { ProgressBar::hidden() } else { ProgressBar::new(total) };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} it  {per_sec}  ETA {eta}  {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(trainer.iteration);
+    let start = Instant::now();
+    let start_iter = trainer.iteration;
+    let mut last_state;
+    while trainer.iteration < total {
+        let batch = prefetch.next();
+        trainer.set_batch(&gpu, &batch.x)?;
+        let timed = trainer.iteration == start_iter || (trainer.iteration + 1) % cfg.train.log_every == 0;
+        let (m, phases) = if timed {
+            let (m, p) = trainer.step_timed(&gpu)?;
+            (m, Some(p))
+        } else {
+            (trainer.step(&gpu)?, None)
+        };
+        last_state = batch.next;
+        let it = trainer.iteration;
+        check_divergence(&cfg, &m, it)?;
+        let msg = METRICS.iter().zip(&m).take(5).map(|(k, v)| format!("{k} {v:.3}")).collect::<Vec<_>>().join("  ");
+        bar.set_position(it);
+        bar.set_message(msg.clone());
+        if it % cfg.train.log_every == 0 || it == total {
+            let mut line = format!("{{\"iteration\":{it},\"seconds\":{:.3}", start.elapsed().as_secs_f64());
+            for (k, v) in METRICS.iter().zip(&m) {
+                line.push_str(&format!(",\"{k}\":{}", json_num(*v)));
+            }
+            if let Some([a, b, c]) = phases {
+                line.push_str(&format!(",\"s_langevin_z\":{a:.4},\"s_langevin_x\":{b:.4},\"s_update\":{c:.4}"));
+            }
+            line.push('}');
+            writeln!(metrics_file, "{line}").map_err(|e| Error::Io(format!("{}: {e}", metrics_path.display())))?;
+            if args.plain {
+                eprintln!("iter {it}/{total}  {msg}");
+            }
+        }
+        if let Some(p) = &mut preview {
+            if it % cfg.train.sample_every == 0 || it == total {
+                write_previews(&gpu, &mut trainer, p, &preview_x, &out, it)?;
+            }
+        }
+        if it % cfg.train.checkpoint_every == 0 || it == total {
+            save_checkpoint(&gpu, &trainer, &cfg, last_state, &ckpt_path)?;
+        }
+    }
+    bar.finish();
+    let done = trainer.iteration - start_iter;
+    if done > 0 {
+        let s = start.elapsed().as_secs_f64();
+        eprintln!("{done} iterations in {s:.1}s ({:.2} s/iteration, {:.1} iterations/minute); outputs in {}", s / done as f64, 60.0 * done as f64 / s, out.display());
+    }
+    Ok(())
+}
+
+fn json_num(v: f32) -> String {
+    if v.is_finite() { format!("{v}") } else { "null".into() }
+}
+
+/// Stops the run on NaN/Inf or an exploding energy gap, naming the iteration and the quantity.
+/// The last good checkpoint stays as it is.
+fn check_divergence(cfg: &Config, m: &[f32], it: u64) -> Result<()> {
+    for (k, v) in METRICS.iter().zip(m) {
+        if !v.is_finite() {
+            return Err(Error::Diverged(format!("iteration {it}: {k} is {v}; the last good checkpoint is kept")));
+        }
+    }
+    let gap = (m[1] - m[2]).abs();
+    if gap > cfg.train.max_energy_gap {
+        return Err(Error::Diverged(format!(
+            "iteration {it}: |f(x) - f(x~)| = {gap:.3e} exceeds train.max_energy_gap = {:.1e}; lower train.lr_ebm or langevin.x_step. The last good checkpoint is kept",
+            cfg.train.max_energy_gap
+        )));
+    }
+    Ok(())
+}
+
+/// Drops metric lines past `iteration`, so a resumed run continues the sequence without repeats.
+fn truncate_metrics(path: &Path, iteration: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("iteration").and_then(|i| i.as_u64()))
+                .is_some_and(|i| i <= iteration)
+        })
+        .collect();
+    let mut body = kept.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    std::fs::write(path, body).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+}
+
+fn save_checkpoint(gpu: &Gpu, trainer: &Trainer, cfg: &Config, state: SamplerState, path: &Path) -> Result<()> {
+    let mut tensors = Vec::new();
+    for name in trainer.state_names() {
+        tensors.push((name.clone(), trainer.store.get(gpu, &name)?));
+    }
+    let mut meta = BTreeMap::new();
+    meta.insert("config".to_string(), cfg.to_toml());
+    meta.insert("iteration".to_string(), trainer.iteration.to_string());
+    meta.insert("sampler".to_string(), serde_json::to_string(&state).expect("plain data"));
+    meta.insert("modalities".to_string(), trainer.model.modalities.to_string());
+    meta.insert("image".to_string(), format!("{:?}", trainer.model.image));
+    checkpoint::save(path, &tensors, &meta)
+}
+
+fn write_previews(gpu: &Gpu, trainer: &mut Trainer, p: &mut Sampler, test_x: &[mmebm::ops::Host], out: &Path, it: u64) -> Result<()> {
+    let kx = trainer.cfg.langevin.kx;
+    let (gen, rev) = p.unconditional(gpu, &trainer.store, kx)?;
+    let dir = out.join("samples");
+    save_grid(&dir.join(format!("{it:06}_generator.png")), &gen)?;
+    save_grid(&dir.join(format!("{it:06}_ebm_revised.png")), &rev)?;
+    // Cross-modal: from modality 0 of test examples, the mean of its expert, decode all.
+    for (m, x) in test_x.iter().enumerate() {
+        trainer.store.set(gpu, &mmebm::sample::x_var(m), x)?;
+    }
+    let all: Vec<usize> = (0..p.modalities).collect();
+    let (_, enc) = p.compile(gpu, &mut trainer.store, |ph| ph.encode(&[0], true))?;
+    let (_, dec) = p.compile(gpu, &mut trainer.store, |ph| ph.decode(&all))?;
+    mmebm::graph::replay(gpu, &[(&enc, 1), (&dec, 1)])?;
+    let mut cols = vec![test_x[0].clone()];
+    cols.extend(p.read_x(gpu, &trainer.store)?);
+    save_grid(&dir.join(format!("{it:06}_cross_from_m0.png")), &cols)
+}

@@ -1,0 +1,227 @@
+//! The run configuration: one TOML file per experiment in `configs/`, every field with a default
+//! so a config only says what it changes; `--set section.key=value` overrides single fields.
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub langevin: LangevinConfig,
+    pub train: TrainConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Built-in synthetic dataset sizes (ignored with `--data DIR`).
+    pub train_size: usize,
+    pub test_size: usize,
+    /// Seed of the built-in dataset.
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Shared latent size d.
+    pub latent: usize,
+    /// Modality-specific latent size per modality (Ours-w, paper §3.3); 0 = Ours.
+    pub latent_w: usize,
+    /// EBM width nef.
+    pub ebm_width: usize,
+    /// Generator width (channels of the 7×7 map feeding the first transposed convolution).
+    pub gen_width: usize,
+    /// Encoder width.
+    pub enc_width: usize,
+    /// Generator noise σ of p(x_m | z) = N(g_m(z), σ² I).
+    pub sigma: f32,
+    /// false = "EBM alone": no generator or encoder, chains start from uniform noise (paper Fig. 2).
+    pub generator: bool,
+    /// false = independent generators: one latent per modality instead of a shared z.
+    pub shared_latent: bool,
+    /// false = independent inference models: each expert fits the revised z on its own
+    /// (sum of expert log-likelihoods) instead of through the mixture.
+    pub mixture: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LangevinConfig {
+    /// Data-space steps on the EBM, K_x.
+    pub kx: u32,
+    /// x ← x + x_step · ∇ₓf + x_noise · ε.
+    pub x_step: f32,
+    pub x_noise: f32,
+    /// Clamp chains to [-1, 1] after each step.
+    pub x_clamp: bool,
+    /// Latent-space steps on the generator posterior, K_z.
+    pub kz: u32,
+    /// z ← z + z_step · ∇_z log p(x, z) + z_noise · ε.
+    pub z_step: f32,
+    pub z_noise: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub batch: usize,
+    pub iterations: u64,
+    pub seed: u64,
+    pub lr_ebm: f32,
+    pub lr_gen: f32,
+    pub lr_enc: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub log_every: u64,
+    pub sample_every: u64,
+    pub checkpoint_every: u64,
+    /// Stop when |mean f(x) − mean f(x̃)| exceeds this.
+    pub max_energy_gap: f32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            langevin: LangevinConfig::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig { train_size: 10_000, test_size: 2_000, seed: 0 }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            latent: 32,
+            latent_w: 0,
+            ebm_width: 32,
+            gen_width: 32,
+            enc_width: 32,
+            sigma: 0.3,
+            generator: true,
+            shared_latent: true,
+            mixture: true,
+        }
+    }
+}
+
+impl Default for LangevinConfig {
+    fn default() -> Self {
+        LangevinConfig { kx: 10, x_step: 4.5, x_noise: 1e-3, x_clamp: true, kz: 10, z_step: 2e-4, z_noise: 2e-3 }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            batch: 64,
+            iterations: 2000,
+            seed: 1,
+            lr_ebm: 1e-4,
+            lr_gen: 3e-4,
+            lr_enc: 3e-4,
+            beta1: 0.0,
+            beta2: 0.9,
+            log_every: 10,
+            sample_every: 100,
+            checkpoint_every: 200,
+            max_energy_gap: 1e4,
+        }
+    }
+}
+
+impl Config {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
+        let c: Config = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
+    }
+
+    /// Applies `section.key=value` (the value in TOML syntax; bare strings allowed).
+    pub fn set(&mut self, assignment: &str) -> Result<()> {
+        let (key, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("--set '{assignment}': expected section.key=value")))?;
+        let (section, field) = key
+            .trim()
+            .split_once('.')
+            .ok_or_else(|| Error::Config(format!("--set '{assignment}': key must be section.key, e.g. langevin.kx")))?;
+        let mut doc: toml::Table = toml::from_str(&self.to_toml()).expect("own TOML parses");
+        let sec = doc
+            .get_mut(section)
+            .and_then(|s| s.as_table_mut())
+            .ok_or_else(|| Error::Config(format!("--set '{assignment}': no section [{section}] (sections: data, model, langevin, train)")))?;
+        let old = sec
+            .get(field)
+            .ok_or_else(|| {
+                let fields: Vec<&String> = sec.keys().collect();
+                Error::Config(format!("--set '{assignment}': [{section}] has no field '{field}' (fields: {fields:?})"))
+            })?
+            .clone();
+        let raw = value.trim();
+        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|t| t.get("v").cloned())
+            .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+        // Integers are accepted where floats are expected.
+        let parsed = match (&old, parsed) {
+            (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+            (_, v) => v,
+        };
+        if std::mem::discriminant(&old) != std::mem::discriminant(&parsed) {
+            return Err(Error::Config(format!(
+                "--set '{assignment}': {section}.{field} expects a {}, got '{raw}'",
+                old.type_str()
+            )));
+        }
+        sec.insert(field.to_string(), parsed);
+        let c: Config = toml::from_str(&toml::to_string(&doc).expect("table serialises"))
+            .map_err(|e| Error::Config(format!("--set '{assignment}': {e}")))?;
+        c.validate()?;
+        *self = c;
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.train.batch == 0 {
+            return bad("train.batch must be at least 1".into());
+        }
+        if self.model.latent == 0 {
+            return bad("model.latent must be at least 1".into());
+        }
+        if self.model.sigma <= 0.0 {
+            return bad(format!("model.sigma must be positive, got {}", self.model.sigma));
+        }
+        if !self.model.shared_latent && self.model.latent_w > 0 {
+            return bad("model.latent_w (Ours-w) needs model.shared_latent = true".into());
+        }
+        for (k, v) in [("ebm_width", self.model.ebm_width), ("gen_width", self.model.gen_width), ("enc_width", self.model.enc_width)] {
+            if v == 0 {
+                return bad(format!("model.{k} must be at least 1"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.train.beta1) || !(0.0..1.0).contains(&self.train.beta2) {
+            return bad("train.beta1 and train.beta2 must lie in [0, 1)".into());
+        }
+        Ok(())
+    }
+}

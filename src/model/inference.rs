@@ -1,0 +1,162 @@
+//! The probabilistic pieces built from the three networks: the decoder input read out of the
+//! latent state, the reconstruction term and log p(x, z), draws from the mixture q(z | x) and its
+//! log-density. Training, sampling and the browser plans all build on these.
+use super::Model;
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::nn;
+use crate::ops::copy::{Concat, Slice};
+use crate::ops::elementwise::MapFn;
+use crate::ops::gaussian::GaussianLogPdf;
+use crate::ops::logsumexp::LogSumExp;
+use crate::ops::random::{PickExpert, Randn};
+use crate::ops::reduce::ReduceKind;
+use crate::ops::Tid;
+use std::sync::Arc;
+
+/// RNG streams: each consumer of noise draws from its own, so chains never share draws.
+pub mod stream {
+    pub const PICK: u32 = 1;
+    pub const INIT_Z: u32 = 2;
+    pub const LANGEVIN_Z: u32 = 3;
+    pub const PRIOR: u32 = 4;
+    pub const INIT_X: u32 = 5;
+    /// Data chain of modality m uses LANGEVIN_X + m.
+    pub const LANGEVIN_X: u32 = 16;
+}
+
+impl Model {
+    /// The decoder input of modality m read out of the latent state `[B, latent_total]`.
+    pub fn decoder_input_of(&self, g: &mut Graph, z: Tid, m: usize) -> Result<Tid> {
+        let (d, dw, mm) = (self.cfg.latent, self.cfg.latent_w, self.modalities);
+        if !self.cfg.shared_latent {
+            return g.op(Arc::new(Slice { axis: 1, start: m * d, len: d }), &[z]);
+        }
+        if dw == 0 {
+            return Ok(z);
+        }
+        let zs = g.op(Arc::new(Slice { axis: 1, start: 0, len: d }), &[z])?;
+        let w = g.op(Arc::new(Slice { axis: 1, start: d + m * dw, len: dw }), &[z])?;
+        debug_assert!(m < mm);
+        g.op(Arc::new(Concat { axis: 1 }), &[zs, w])
+    }
+
+    /// Σ_b Σ_{m∈S} ‖x_m − g_m(z)‖² / (2σ²): the negative log-likelihood of the observed
+    /// modalities up to a constant, summed over the batch.
+    pub fn recon(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)]) -> Result<Tid> {
+        let inv = 1.0 / (2.0 * self.cfg.sigma * self.cfg.sigma);
+        let mut total: Option<Tid> = None;
+        for &(m, x) in xs {
+            let h = self.decoder_input_of(g, z, m)?;
+            let gx = self.decode(g, m, h)?;
+            let err = nn::lin(g, x, 1.0, gx, -1.0)?;
+            let sq = nn::reduce(g, ReduceKind::SumSq, err, 0)?;
+            total = Some(match total {
+                Some(t) => nn::lin(g, t, 1.0, sq, inv)?,
+                None => nn::scale(g, sq, inv)?,
+            });
+        }
+        total.ok_or_else(|| Error::Config("reconstruction needs at least one observed modality".into()))
+    }
+
+    /// Σ_b log p_β(x_S, z) up to a constant: −‖z‖²/2 − recon. Examples are independent, so its
+    /// gradient with respect to z is each example's own.
+    pub fn log_joint(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)]) -> Result<Tid> {
+        let prior = nn::reduce(g, ReduceKind::SumSq, z, 0)?;
+        let r = self.recon(g, z, xs)?;
+        nn::lin(g, prior, -0.5, r, -1.0)
+    }
+
+    /// A draw from the inference model given observed `xs`: the shared z from one expert of the
+    /// observed ones picked per example, each w_m from its own expert (or the prior when m is
+    /// not observed). Returns `[B, latent_total]`.
+    pub fn sample_posterior(&mut self, g: &mut Graph, rng: Tid, xs: &[(usize, Tid)], batch: usize) -> Result<Tid> {
+        let (d, dw) = (self.cfg.latent, self.cfg.latent_w);
+        let mut draws = Vec::new();
+        for (k, &(m, x)) in xs.iter().enumerate() {
+            let (mu, ls) = self.encode(g, m, x)?;
+            let eps = g.op(Arc::new(Randn::new(&[batch, self.expert_latent()], stream::INIT_Z * 64 + k as u32)), &[rng])?;
+            let sd = nn::map(g, MapFn::Exp, ls)?;
+            let noise = nn::mul(g, sd, eps)?;
+            draws.push((m, nn::add(g, mu, noise)?));
+        }
+        if !self.cfg.shared_latent {
+            let mut parts = Vec::new();
+            for m in 0..self.modalities {
+                parts.push(match draws.iter().find(|(k, _)| *k == m) {
+                    Some(&(_, s)) => s,
+                    None => g.op(Arc::new(Randn::new(&[batch, d], stream::INIT_Z * 64 + 32 + m as u32)), &[rng])?,
+                });
+            }
+            return nn::concat(g, &parts, 1);
+        }
+        let mut zs = Vec::new();
+        for &(_, s) in &draws {
+            let zpart = if dw == 0 { s } else { g.op(Arc::new(Slice { axis: 1, start: 0, len: d }), &[s])? };
+            zs.push(g.reshape(zpart, &[1, batch, d])?);
+        }
+        let stacked = nn::concat(g, &zs, 0)?;
+        let z = g.op(Arc::new(PickExpert { stream: stream::PICK }), &[stacked, rng])?;
+        if dw == 0 {
+            return Ok(z);
+        }
+        let mut parts = vec![z];
+        for m in 0..self.modalities {
+            parts.push(match draws.iter().find(|(k, _)| *k == m) {
+                Some(&(_, s)) => g.op(Arc::new(Slice { axis: 1, start: d, len: dw }), &[s])?,
+                None => g.op(Arc::new(Randn::new(&[batch, dw], stream::INIT_Z * 64 + 32 + m as u32)), &[rng])?,
+            });
+        }
+        nn::concat(g, &parts, 1)
+    }
+
+    /// Σ_b log q_φ(z | x) (up to constants) for observed `xs`: the shared part through the
+    /// mixture's log-sum-exp (or a plain sum of experts when `mixture = false`), each w_m under
+    /// its own expert; independent generators sum the per-modality experts.
+    pub fn log_q(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)]) -> Result<Tid> {
+        let (d, dw) = (self.cfg.latent, self.cfg.latent_w);
+        let b = g.shape_of(z)[0];
+        let mut shared = Vec::new();
+        let mut extra = Vec::new();
+        for &(m, x) in xs {
+            let (mu, ls) = self.encode(g, m, x)?;
+            if !self.cfg.shared_latent {
+                let zm = g.op(Arc::new(Slice { axis: 1, start: m * d, len: d }), &[z])?;
+                extra.push(g.op(Arc::new(GaussianLogPdf), &[zm, mu, ls])?);
+                continue;
+            }
+            let (zmu, zls) = if dw == 0 {
+                (mu, ls)
+            } else {
+                let zs = |g: &mut Graph, t| g.op(Arc::new(Slice { axis: 1, start: 0, len: d }), &[t]);
+                let ws = |g: &mut Graph, t| g.op(Arc::new(Slice { axis: 1, start: d, len: dw }), &[t]);
+                let wz = g.op(Arc::new(Slice { axis: 1, start: d + m * dw, len: dw }), &[z])?;
+                let (wmu, wls) = (ws(g, mu)?, ws(g, ls)?);
+                extra.push(g.op(Arc::new(GaussianLogPdf), &[wz, wmu, wls])?);
+                (zs(g, mu)?, zs(g, ls)?)
+            };
+            let zz = if dw == 0 { z } else { g.op(Arc::new(Slice { axis: 1, start: 0, len: d }), &[z])? };
+            let lp = g.op(Arc::new(GaussianLogPdf), &[zz, zmu, zls])?;
+            shared.push(g.reshape(lp, &[b, 1])?);
+        }
+        let mut total = if shared.is_empty() {
+            None
+        } else if self.cfg.mixture {
+            let stacked = nn::concat(g, &shared, 1)?;
+            let lse = g.op(Arc::new(LogSumExp { axis: 1 }), &[stacked])?;
+            Some(nn::reduce(g, ReduceKind::Sum, lse, 0)?)
+        } else {
+            let stacked = nn::concat(g, &shared, 1)?;
+            Some(nn::reduce(g, ReduceKind::Sum, stacked, 0)?)
+        };
+        for e in extra {
+            let s = nn::reduce(g, ReduceKind::Sum, e, 0)?;
+            total = Some(match total {
+                Some(t) => nn::add(g, t, s)?,
+                None => s,
+            });
+        }
+        total.ok_or_else(|| Error::Config("log_q needs at least one observed modality".into()))
+    }
+}
+

@@ -1,0 +1,177 @@
+//! The paper's three models, written as layer compositions on a graph:
+//! - `ebm`: f_α(x_1..x_M), one first convolution per modality, channel concat, four residual
+//!   EBM blocks, ReLU, global average pooling, linear → one scalar per example;
+//! - `decode`: g_m(z) per modality, linear → 7×7 map → two transposed convolutions → tanh;
+//! - `encode`: q_φm(z | x_m) per modality, two strided convolutions → linear heads μ and log σ.
+//! Building a model into a second graph finds the same named parameters again, so the chains
+//! and the updates of one training step share weights through the store.
+pub mod config;
+pub mod inference;
+
+pub use inference::stream;
+
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::nn::{self, Params};
+use crate::ops::Tid;
+pub use config::{Config, ModelConfig};
+
+/// Slope of the LeakyReLUs in generator and encoder (DCGAN's choice).
+const LEAK: f32 = 0.2;
+
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub cfg: ModelConfig,
+    /// Number of modalities M.
+    pub modalities: usize,
+    /// [C, H, W] of every modality; H and W divisible by 4.
+    pub image: [usize; 3],
+    pub ebm: Params,
+    pub gen: Params,
+    pub enc: Params,
+}
+
+impl Model {
+    /// Declares every parameter (by building each network once into a scratch graph).
+    pub fn new(cfg: &ModelConfig, modalities: usize, image: [usize; 3]) -> Result<Model> {
+        if image[1] % 4 != 0 || image[2] % 4 != 0 || image[1] < 8 || image[2] < 8 {
+            return Err(Error::Config(format!(
+                "images must be at least 8×8 with sides divisible by 4 (two 2× up/down-samplings), got {}×{}",
+                image[1], image[2]
+            )));
+        }
+        if modalities == 0 {
+            return Err(Error::Config("the dataset has no modalities".into()));
+        }
+        let mut m = Model {
+            cfg: cfg.clone(),
+            modalities,
+            image,
+            ebm: Params::new("ebm"),
+            gen: Params::new("gen"),
+            enc: Params::new("enc"),
+        };
+        let mut g = Graph::new();
+        let xs: Vec<Tid> = (0..modalities)
+            .map(|k| g.var(&format!("x{k}"), &[1, image[0], image[1], image[2]]))
+            .collect::<Result<_>>()?;
+        m.ebm(&mut g, &xs)?;
+        if cfg.generator {
+            for k in 0..modalities {
+                let h = g.var(&format!("h{k}"), &[1, m.decoder_input()])?;
+                m.decode(&mut g, k, h)?;
+                m.encode(&mut g, k, xs[k])?;
+            }
+        }
+        Ok(m)
+    }
+
+    /// Size of the latent each encoder infers: z, then w_m for Ours-w.
+    pub fn expert_latent(&self) -> usize {
+        self.cfg.latent + self.cfg.latent_w
+    }
+
+    /// Width of the latent variable the chains move: [B, latent_total].
+    /// Shared z: d (+ M·dw for Ours-w); independent generators: M·d.
+    pub fn latent_total(&self) -> usize {
+        if self.cfg.shared_latent {
+            self.cfg.latent + self.modalities * self.cfg.latent_w
+        } else {
+            self.modalities * self.cfg.latent
+        }
+    }
+
+    /// Input width of one decoder: z (+ w_m).
+    pub fn decoder_input(&self) -> usize {
+        self.cfg.latent + self.cfg.latent_w
+    }
+
+    fn ebm_first_width(&self) -> usize {
+        (self.cfg.ebm_width / 2).max(4)
+    }
+
+    /// One residual EBM block (SNGAN style, paper Appendix D). The head block skips the leading
+    /// ReLU because its input is the raw first-convolution output.
+    fn ebm_block(&mut self, g: &mut Graph, name: &str, x: Tid, out: usize, down: bool, head: bool) -> Result<Tid> {
+        let cin = g.shape_of(x)[1];
+        let mut h = if head { x } else { nn::relu(g, x)? };
+        h = nn::conv(g, &mut self.ebm, &format!("{name}.c1"), h, out, 3, 1, 1)?;
+        h = nn::relu(g, h)?;
+        h = nn::conv(g, &mut self.ebm, &format!("{name}.c2"), h, out, 3, 1, 1)?;
+        if down {
+            h = nn::avgpool2(g, h)?;
+        }
+        let s = if head {
+            let p = nn::avgpool2(g, x)?;
+            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), p, out, 1, 1, 0)?
+        } else if down {
+            let c = nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0)?;
+            nn::avgpool2(g, c)?
+        } else if cin != out {
+            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0)?
+        } else {
+            x
+        };
+        nn::add(g, h, s)
+    }
+
+    /// f_α(x): `xs[m]` is `[B, C, H, W]` for each modality; returns `[B]`.
+    pub fn ebm(&mut self, g: &mut Graph, xs: &[Tid]) -> Result<Tid> {
+        let nef = self.cfg.ebm_width;
+        let c1 = self.ebm_first_width();
+        let mut firsts = Vec::with_capacity(xs.len());
+        for (k, &x) in xs.iter().enumerate() {
+            firsts.push(nn::conv(g, &mut self.ebm, &format!("in{k}"), x, c1, 3, 1, 1)?);
+        }
+        let h = nn::concat(g, &firsts, 1)?;
+        let h = self.ebm_block(g, "b1", h, nef, true, true)?;
+        let h = self.ebm_block(g, "b2", h, nef, true, false)?;
+        let h = self.ebm_block(g, "b3", h, nef, false, false)?;
+        let h = self.ebm_block(g, "b4", h, nef, false, false)?;
+        let h = nn::relu(g, h)?;
+        let h = nn::global_avgpool(g, h)?;
+        let f = nn::linear(g, &mut self.ebm, "out", h, 1)?;
+        let b = g.shape_of(f)[0];
+        g.reshape(f, &[b])
+    }
+
+    /// g_m(h): `h` is `[B, decoder_input]`; returns `[B, C, H, W]` in (-1, 1).
+    pub fn decode(&mut self, g: &mut Graph, m: usize, h: Tid) -> Result<Tid> {
+        let [c, hh, ww] = self.image;
+        let w2 = 2 * self.cfg.gen_width;
+        let b = g.shape_of(h)[0];
+        let name = format!("d{m}");
+        let x = nn::linear(g, &mut self.gen, &format!("{name}.fc"), h, w2 * (hh / 4) * (ww / 4))?;
+        let x = g.reshape(x, &[b, w2, hh / 4, ww / 4])?;
+        let x = nn::leaky(g, x, LEAK)?;
+        let x = nn::conv_t(g, &mut self.gen, &format!("{name}.t1"), x, self.cfg.gen_width, 4, 2, 1, 0)?;
+        let x = nn::leaky(g, x, LEAK)?;
+        let x = nn::conv_t(g, &mut self.gen, &format!("{name}.t2"), x, c, 4, 2, 1, 0)?;
+        nn::tanh(g, x)
+    }
+
+    /// q_φm(· | x_m): returns (μ, log σ), each `[B, expert_latent]`.
+    pub fn encode(&mut self, g: &mut Graph, m: usize, x: Tid) -> Result<(Tid, Tid)> {
+        let [_, hh, ww] = self.image;
+        let w = self.cfg.enc_width;
+        let b = g.shape_of(x)[0];
+        let name = format!("e{m}");
+        let h = nn::conv(g, &mut self.enc, &format!("{name}.c1"), x, w, 4, 2, 1)?;
+        let h = nn::leaky(g, h, LEAK)?;
+        let h = nn::conv(g, &mut self.enc, &format!("{name}.c2"), h, 2 * w, 4, 2, 1)?;
+        let h = nn::leaky(g, h, LEAK)?;
+        let h = g.reshape(h, &[b, 2 * w * (hh / 4) * (ww / 4)])?;
+        let d = self.expert_latent();
+        let mu = nn::linear(g, &mut self.enc, &format!("{name}.mu"), h, d)?;
+        let ls = nn::linear(g, &mut self.enc, &format!("{name}.logsigma"), h, d)?;
+        Ok((mu, ls))
+    }
+
+    /// Every parameter's initial value, reproducible from `seed`.
+    pub fn init(&self, seed: u64) -> Vec<(String, crate::ops::Host)> {
+        let mut v = self.ebm.init(seed);
+        v.extend(self.gen.init(seed.wrapping_add(1)));
+        v.extend(self.enc.init(seed.wrapping_add(2)));
+        v
+    }
+}

@@ -1,0 +1,197 @@
+//! Layers: short compositions of ops on a [`Graph`], plus the parameter registry that knows
+//! every parameter's name, shape and initialisation, and the Adam step over a registry.
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::ops::adam::Adam;
+use crate::ops::conv::{Conv2d, ConvTranspose2d};
+use crate::ops::copy::Concat;
+use crate::ops::elementwise::{AddBias, Map, MapFn, Zip};
+use crate::ops::gemm::MatMul;
+use crate::ops::pool::{AvgPool2, GlobalAvgPool};
+use crate::ops::random::Tick;
+use crate::ops::reduce::{Reduce, ReduceKind};
+use crate::ops::{numel, Host, Tid};
+use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(-bound, bound), bound = gain / sqrt(fan_in) (PyTorch's default for conv and linear).
+    FanIn { fan_in: usize, gain: f32 },
+    Zeros,
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+/// The parameters of one model, in declaration order; names are `<model>.<layer>.<w|b>`.
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    pub prefix: String,
+    pub specs: Vec<ParamSpec>,
+}
+
+impl Params {
+    pub fn new(prefix: &str) -> Params {
+        Params { prefix: prefix.to_string(), specs: vec![] }
+    }
+
+    /// Declares (or finds again, when a second graph is built from the same model) a parameter.
+    pub fn param(&mut self, g: &mut Graph, name: &str, shape: &[usize], init: Init) -> Result<Tid> {
+        let full = format!("{}.{name}", self.prefix);
+        if !self.specs.iter().any(|s| s.name == full) {
+            self.specs.push(ParamSpec { name: full.clone(), shape: shape.to_vec(), init });
+        }
+        g.var(&full, shape)
+    }
+
+    pub fn count(&self) -> usize {
+        self.specs.iter().map(|s| numel(&s.shape)).sum()
+    }
+
+    /// Initial values, reproducible from `seed`.
+    pub fn init(&self, seed: u64) -> Vec<(String, Host)> {
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        self.specs
+            .iter()
+            .map(|s| {
+                let n = numel(&s.shape);
+                let data = match s.init {
+                    Init::Zeros => vec![0.0; n],
+                    Init::FanIn { fan_in, gain } => {
+                        let b = gain / (fan_in.max(1) as f32).sqrt();
+                        (0..n).map(|_| r.random_range(-b..b)).collect()
+                    }
+                };
+                (s.name.clone(), Host::new(&s.shape, data))
+            })
+            .collect()
+    }
+
+    /// One Adam step on every parameter given its gradient (same order as `specs`): moments live
+    /// in variables `opt.<param>.m|v`, the shared step counter in `opt.<prefix>.step`.
+    pub fn adam(&self, g: &mut Graph, grads: &[Tid], adam: Adam) -> Result<()> {
+        let step = g.var(&format!("opt.{}.step", self.prefix), &[4])?;
+        g.op(Arc::new(Tick), &[step])?;
+        for (s, &gr) in self.specs.iter().zip(grads) {
+            let p = g.var(&s.name, &s.shape)?;
+            let m = g.var(&format!("opt.{}.m", s.name), &s.shape)?;
+            let v = g.var(&format!("opt.{}.v", s.name), &s.shape)?;
+            g.op(Arc::new(adam), &[p, gr, m, v, step])?;
+        }
+        Ok(())
+    }
+
+    /// The parameter variables, in order (for `Graph::grad`).
+    pub fn tids(&self, g: &mut Graph) -> Result<Vec<Tid>> {
+        self.specs.iter().map(|s| g.var(&s.name, &s.shape)).collect()
+    }
+
+    /// Names of every optimiser-state variable `adam` creates.
+    pub fn optimizer_vars(&self) -> Vec<(String, Vec<usize>)> {
+        let mut v = vec![(format!("opt.{}.step", self.prefix), vec![4])];
+        for s in &self.specs {
+            v.push((format!("opt.{}.m", s.name), s.shape.clone()));
+            v.push((format!("opt.{}.v", s.name), s.shape.clone()));
+        }
+        v
+    }
+}
+
+/// `x [B, in] -> [B, out]`, weight `[out, in]` as in PyTorch.
+pub fn linear(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, out: usize) -> Result<Tid> {
+    let fan_in = g.shape_of(x)[1];
+    let w = ps.param(g, &format!("{name}.w"), &[out, fan_in], Init::FanIn { fan_in, gain: 1.0 })?;
+    let b = ps.param(g, &format!("{name}.b"), &[out], Init::FanIn { fan_in, gain: 1.0 })?;
+    let y = g.op(Arc::new(MatMul::new(false, true)), &[x, w])?;
+    g.op(Arc::new(AddBias { axis: 1 }), &[y, b])
+}
+
+/// `x [B, Ci, H, W] -> [B, cout, H', W']`, weight `[cout, Ci, k, k]`.
+pub fn conv(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: usize, stride: usize, pad: usize) -> Result<Tid> {
+    let cin = g.shape_of(x)[1];
+    let fan_in = cin * k * k;
+    let w = ps.param(g, &format!("{name}.w"), &[cout, cin, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
+    let b = ps.param(g, &format!("{name}.b"), &[cout], Init::FanIn { fan_in, gain: 1.0 })?;
+    let y = g.op(Arc::new(Conv2d::new(stride, pad)), &[x, w])?;
+    g.op(Arc::new(AddBias { axis: 1 }), &[y, b])
+}
+
+/// Transposed convolution `x [B, Ci, H, W] -> [B, cout, H', W']`, weight `[Ci, cout, k, k]`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_t(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: usize, stride: usize, pad: usize, out_pad: usize) -> Result<Tid> {
+    let cin = g.shape_of(x)[1];
+    let fan_in = cin * k * k / (stride * stride).max(1);
+    let w = ps.param(g, &format!("{name}.w"), &[cin, cout, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
+    let b = ps.param(g, &format!("{name}.b"), &[cout], Init::FanIn { fan_in, gain: 1.0 })?;
+    let y = g.op(Arc::new(ConvTranspose2d::new(stride, pad, out_pad)), &[x, w])?;
+    g.op(Arc::new(AddBias { axis: 1 }), &[y, b])
+}
+
+pub fn map(g: &mut Graph, f: MapFn, x: Tid) -> Result<Tid> {
+    g.op(Arc::new(Map(f)), &[x])
+}
+
+pub fn relu(g: &mut Graph, x: Tid) -> Result<Tid> {
+    map(g, MapFn::Relu, x)
+}
+
+pub fn leaky(g: &mut Graph, x: Tid, slope: f32) -> Result<Tid> {
+    map(g, MapFn::LeakyRelu(slope), x)
+}
+
+pub fn tanh(g: &mut Graph, x: Tid) -> Result<Tid> {
+    map(g, MapFn::Tanh, x)
+}
+
+pub fn scale(g: &mut Graph, x: Tid, a: f32) -> Result<Tid> {
+    map(g, MapFn::Affine(a, 0.0), x)
+}
+
+/// `a * x + b * y`.
+pub fn lin(g: &mut Graph, x: Tid, a: f32, y: Tid, b: f32) -> Result<Tid> {
+    g.op(Arc::new(Zip::Lin(a, b)), &[x, y])
+}
+
+pub fn add(g: &mut Graph, x: Tid, y: Tid) -> Result<Tid> {
+    lin(g, x, 1.0, y, 1.0)
+}
+
+pub fn mul(g: &mut Graph, x: Tid, y: Tid) -> Result<Tid> {
+    g.op(Arc::new(Zip::Mul(1.0)), &[x, y])
+}
+
+pub fn avgpool2(g: &mut Graph, x: Tid) -> Result<Tid> {
+    g.op(Arc::new(AvgPool2), &[x])
+}
+
+pub fn global_avgpool(g: &mut Graph, x: Tid) -> Result<Tid> {
+    g.op(Arc::new(GlobalAvgPool), &[x])
+}
+
+pub fn concat(g: &mut Graph, xs: &[Tid], axis: usize) -> Result<Tid> {
+    if xs.len() == 1 {
+        return Ok(xs[0]);
+    }
+    g.op(Arc::new(Concat { axis }), xs)
+}
+
+/// Reduces axes `start..` to the end.
+pub fn reduce(g: &mut Graph, kind: ReduceKind, x: Tid, start: usize) -> Result<Tid> {
+    let end = g.shape_of(x).len();
+    g.op(Arc::new(Reduce { kind, start, end }), &[x])
+}
+
+/// Mean of all elements -> `[1]`.
+pub fn mean_all(g: &mut Graph, x: Tid) -> Result<Tid> {
+    reduce(g, ReduceKind::Mean, x, 0)
+}
+
+/// Per-example sum of squares: `[B, ...] -> [B]`.
+pub fn sumsq_per_example(g: &mut Graph, x: Tid) -> Result<Tid> {
+    reduce(g, ReduceKind::SumSq, x, 1)
+}

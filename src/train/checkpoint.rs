@@ -1,0 +1,56 @@
+//! Checkpoints: safetensors files holding named f32 tensors plus string metadata (config,
+//! iteration, data order). Written atomically — temp file in the same folder, fsync, rename —
+//! so a crash or a failed run never leaves a half-written file where a good one was.
+use crate::error::{Error, Result};
+use crate::ops::Host;
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `tensors` and `metadata` to `path` atomically.
+pub fn save(path: &Path, tensors: &[(String, Host)], metadata: &BTreeMap<String, String>) -> Result<()> {
+    let io = |e: std::io::Error, what: &str| Error::Io(format!("{}: {what}: {e}", path.display()));
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(n, h)| (n.clone(), h.data.iter().flat_map(|v| v.to_le_bytes()).collect(), h.shape.clone()))
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, b, s)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| Error::Io(format!("tensor {n}: {e}")))?)))
+        .collect::<Result<_>>()?;
+    let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let data = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Io(format!("{}: serialise: {e}", path.display())))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| io(e, "create folder"))?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|s| s.to_str()).unwrap_or("checkpoint")));
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io(e, "create temp file"))?;
+        f.write_all(&data).map_err(|e| io(e, "write"))?;
+        f.sync_all().map_err(|e| io(e, "fsync"))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| io(e, "rename into place"))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads a checkpoint: tensors by name, and the metadata.
+pub fn load(path: &Path) -> Result<(BTreeMap<String, Host>, BTreeMap<String, String>)> {
+    let data = std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&data)
+        .map_err(|e| Error::Io(format!("{}: not a readable safetensors checkpoint: {e}", path.display())))?;
+    let st = safetensors::SafeTensors::deserialize(&data)
+        .map_err(|e| Error::Io(format!("{}: not a readable safetensors checkpoint: {e}", path.display())))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::Io(format!("{}: tensor '{name}' is {:?}, expected F32", path.display(), view.dtype())));
+        }
+        let vals: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        tensors.insert(name, Host::new(view.shape(), vals));
+    }
+    let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+    Ok((tensors, metadata))
+}

@@ -1,0 +1,299 @@
+//! Cooperative learning (ALGORITHM.md, "One training iteration"), as five compiled phases that
+//! share weights and chain states through one [`Store`]:
+//!
+//! 1. `init_z`   — ẑ₀ ~ q_φ(z | x): each example samples from one expert picked uniformly.
+//! 2. `langevin_z` (replayed K_z times) — ẑ ← ẑ + a ∇_z log p_β(x, ẑ) + b ε, observed modalities.
+//! 3. `prior`    — z̃ ~ N(0, I), x̃₀ = g(z̃) (or uniform noise for the EBM-alone ablation).
+//! 4. `langevin_x` (replayed K_x times) — x̃ ← clamp(x̃ + a ∇ₓ f_α(x̃) + b ε).
+//! 5. `update`   — the three losses, their gradients, three Adam steps, and the logged scalars.
+//!
+//! All five go into one command buffer: one submit per iteration, no readback but the metrics.
+pub mod checkpoint;
+
+use crate::error::{Error, Result};
+use crate::graph::{replay, Executable, Graph, Store};
+use crate::model::{Config, Model};
+use crate::nn;
+use crate::ops::adam::{adam_state, Adam};
+use crate::ops::elementwise::Assign;
+use crate::ops::random::{rng_state, LangevinStep, Randn, Tick};
+use crate::model::stream;
+use crate::ops::reduce::ReduceKind;
+use crate::ops::{Host, Target, Tid};
+use crate::gpu::Gpu;
+use std::sync::Arc;
+
+/// Names of the logged scalars, in the order of the `metrics` output.
+pub const METRICS: [&str; 6] = ["loss_ebm", "f_data", "f_revised", "loss_gen", "loss_enc", "log_p_z"];
+
+/// Variable names shared by the phases.
+pub fn data_var(m: usize) -> String {
+    format!("x{m}")
+}
+pub fn chain_x_var(m: usize) -> String {
+    format!("xt{m}")
+}
+pub const ZHAT: &str = "zhat";
+pub const ZTIL: &str = "ztil";
+pub const RNG: &str = "rng";
+
+/// The compiled phases of one training iteration.
+pub struct Trainer {
+    pub cfg: Config,
+    pub model: Model,
+    pub store: Store,
+    init_z: Option<Executable>,
+    langevin_z: Option<Executable>,
+    prior: Executable,
+    langevin_x: Executable,
+    update: Executable,
+    /// Iterations completed.
+    pub iteration: u64,
+}
+
+fn scalar(g: &mut Graph, t: Tid) -> Result<Tid> {
+    g.reshape(t, &[1])
+}
+
+impl Trainer {
+    /// Builds and compiles every phase for `modalities` images of shape `image`, and uploads
+    /// fresh parameters, optimiser state and RNG state for `cfg.train.seed`.
+    pub fn new(gpu: &Gpu, cfg: &Config, modalities: usize, image: [usize; 3]) -> Result<Trainer> {
+        let model = Model::new(&cfg.model, modalities, image)?;
+        let mut t = Trainer::build(gpu, cfg, model)?;
+        t.reset(gpu)?;
+        Ok(t)
+    }
+
+    /// Fresh parameters, zero optimiser state, seeded RNG.
+    pub fn reset(&mut self, gpu: &Gpu) -> Result<()> {
+        for (name, value) in self.model.init(self.cfg.train.seed) {
+            self.store.set(gpu, &name, &value)?;
+        }
+        for ps in [&self.model.ebm, &self.model.gen, &self.model.enc] {
+            for (name, shape) in ps.optimizer_vars() {
+                let v = if shape == [4] && name.ends_with(".step") { adam_state() } else { Host::zeros(&shape) };
+                self.store.set(gpu, &name, &v)?;
+            }
+        }
+        self.store.set(gpu, RNG, &rng_state(self.cfg.train.seed))?;
+        self.iteration = 0;
+        Ok(())
+    }
+
+    fn build(gpu: &Gpu, cfg: &Config, mut model: Model) -> Result<Trainer> {
+        let target = Target::of(gpu);
+        let b = cfg.train.batch;
+        let [c, h, w] = model.image;
+        let mm = model.modalities;
+        let lt = model.latent_total();
+        let lv = &cfg.langevin;
+        let mut store = Store::new();
+        let compile = |g: &Graph, store: &mut Store| -> Result<Executable> {
+            let plan = g.compile(&target)?;
+            Executable::new(gpu, &plan, store)
+        };
+        let data = |g: &mut Graph| -> Result<Vec<(usize, Tid)>> {
+            (0..mm).map(|m| Ok((m, g.var(&data_var(m), &[b, c, h, w])?))).collect()
+        };
+        let chains = |g: &mut Graph| -> Result<Vec<Tid>> { (0..mm).map(|m| g.var(&chain_x_var(m), &[b, c, h, w])).collect() };
+
+        let (init_z, langevin_z) = if cfg.model.generator {
+            // 1. ẑ₀ ~ q(z | x)
+            let mut g = Graph::new();
+            let rng = g.var(RNG, &[4])?;
+            let xs = data(&mut g)?;
+            let zhat = g.var(ZHAT, &[b, lt])?;
+            let z0 = model.sample_posterior(&mut g, rng, &xs, b)?;
+            g.op(Arc::new(Assign::copy()), &[zhat, z0])?;
+            g.op(Arc::new(Tick), &[rng])?;
+            let init_z = compile(&g, &mut store)?;
+            // 2. one posterior Langevin step
+            let mut g = Graph::new();
+            let rng = g.var(RNG, &[4])?;
+            let xs = data(&mut g)?;
+            let zhat = g.var(ZHAT, &[b, lt])?;
+            let lp = model.log_joint(&mut g, zhat, &xs)?;
+            let gz = g.grad(lp, &[zhat])?[0];
+            g.op(Arc::new(LangevinStep::new(lv.z_step, lv.z_noise, stream::LANGEVIN_Z)), &[zhat, gz, rng])?;
+            g.op(Arc::new(Tick), &[rng])?;
+            (Some(init_z), Some(compile(&g, &mut store)?))
+        } else {
+            (None, None)
+        };
+
+        // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ N(0, 1) clipped by the chain's clamp.
+        let mut g = Graph::new();
+        let rng = g.var(RNG, &[4])?;
+        let xt = chains(&mut g)?;
+        if cfg.model.generator {
+            let ztil = g.var(ZTIL, &[b, lt])?;
+            let z = g.op(Arc::new(Randn::new(&[b, lt], stream::PRIOR)), &[rng])?;
+            g.op(Arc::new(Assign::copy()), &[ztil, z])?;
+            for m in 0..mm {
+                let hm = model.decoder_input_of(&mut g, z, m)?;
+                let x0 = model.decode(&mut g, m, hm)?;
+                g.op(Arc::new(Assign::copy()), &[xt[m], x0])?;
+            }
+        } else {
+            for m in 0..mm {
+                let n = g.op(Arc::new(Randn::new(&[b, c, h, w], stream::INIT_X * 64 + m as u32)), &[rng])?;
+                g.op(Arc::new(Assign { a: 0.5, b: 0.0 }), &[xt[m], n])?;
+            }
+        }
+        g.op(Arc::new(Tick), &[rng])?;
+        let prior = compile(&g, &mut store)?;
+
+        // 4. one EBM Langevin step over all modalities jointly.
+        let mut g = Graph::new();
+        let rng = g.var(RNG, &[4])?;
+        let xt = chains(&mut g)?;
+        let f = model.ebm(&mut g, &xt)?;
+        let fsum = nn::reduce(&mut g, ReduceKind::Sum, f, 0)?;
+        let gx = g.grad(fsum, &xt)?;
+        for m in 0..mm {
+            let mut step = LangevinStep::new(lv.x_step, lv.x_noise, stream::LANGEVIN_X + m as u32);
+            if lv.x_clamp {
+                step = step.clamped(-1.0, 1.0);
+            }
+            g.op(Arc::new(step), &[xt[m], gx[m], rng])?;
+        }
+        g.op(Arc::new(Tick), &[rng])?;
+        let langevin_x = compile(&g, &mut store)?;
+
+        // 5. the three updates.
+        let mut g = Graph::new();
+        let xs = data(&mut g)?;
+        let xt = chains(&mut g)?;
+        let xs_t: Vec<Tid> = xs.iter().map(|&(_, t)| t).collect();
+        let f_data = model.ebm(&mut g, &xs_t)?;
+        let f_rev = model.ebm(&mut g, &xt)?;
+        let f_data_m = nn::mean_all(&mut g, f_data)?;
+        let f_rev_m = nn::mean_all(&mut g, f_rev)?;
+        let loss_ebm = nn::lin(&mut g, f_rev_m, 1.0, f_data_m, -1.0)?;
+        let ebm_params = model.ebm.tids(&mut g)?;
+        let ebm_grads = g.grad(loss_ebm, &ebm_params)?;
+        let mut metrics = vec![scalar(&mut g, loss_ebm)?, scalar(&mut g, f_data_m)?, scalar(&mut g, f_rev_m)?];
+        let mut adam_steps: Vec<(crate::nn::Params, Vec<Tid>, f32)> = vec![(model.ebm.clone(), ebm_grads, cfg.train.lr_ebm)];
+        if cfg.model.generator {
+            let zhat = g.var(ZHAT, &[b, lt])?;
+            let ztil = g.var(ZTIL, &[b, lt])?;
+            let xt_pairs: Vec<(usize, Tid)> = xt.iter().copied().enumerate().collect();
+            // loss_gen = (recon(x | ẑ) + recon(x̃ | z̃)) / B: eq. 11 with σ fixed.
+            let r_data = model.recon(&mut g, zhat, &xs)?;
+            let r_rev = model.recon(&mut g, ztil, &xt_pairs)?;
+            let r = nn::add(&mut g, r_data, r_rev)?;
+            let loss_gen = nn::scale(&mut g, r, 1.0 / b as f32)?;
+            let gen_params = model.gen.tids(&mut g)?;
+            let gen_grads = g.grad(loss_gen, &gen_params)?;
+            let lq_data = model.log_q(&mut g, zhat, &xs)?;
+            let lq_rev = model.log_q(&mut g, ztil, &xt_pairs)?;
+            let lq = nn::add(&mut g, lq_data, lq_rev)?;
+            let loss_enc = nn::scale(&mut g, lq, -1.0 / b as f32)?;
+            let enc_params = model.enc.tids(&mut g)?;
+            let enc_grads = g.grad(loss_enc, &enc_params)?;
+            // log p(x, ẑ) per example, to watch the posterior chain's effect.
+            let pz = nn::reduce(&mut g, ReduceKind::SumSq, zhat, 0)?;
+            let lj = nn::lin(&mut g, pz, -0.5, r_data, -1.0)?;
+            let lpz = nn::scale(&mut g, lj, 1.0 / b as f32)?;
+            metrics.push(scalar(&mut g, loss_gen)?);
+            metrics.push(scalar(&mut g, loss_enc)?);
+            metrics.push(scalar(&mut g, lpz)?);
+            adam_steps.push((model.gen.clone(), gen_grads, cfg.train.lr_gen));
+            adam_steps.push((model.enc.clone(), enc_grads, cfg.train.lr_enc));
+        }
+        // Adam steps last: every gradient above reads the parameters before any update.
+        for (ps, grads, lr) in adam_steps {
+            ps.adam(&mut g, &grads, Adam::new(lr).betas(cfg.train.beta1, cfg.train.beta2))?;
+        }
+        let metrics = nn::concat(&mut g, &metrics, 0)?;
+        g.output("metrics", metrics);
+        let update = compile(&g, &mut store)?;
+
+        Ok(Trainer { cfg: cfg.clone(), model, store, init_z, langevin_z, prior, langevin_x, update, iteration: 0 })
+    }
+
+    /// Uploads one batch (one `[B, C, H, W]` per modality).
+    pub fn set_batch(&mut self, gpu: &Gpu, batch: &[Host]) -> Result<()> {
+        if batch.len() != self.model.modalities {
+            return Err(Error::Data(format!("batch has {} modalities, the model {}", batch.len(), self.model.modalities)));
+        }
+        for (m, x) in batch.iter().enumerate() {
+            let want = [self.cfg.train.batch, self.model.image[0], self.model.image[1], self.model.image[2]];
+            if x.shape != want {
+                return Err(Error::Data(format!("modality {m}: batch shape {:?}, expected {want:?}", x.shape)));
+            }
+            self.store.set(gpu, &data_var(m), x)?;
+        }
+        Ok(())
+    }
+
+    /// One iteration on the uploaded batch, one submit; returns the metrics (see [`METRICS`]).
+    pub fn step(&mut self, gpu: &Gpu) -> Result<Vec<f32>> {
+        let mut runs: Vec<(&Executable, u32)> = Vec::new();
+        if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
+            runs.push((i, 1));
+            runs.push((l, self.cfg.langevin.kz));
+        }
+        runs.push((&self.prior, 1));
+        runs.push((&self.langevin_x, self.cfg.langevin.kx));
+        runs.push((&self.update, 1));
+        replay(gpu, &runs)?;
+        let m = self.store.get(gpu, "metrics")?.data;
+        self.iteration += 1;
+        Ok(m)
+    }
+
+    /// Runs each phase on its own and waits, to measure seconds per phase:
+    /// (posterior chain incl. init, prior + EBM chain, updates).
+    pub fn step_timed(&mut self, gpu: &Gpu) -> Result<(Vec<f32>, [f64; 3])> {
+        let t0 = std::time::Instant::now();
+        if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
+            replay(gpu, &[(i, 1), (l, self.cfg.langevin.kz)])?;
+            gpu.wait()?;
+        }
+        let t1 = std::time::Instant::now();
+        replay(gpu, &[(&self.prior, 1), (&self.langevin_x, self.cfg.langevin.kx)])?;
+        gpu.wait()?;
+        let t2 = std::time::Instant::now();
+        replay(gpu, &[(&self.update, 1)])?;
+        let m = self.store.get(gpu, "metrics")?.data;
+        let t3 = std::time::Instant::now();
+        self.iteration += 1;
+        Ok((m, [(t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), (t3 - t2).as_secs_f64()]))
+    }
+
+    /// Names and shapes of everything a checkpoint must hold to resume exactly.
+    pub fn state_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for ps in [&self.model.ebm, &self.model.gen, &self.model.enc] {
+            v.extend(ps.specs.iter().map(|s| s.name.clone()));
+            v.extend(ps.optimizer_vars().into_iter().map(|(n, _)| n));
+        }
+        v.push(RNG.into());
+        v.retain(|n| self.store.contains(n));
+        v
+    }
+}
+
+impl Trainer {
+    /// Per-dispatch GPU time of one iteration's phases (each dispatch in its own timestamped
+    /// pass): (phase, op, milliseconds), for finding where an iteration's time goes.
+    pub fn profile(&self, gpu: &Gpu) -> Result<Vec<(String, String, f64)>> {
+        let mut out = Vec::new();
+        let mut phases: Vec<(&str, &Executable)> = Vec::new();
+        if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
+            phases.push(("init_z", i));
+            phases.push(("langevin_z", l));
+        }
+        phases.push(("prior", &self.prior));
+        phases.push(("langevin_x", &self.langevin_x));
+        phases.push(("update", &self.update));
+        for (name, exe) in phases {
+            for (op, ms) in exe.profile(gpu)? {
+                out.push((name.to_string(), op, ms));
+            }
+        }
+        Ok(out)
+    }
+}
