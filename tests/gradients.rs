@@ -1,0 +1,112 @@
+//! Backward passes of composed graphs against central finite differences of the CPU reference
+//! forward, for gradients with respect to parameters and to inputs.
+//! Tolerance: the CPU forward is f32; with eps = 1e-2 and losses of order 1–100, rounding
+//! contributes ~1e-5·|L|/eps and truncation ~eps²·|f'''|: 1e-2 relative plus a small absolute
+//! term covers both, while a wrong gradient rule is off by O(1) relative.
+mod common;
+use common::*;
+use mmebm::graph::Graph;
+use mmebm::nn::{self, Params};
+use mmebm::ops::gaussian::GaussianLogPdf;
+use mmebm::ops::logsumexp::LogSumExp;
+use mmebm::ops::reduce::ReduceKind;
+use mmebm::ops::Host;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn init(ps: &Params, seed: u64, extra: &[(&str, Host)]) -> HashMap<String, Host> {
+    let mut v: HashMap<String, Host> = ps.init(seed).into_iter().collect();
+    // Biases start at random values too, never zeros.
+    for (k, h) in v.iter_mut() {
+        if k.ends_with(".b") {
+            *h = rand_host(&h.shape, 77, -0.3, 0.3);
+        }
+    }
+    for (k, h) in extra {
+        v.insert(k.to_string(), h.clone());
+    }
+    v
+}
+
+#[test]
+fn cnn_classifier_graph_gradients() {
+    // conv → ReLU → pool → conv → global pool → linear → sum, batch 2, odd 9×9 images.
+    cnn_gradcheck(false);
+}
+
+#[test]
+fn cnn_classifier_graph_gradients_smooth() {
+    // The same network with tanh in place of ReLU: no kinks, so every coordinate is checked.
+    cnn_gradcheck(true);
+}
+
+fn cnn_gradcheck(smooth: bool) {
+    let mut g = Graph::new();
+    let mut ps = Params::new("cnn");
+    let x = g.var("x", &[2, 3, 9, 9]).unwrap();
+    let h = nn::conv(&mut g, &mut ps, "c1", x, 5, 3, 1, 1).unwrap();
+    let h = if smooth { nn::tanh(&mut g, h).unwrap() } else { nn::relu(&mut g, h).unwrap() };
+    let h = nn::avgpool2(&mut g, h).unwrap();
+    let h = nn::conv(&mut g, &mut ps, "c2", h, 4, 3, 2, 1).unwrap();
+    let h = nn::global_avgpool(&mut g, h).unwrap();
+    let h = nn::linear(&mut g, &mut ps, "fc", h, 3).unwrap();
+    let loss = nn::reduce(&mut g, ReduceKind::Sum, h, 0).unwrap();
+    let vars = init(&ps, 1, &[("x", rand_host(&[2, 3, 9, 9], 2, -1.0, 1.0))]);
+    let mut wrt: Vec<String> = ps.specs.iter().map(|s| s.name.clone()).collect();
+    wrt.push("x".into());
+    let wrt: Vec<&str> = wrt.iter().map(|s| s.as_str()).collect();
+    // With ReLU, a smaller eps keeps most coordinates away from kinks; the f32 rounding it
+    // costs (~1e-6·|L| / eps) is covered by the larger absolute tolerance.
+    let (eps, atol) = if smooth { (1e-2, 2e-4) } else { (1e-3, 3e-4) };
+    gradcheck(&mut g, loss, &wrt, &vars, eps, 1e-2, atol, 40);
+}
+
+#[test]
+fn transposed_conv_decoder_gradients() {
+    // linear → reshape → LeakyReLU → transposed conv (stride 2) → tanh → squared error.
+    let mut g = Graph::new();
+    let mut ps = Params::new("dec");
+    let z = g.var("z", &[3, 4]).unwrap();
+    let target = g.var("target", &[3, 2, 8, 8]).unwrap();
+    let h = nn::linear(&mut g, &mut ps, "fc", z, 6 * 4 * 4).unwrap();
+    let h = g.reshape(h, &[3, 6, 4, 4]).unwrap();
+    let h = nn::leaky(&mut g, h, 0.2).unwrap();
+    let h = nn::conv_t(&mut g, &mut ps, "t1", h, 2, 4, 2, 1, 0).unwrap();
+    let h = nn::tanh(&mut g, h).unwrap();
+    let err = nn::lin(&mut g, h, 1.0, target, -1.0).unwrap();
+    let loss = nn::reduce(&mut g, ReduceKind::SumSq, err, 0).unwrap();
+    let vars = init(&ps, 3, &[("z", rand_host(&[3, 4], 4, -1.0, 1.0)), ("target", rand_host(&[3, 2, 8, 8], 5, -0.9, 0.9))]);
+    let mut wrt: Vec<String> = ps.specs.iter().map(|s| s.name.clone()).collect();
+    wrt.push("z".into());
+    let wrt: Vec<&str> = wrt.iter().map(|s| s.as_str()).collect();
+    gradcheck(&mut g, loss, &wrt, &vars, 1e-2, 1e-2, 2e-4, 40);
+}
+
+#[test]
+fn logsumexp_of_gaussian_log_densities_gradients() {
+    // log Σ_m N(z; μ_m, σ_m): the mixture log-density the encoder is trained with.
+    let (b, d, m) = (4, 5, 3);
+    let mut g = Graph::new();
+    let z = g.var("z", &[b, d]).unwrap();
+    let mut cols = Vec::new();
+    let mut vars = vec![("z".to_string(), rand_host(&[b, d], 10, -1.5, 1.5))];
+    for k in 0..m {
+        let mu = g.var(&format!("mu{k}"), &[b, d]).unwrap();
+        let ls = g.var(&format!("ls{k}"), &[b, d]).unwrap();
+        vars.push((format!("mu{k}"), rand_host(&[b, d], 20 + k as u64, -1.0, 1.0)));
+        vars.push((format!("ls{k}"), rand_host(&[b, d], 30 + k as u64, -0.7, 0.5)));
+        let lp = g.op(Arc::new(GaussianLogPdf), &[z, mu, ls]).unwrap();
+        cols.push(g.reshape(lp, &[b, 1]).unwrap());
+    }
+    let stacked = nn::concat(&mut g, &cols, 1).unwrap();
+    let lse = g.op(Arc::new(LogSumExp { axis: 1 }), &[stacked]).unwrap();
+    let loss = nn::reduce(&mut g, ReduceKind::Sum, lse, 0).unwrap();
+    let vars: HashMap<String, Host> = vars.into_iter().collect();
+    let mut wrt = vec!["z".to_string()];
+    for k in 0..m {
+        wrt.push(format!("mu{k}"));
+        wrt.push(format!("ls{k}"));
+    }
+    let wrt: Vec<&str> = wrt.iter().map(|s| s.as_str()).collect();
+    gradcheck(&mut g, loss, &wrt, &vars, 1e-2, 1e-2, 2e-4, 40);
+}

@@ -1,0 +1,311 @@
+//! Convolutions (forward, transposed = backward-data, backward-weight) on every GEMM variant
+//! against plain-loop CPU references, adjoint identities, and their gradient ops.
+//! Tolerance: an output sums K = Ci*KH*KW (forward), Co*KH*KW (transposed) or N*OH*OW
+//! (weight gradient) f32 products in another order than the f64 reference: rounding grows like
+//! sqrt(K) ulps, so |got - want| <= 1e-4 |want| + 1.6e-5 sqrt(K) (inputs in [-1, 1]).
+mod common;
+use common::*;
+use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvTranspose2d};
+use mmebm::ops::gemm::{variants, Act, Kind};
+use mmebm::ops::{eager, Builder, Host, Op, Target, Tid};
+use std::sync::Arc;
+
+fn atol(k: usize) -> f32 {
+    1.6e-5 * (k as f32).sqrt() + 1e-6
+}
+
+fn targets() -> Vec<Target> {
+    let base = Target::of(gpu());
+    variants()
+        .into_iter()
+        .filter(|v| v.kind != Kind::Subgroup || base.subgroups)
+        .map(|v| Target { gemm_variant: v.name.to_string(), ..base.clone() })
+        .collect()
+}
+
+fn check(t: &Target, op: &dyn Op, inputs: &[&Host], k: usize) -> Host {
+    let got = eager::run_on(gpu(), t, op, inputs).unwrap_or_else(|e| panic!("{} [{}]: {e}", op.name(), t.gemm_variant));
+    let want = op.cpu(inputs);
+    let shapes: Vec<&Vec<usize>> = inputs.iter().map(|h| &h.shape).collect();
+    assert_close(&format!("{} {shapes:?} [{}]", op.name(), t.gemm_variant), &got[0], &want[0], 1e-4, atol(k));
+    got.into_iter().next().unwrap()
+}
+
+/// (N, Ci, H, W, Co, K, stride, pad)
+const GEOS: &[(usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+    (1, 1, 1, 1, 1, 1, 1, 0),   // everything 1
+    (2, 3, 7, 9, 5, 3, 1, 1),   // 3x3, odd sizes
+    (1, 4, 9, 7, 8, 3, 2, 1),   // stride 2, odd input
+    (3, 5, 8, 8, 6, 1, 1, 0),   // 1x1
+    (2, 3, 11, 13, 4, 3, 2, 0), // stride 2, no padding
+    (1, 8, 6, 6, 16, 1, 2, 0),  // 1x1 stride 2 (a strided shortcut)
+    (2, 16, 10, 10, 12, 3, 1, 1), // Ci*9 and OH*OW multiples of 4 (vector paths)
+    (1, 2, 5, 6, 3, 5, 1, 2),   // 5x5
+    (1, 3, 4, 4, 36, 4, 2, 1),  // even kernel, stride 2, Co % 4 == 0 (transposed: vector path)
+];
+
+fn inputs(g: (usize, usize, usize, usize, usize, usize, usize, usize), seed: u64) -> (Host, Host, Host) {
+    let (n, ci, h, w, co, k, _, _) = g;
+    (
+        rand_host(&[n, ci, h, w], seed, -1.0, 1.0),
+        rand_host(&[co, ci, k, k], seed + 1, -1.0, 1.0),
+        rand_host(&[co], seed + 2, -1.0, 1.0),
+    )
+}
+
+fn dot(a: &Host, b: &Host) -> f64 {
+    a.data.iter().zip(&b.data).map(|(x, y)| *x as f64 * *y as f64).sum()
+}
+
+#[test]
+fn conv_forward_all_variants() {
+    for t in targets() {
+        for (gi, &g) in GEOS.iter().enumerate() {
+            let (x, w, bias) = inputs(g, 10 * gi as u64);
+            let (_, ci, _, _, _, k, s, p) = g;
+            check(&t, &Conv2d::new(s, p), &[&x, &w], ci * k * k);
+            let act = [Act::Relu, Act::LeakyRelu(0.2), Act::Tanh][gi % 3];
+            check(&t, &Conv2d::new(s, p).with_act(act), &[&x, &w, &bias], ci * k * k);
+        }
+    }
+}
+
+#[test]
+fn conv_transpose_all_variants() {
+    for t in targets() {
+        for (gi, &g) in GEOS.iter().enumerate() {
+            let (n, ci, h, wd, co, k, s, p) = g;
+            let fwd = Conv2d::new(s, p);
+            let ys = fwd.shape(&[&[n, ci, h, wd], &[co, ci, k, k]]).unwrap();
+            let u = rand_host(&ys, 100 + gi as u64, -1.0, 1.0);
+            let w = rand_host(&[co, ci, k, k], 101 + gi as u64, -1.0, 1.0);
+            let bias = rand_host(&[ci], 102, -1.0, 1.0);
+            let bd = Conv2dBackwardData::backward_data(s, p, [h, wd], [k, k]);
+            assert_eq!(bd.shape(&[&u.shape, &w.shape]).unwrap(), vec![n, ci, h, wd], "{}", bd.name());
+            check(&t, &bd, &[&u, &w], co * k * k);
+            check(&t, &bd.with_act(Act::Tanh), &[&u, &w, &bias], co * k * k);
+            // Every output padding the stride allows.
+            for op in 0..s {
+                check(&t, &ConvTranspose2d::new(s, p, op), &[&u, &w], co * k * k);
+            }
+        }
+    }
+}
+
+#[test]
+fn conv_backward_weight_all_variants() {
+    for t in targets() {
+        for (gi, &g) in GEOS.iter().enumerate() {
+            let (n, ci, h, wd, co, k, s, p) = g;
+            let x = rand_host(&[n, ci, h, wd], 200 + gi as u64, -1.0, 1.0);
+            let ys = Conv2d::new(s, p).shape(&[&x.shape, &[co, ci, k, k]]).unwrap();
+            let dy = rand_host(&ys, 201 + gi as u64, -1.0, 1.0);
+            let op = Conv2dBackwardWeight { stride: s, pad: p, kernel: [k, k] };
+            check(&t, &op, &[&x, &dy], n * ys[2] * ys[3]);
+        }
+    }
+}
+
+#[test]
+fn conv_batch_64_layer_and_split_k() {
+    // One layer of the PolyMNIST EBM's size (backward-weight has K = 64*14*14 and few tiles, so
+    // the lowering splits k), on the default variant and the fastest one here.
+    let base = Target::of(gpu());
+    let mut ts = vec![base.clone()];
+    if base.subgroups {
+        ts.push(Target { gemm_variant: "sg32".into(), ..base.clone() });
+    }
+    for t in ts {
+        let x = rand_host(&[64, 8, 14, 14], 1, -1.0, 1.0);
+        let w = rand_host(&[16, 8, 3, 3], 2, -1.0, 1.0);
+        let y = check(&t, &Conv2d::new(1, 1), &[&x, &w], 72);
+        let bw = Conv2dBackwardWeight { stride: 1, pad: 1, kernel: [3, 3] };
+        check(&t, &bw, &[&x, &y], 64 * 196);
+        let bd = Conv2dBackwardData::backward_data(1, 1, [14, 14], [3, 3]);
+        check(&t, &bd, &[&y, &w], 16 * 9);
+    }
+}
+
+#[test]
+fn adjoint_identities_hold_on_gpu() {
+    // <conv(x, w), dy> = <x, convT(dy, w)> = <w, dW(x, dy)>
+    let t = Target::of(gpu());
+    for (gi, &g) in GEOS.iter().enumerate() {
+        let (x, w, _) = inputs(g, 300 + gi as u64);
+        let (_, _, h, wd, _, k, s, p) = g;
+        let y = eager::run_on(gpu(), &t, &Conv2d::new(s, p), &[&x, &w]).unwrap().remove(0);
+        let dy = rand_host(&y.shape, 400 + gi as u64, -1.0, 1.0);
+        let bd = Conv2dBackwardData::backward_data(s, p, [h, wd], [k, k]);
+        let dx = eager::run_on(gpu(), &t, &bd, &[&dy, &w]).unwrap().remove(0);
+        let bw = Conv2dBackwardWeight { stride: s, pad: p, kernel: [k, k] };
+        let dw = eager::run_on(gpu(), &t, &bw, &[&x, &dy]).unwrap().remove(0);
+        let (l, r1, r2) = (dot(&y, &dy), dot(&x, &dx), dot(&w, &dw));
+        let scale = (y.data.len() as f64).sqrt() + 1.0;
+        assert!((l - r1).abs() < 1e-4 * scale, "geometry {g:?}: <conv x, dy> {l} vs <x, convT dy> {r1}");
+        assert!((l - r2).abs() < 1e-4 * scale, "geometry {g:?}: <conv x, dy> {l} vs <w, dW(x, dy)> {r2}");
+    }
+}
+
+struct EagerBuilder {
+    target: Target,
+    vals: Vec<Host>,
+}
+
+impl EagerBuilder {
+    fn add(&mut self, h: Host) -> Tid {
+        self.vals.push(h);
+        Tid(self.vals.len() - 1)
+    }
+    fn get(&self, t: Option<Tid>) -> &Host {
+        &self.vals[t.expect("gradient").0]
+    }
+}
+
+impl Builder for EagerBuilder {
+    fn push(&mut self, op: Arc<dyn Op>, inputs: &[Tid]) -> Tid {
+        let ins: Vec<&Host> = inputs.iter().map(|t| &self.vals[t.0]).collect();
+        let r = eager::run_on(gpu(), &self.target, op.as_ref(), &ins).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
+        self.vals.push(r.into_iter().next().unwrap());
+        Tid(self.vals.len() - 1)
+    }
+    fn shape(&self, t: Tid) -> Vec<usize> {
+        self.vals[t.0].shape.clone()
+    }
+}
+
+/// Visits (x index, w index, y index) of every tap of the convolution x [n,ci,h,w] * w [co,ci,k,k].
+fn taps(xs: &[usize], co: usize, k: usize, s: usize, p: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let (n, ci, h, w) = (xs[0], xs[1], xs[2], xs[3]);
+    let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+    for b in 0..n {
+        for o in 0..co {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for c in 0..ci {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let (iy, ix) = ((oy * s + ky) as isize - p as isize, (ox * s + kx) as isize - p as isize);
+                                if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                                    f(
+                                        ((b * ci + c) * h + iy as usize) * w + ix as usize,
+                                        ((o * ci + c) * k + ky) * k + kx,
+                                        ((b * co + o) * oh + oy) * ow + ox,
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn f32s(v: Vec<f64>, s: &[usize]) -> Host {
+    Host::new(s, v.into_iter().map(|x| x as f32).collect())
+}
+
+#[test]
+fn conv_vjps_match_cpu_gradients() {
+    let base = Target::of(gpu());
+    let mut ts = vec![base.clone(), Target { gemm_variant: "reg4x4".into(), ..base.clone() }];
+    if base.subgroups {
+        ts.push(Target { gemm_variant: "sg16".into(), ..base.clone() });
+    }
+    for t in ts {
+        for (gi, &g) in GEOS.iter().enumerate() {
+            let (x, w, bias) = inputs(g, 500 + gi as u64);
+            let (_, ci, _, _, co, k, s, p) = g;
+            let tol = |kk: usize| atol(kk) * 2.0;
+
+            // Conv2d with bias and a fused activation.
+            let act = if gi % 2 == 0 { Act::Tanh } else { Act::LeakyRelu(0.3) };
+            let op = Conv2d::new(s, p).with_act(act);
+            let y = op.cpu(&[&x, &w, &bias]).remove(0);
+            let dy = rand_host(&y.shape, 600 + gi as u64, -1.0, 1.0);
+            let mut eb = EagerBuilder { target: t.clone(), vals: vec![] };
+            let ids = [eb.add(x.clone()), eb.add(w.clone()), eb.add(bias.clone())];
+            let (o, d) = (eb.add(y.clone()), eb.add(dy.clone()));
+            let gr = op.vjp(&mut eb, &ids, o, d);
+            let gpre: Vec<f64> = y.data.iter().zip(&dy.data).map(|(&yv, &dv)| {
+                let dd = match act { Act::Tanh => 1.0 - yv * yv, Act::LeakyRelu(sl) => if yv > 0.0 { 1.0 } else { sl }, _ => 1.0 };
+                (dv * dd) as f64
+            }).collect();
+            let (mut dx, mut dw, mut db) = (vec![0f64; x.data.len()], vec![0f64; w.data.len()], vec![0f64; co]);
+            taps(&x.shape, co, k, s, p, |xi, wi, yi| {
+                dx[xi] += gpre[yi] * w.data[wi] as f64;
+                dw[wi] += gpre[yi] * x.data[xi] as f64;
+            });
+            let ohw = y.shape[2] * y.shape[3];
+            for (yi, gv) in gpre.iter().enumerate() {
+                db[(yi / ohw) % co] += gv;
+            }
+            let what = format!("{} geometry {g:?} [{}]", op.name(), t.gemm_variant);
+            assert_close(&format!("dx of {what}"), eb.get(gr[0]), &f32s(dx, &x.shape), 1e-4, tol(co * k * k));
+            assert_close(&format!("dw of {what}"), eb.get(gr[1]), &f32s(dw, &w.shape), 1e-4, tol(y.data.len() / co));
+            assert_close(&format!("dbias of {what}"), eb.get(gr[2]), &f32s(db, &[co]), 1e-4, tol(y.data.len() / co));
+
+            // Transposed convolution out = convT(u, w) (+ bias over ci): du = conv(G, w),
+            // dw = dW(G, u). With G = dout and x-shaped output.
+            let h = x.shape[2];
+            let wd = x.shape[3];
+            let tr = Conv2dBackwardData::backward_data(s, p, [h, wd], [k, k]);
+            let u = rand_host(&y.shape, 700 + gi as u64, -1.0, 1.0);
+            let tb = rand_host(&[ci], 701, -1.0, 1.0);
+            let out = tr.cpu(&[&u, &w, &tb]).remove(0);
+            let dout = rand_host(&out.shape, 702 + gi as u64, -1.0, 1.0);
+            let mut eb = EagerBuilder { target: t.clone(), vals: vec![] };
+            let ids = [eb.add(u.clone()), eb.add(w.clone()), eb.add(tb.clone())];
+            let (o, d) = (eb.add(out.clone()), eb.add(dout.clone()));
+            let gr = tr.vjp(&mut eb, &ids, o, d);
+            let (mut du, mut dw, mut db) = (vec![0f64; u.data.len()], vec![0f64; w.data.len()], vec![0f64; ci]);
+            taps(&x.shape, co, k, s, p, |xi, wi, yi| {
+                du[yi] += dout.data[xi] as f64 * w.data[wi] as f64;
+                dw[wi] += dout.data[xi] as f64 * u.data[yi] as f64;
+            });
+            for (xi, gv) in dout.data.iter().enumerate() {
+                db[(xi / (h * wd)) % ci] += *gv as f64;
+            }
+            let what = format!("{} geometry {g:?} [{}]", tr.name(), t.gemm_variant);
+            assert_close(&format!("du of {what}"), eb.get(gr[0]), &f32s(du, &u.shape), 1e-4, tol(ci * k * k));
+            assert_close(&format!("dw of {what}"), eb.get(gr[1]), &f32s(dw, &w.shape), 1e-4, tol(u.data.len() / co));
+            assert_close(&format!("dbias of {what}"), eb.get(gr[2]), &f32s(db, &[ci]), 1e-4, tol(dout.data.len() / ci));
+
+            // Backward-weight dw = dW(x, dy): d/dx = convT(dy, G), d/ddy = conv(x, G).
+            let bw = Conv2dBackwardWeight { stride: s, pad: p, kernel: [k, k] };
+            let dyv = rand_host(&y.shape, 800 + gi as u64, -1.0, 1.0);
+            let outw = bw.cpu(&[&x, &dyv]).remove(0);
+            let gw = rand_host(&outw.shape, 801 + gi as u64, -1.0, 1.0);
+            let mut eb = EagerBuilder { target: t.clone(), vals: vec![] };
+            let ids = [eb.add(x.clone()), eb.add(dyv.clone())];
+            let (o, d) = (eb.add(outw), eb.add(gw.clone()));
+            let gr = bw.vjp(&mut eb, &ids, o, d);
+            let (mut dx, mut ddy) = (vec![0f64; x.data.len()], vec![0f64; dyv.data.len()]);
+            taps(&x.shape, co, k, s, p, |xi, wi, yi| {
+                dx[xi] += gw.data[wi] as f64 * dyv.data[yi] as f64;
+                ddy[yi] += gw.data[wi] as f64 * x.data[xi] as f64;
+            });
+            let what = format!("{} geometry {g:?} [{}]", bw.name(), t.gemm_variant);
+            assert_close(&format!("dx of {what}"), eb.get(gr[0]), &f32s(dx, &x.shape), 1e-4, tol(co * k * k));
+            assert_close(&format!("ddy of {what}"), eb.get(gr[1]), &f32s(ddy, &y.shape), 1e-4, tol(ci * k * k));
+        }
+    }
+}
+
+#[test]
+fn conv_shape_errors_name_op_and_shapes() {
+    let e = Conv2d::new(1, 0).shape(&[&[1, 3, 8, 8], &[4, 2, 3, 3]]).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("[4, 2, 3, 3]") && e.contains("[1, 3, 8, 8]"), "{e}");
+    let e = Conv2d::new(1, 0).shape(&[&[1, 3, 2, 2], &[4, 3, 3, 3]]).unwrap_err().to_string();
+    assert!(e.contains("conv2d") && e.contains("larger"), "{e}");
+    let e = Conv2d::new(1, 0).shape(&[&[3, 8, 8], &[4, 3, 3, 3]]).unwrap_err().to_string();
+    assert!(e.contains("4-D"), "{e}");
+    let e = ConvTranspose2d::new(2, 0, 2).shape(&[&[1, 4, 5, 5], &[4, 3, 3, 3]]).unwrap_err().to_string();
+    assert!(e.contains("conv_transpose2d") && e.contains("output_padding"), "{e}");
+    let e = ConvTranspose2d::new(1, 0, 0).shape(&[&[1, 5, 5, 5], &[4, 3, 3, 3]]).unwrap_err().to_string();
+    assert!(e.contains("[1, 5, 5, 5]") && e.contains("[4, 3, 3, 3]"), "{e}");
+    let bw = Conv2dBackwardWeight { stride: 2, pad: 1, kernel: [3, 3] };
+    let e = bw.shape(&[&[1, 3, 8, 8], &[1, 4, 5, 4]]).unwrap_err().to_string();
+    assert!(e.contains("conv2d_backward_weight") && e.contains("[1, 4, 5, 4]"), "{e}");
+    assert_eq!(bw.shape(&[&[1, 3, 8, 8], &[1, 4, 4, 4]]).unwrap(), vec![4, 3, 3, 3]);
+}

@@ -1,0 +1,229 @@
+//! MatMul on every GEMM variant against plain-loop CPU references, and its gradient ops.
+//! Tolerance: each output is a sum of K f32 products summed in a different order (and with fma)
+//! than the f64 reference; rounding errors of a sum of K terms of size ~1 grow like sqrt(K) ulps,
+//! so |got - want| <= 1e-4 |want| + 2e-6 sqrt(K) * 8 (the 8 covers inputs up to ~2 in size and
+//! bias/activation). Observed errors are about ten times smaller.
+mod common;
+use common::*;
+use mmebm::ops::gemm::{variants, Act, Kind, MatMul};
+use mmebm::ops::{eager, Builder, Host, Op, Target, Tid};
+use std::sync::Arc;
+
+fn tol_atol(k: usize) -> f32 {
+    2e-6 * (k as f32).sqrt() * 8.0 + 1e-6
+}
+
+/// The targets to test: every variant this device can run.
+fn targets() -> Vec<Target> {
+    let base = Target::of(gpu());
+    variants()
+        .into_iter()
+        .filter(|v| v.kind != Kind::Subgroup || base.subgroups)
+        .map(|v| Target { gemm_variant: v.name.to_string(), ..base.clone() })
+        .collect()
+}
+
+fn check(t: &Target, op: &dyn Op, inputs: &[&Host], k: usize) {
+    let got = eager::run_on(gpu(), t, op, inputs).unwrap_or_else(|e| panic!("{} [{}]: {e}", op.name(), t.gemm_variant));
+    let want = op.cpu(inputs);
+    let shapes: Vec<&Vec<usize>> = inputs.iter().map(|h| &h.shape).collect();
+    assert_close(&format!("{} {shapes:?} [{}]", op.name(), t.gemm_variant), &got[0], &want[0], 1e-4, tol_atol(k));
+}
+
+fn stored(ta: bool, lead: &[usize], r: usize, c: usize) -> Vec<usize> {
+    let mut s = lead.to_vec();
+    if ta { s.extend([c, r]) } else { s.extend([r, c]) }
+    s
+}
+
+#[test]
+fn shared_section_is_identical_in_both_shaders() {
+    let cut = |s: &'static str| {
+        let b = s.find("// ---- shared: begin").expect("begin marker");
+        let e = s.find("// ---- shared: end").expect("end marker");
+        &s[b..e]
+    };
+    let a = cut(mmebm::gpu::shader_source("gemm").unwrap());
+    let b = cut(mmebm::gpu::shader_source("gemm_subgroup").unwrap());
+    assert!(a == b, "shaders/gemm.wgsl and shaders/gemm_subgroup.wgsl differ between the shared markers");
+}
+
+const SHAPES: &[(usize, usize, usize)] = &[
+    (1, 1, 1),
+    (7, 13, 5),
+    (33, 65, 17),
+    (64, 64, 64),
+    (12, 8, 36),
+    (1, 100, 37),
+    (70, 3, 44),
+    (36, 68, 140),
+];
+
+#[test]
+fn matmul_all_variants_and_transposes() {
+    for t in targets() {
+        for (si, &(m, n, k)) in SHAPES.iter().enumerate() {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = rand_host(&stored(ta, &[], m, k), 10 + si as u64, -1.0, 1.0);
+                let b = rand_host(&stored(tb, &[], k, n), 20 + si as u64, -1.0, 1.0);
+                check(&t, &MatMul::new(ta, tb), &[&a, &b], k);
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_bias_activation_batch() {
+    for t in targets() {
+        for (si, &(m, n, k)) in [(7, 13, 5), (33, 64, 20)].iter().enumerate() {
+            let bias = rand_host(&[n], 3, -1.0, 1.0);
+            for (ai, act) in [Act::None, Act::Relu, Act::LeakyRelu(0.2), Act::Tanh].into_iter().enumerate() {
+                let (ta, tb) = (ai % 2 == 1, ai >= 2);
+                let a = rand_host(&stored(ta, &[], m, k), 30 + si as u64, -1.0, 1.0);
+                let b = rand_host(&stored(tb, &[], k, n), 40 + si as u64, -1.0, 1.0);
+                let op = MatMul::new(ta, tb).with_act(act);
+                check(&t, &op, &[&a, &b, &bias], k);
+            }
+            // Batched, and batched against a shared (unbatched) operand on either side.
+            for (la, lb) in [(vec![3], vec![3]), (vec![2, 2], vec![]), (vec![], vec![3])] {
+                let a = rand_host(&stored(false, &la, m, k), 50, -1.0, 1.0);
+                let b = rand_host(&stored(true, &lb, k, n), 51, -1.0, 1.0);
+                check(&t, &MatMul::new(false, true), &[&a, &b], k);
+                check(&t, &MatMul::new(false, true).with_act(Act::Relu), &[&a, &b, &bias], k);
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_split_k_and_huge_k() {
+    // Few output tiles and a long k: the lowering splits k over workgroups and adds the parts in
+    // a second dispatch. K = 270000 also needs more than 65535 steps of 4 in one loop otherwise.
+    for t in targets() {
+        for &(m, n, k) in &[(8, 8, 2048), (5, 3, 1500), (1, 1, 270000)] {
+            for tb in [false, true] {
+                let a = rand_host(&[m, k], 60, -1.0, 1.0);
+                let b = rand_host(&stored(tb, &[], k, n), 61, -1.0, 1.0);
+                let bias = rand_host(&[n], 62, -1.0, 1.0);
+                check(&t, &MatMul::new(false, tb).with_act(Act::Tanh), &[&a, &b, &bias], k);
+            }
+        }
+    }
+}
+
+#[test]
+fn shape_errors_name_the_op() {
+    let e = MatMul::new(false, false).shape(&[&[3, 4], &[5, 6]]).unwrap_err().to_string();
+    assert!(e.contains("matmul") && e.contains("[3, 4]") && e.contains("[5, 6]"), "{e}");
+    let e = MatMul::new(false, false).shape(&[&[2, 3, 4], &[3, 4, 6]]).unwrap_err().to_string();
+    assert!(e.contains("batch"), "{e}");
+    let e = MatMul::new(false, false).shape(&[&[3, 4], &[4, 6], &[5]]).unwrap_err().to_string();
+    assert!(e.contains("bias"), "{e}");
+}
+
+/// A Builder that runs every pushed op right away on the GPU: lets tests execute `vjp` output.
+pub struct EagerBuilder {
+    pub target: Target,
+    pub vals: Vec<Host>,
+}
+
+impl EagerBuilder {
+    pub fn add(&mut self, h: Host) -> Tid {
+        self.vals.push(h);
+        Tid(self.vals.len() - 1)
+    }
+}
+
+impl Builder for EagerBuilder {
+    fn push(&mut self, op: Arc<dyn Op>, inputs: &[Tid]) -> Tid {
+        let ins: Vec<&Host> = inputs.iter().map(|t| &self.vals[t.0]).collect();
+        let r = eager::run_on(gpu(), &self.target, op.as_ref(), &ins).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
+        self.vals.push(r.into_iter().next().unwrap());
+        Tid(self.vals.len() - 1)
+    }
+    fn shape(&self, t: Tid) -> Vec<usize> {
+        self.vals[t.0].shape.clone()
+    }
+}
+
+fn act_deriv(act: Act, y: f32) -> f32 {
+    match act {
+        Act::None => 1.0,
+        Act::Relu => if y > 0.0 { 1.0 } else { 0.0 },
+        Act::LeakyRelu(s) => if y > 0.0 { 1.0 } else { s },
+        Act::Tanh => 1.0 - y * y,
+    }
+}
+
+#[test]
+fn matmul_vjp_matches_cpu_gradient() {
+    // CPU gradient of L = <dout, out>: with G = dout * act'(pre),
+    // dA(m,k) += G(m,n) B(k,n), dB(k,n) += A(m,k) G(m,n), dbias(n) += G(m,n), summed over batch
+    // entries (which also covers operands shared across the batch).
+    let base = Target::of(gpu());
+    let mut ts = vec![Target { gemm_variant: String::new(), ..base.clone() }];
+    if base.subgroups {
+        ts.push(Target { gemm_variant: "sg32".into(), ..base.clone() });
+    }
+    ts.push(Target { gemm_variant: "reg8x8".into(), ..base.clone() });
+    for t in ts {
+        for &(m, n, k) in &[(5, 7, 3), (33, 20, 16)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                for (la, lb) in [(vec![], vec![]), (vec![2], vec![2]), (vec![3], vec![]), (vec![], vec![2])] {
+                    let act = if ta { Act::Tanh } else { Act::LeakyRelu(0.1) };
+                    let a = rand_host(&stored(ta, &la, m, k), 70, -1.0, 1.0);
+                    let b = rand_host(&stored(tb, &lb, k, n), 71, -1.0, 1.0);
+                    let bias = rand_host(&[n], 72, -1.0, 1.0);
+                    let op = MatMul::new(ta, tb).with_act(act);
+                    let out = op.cpu(&[&a, &b, &bias]).remove(0);
+                    let dout = rand_host(&out.shape, 73, -1.0, 1.0);
+                    let mut eb = EagerBuilder { target: t.clone(), vals: vec![] };
+                    let ids = [eb.add(a.clone()), eb.add(b.clone()), eb.add(bias.clone())];
+                    let (o, d) = (eb.add(out.clone()), eb.add(dout.clone()));
+                    let grads = op.vjp(&mut eb, &ids, o, d);
+                    let nz: usize = if la.is_empty() { lb.iter().product() } else { la.iter().product() };
+                    let mut da = vec![0f64; a.data.len()];
+                    let mut db = vec![0f64; b.data.len()];
+                    let mut dbias = vec![0f64; n];
+                    for z in 0..nz {
+                        let (ao, bo) = (if la.is_empty() { 0 } else { z * m * k }, if lb.is_empty() { 0 } else { z * k * n });
+                        for r in 0..m {
+                            for c in 0..n {
+                                let oi = (z * m + r) * n + c;
+                                let g = (dout.data[oi] * act_deriv(act, out.data[oi])) as f64;
+                                dbias[c] += g;
+                                for q in 0..k {
+                                    let ai = ao + if ta { q * m + r } else { r * k + q };
+                                    let bi = bo + if tb { c * k + q } else { q * n + c };
+                                    da[ai] += g * b.data[bi] as f64;
+                                    db[bi] += g * a.data[ai] as f64;
+                                }
+                            }
+                        }
+                    }
+                    let what = format!("{} a {:?} b {:?} [{}]", op.name(), a.shape, b.shape, t.gemm_variant);
+                    let f = |v: Vec<f64>, s: &[usize]| Host::new(s, v.into_iter().map(|x| x as f32).collect());
+                    let kk = n * nz;
+                    assert_close(&format!("dA of {what}"), &eb.vals[grads[0].unwrap().0], &f(da, &a.shape), 1e-4, tol_atol(kk));
+                    assert_close(&format!("dB of {what}"), &eb.vals[grads[1].unwrap().0], &f(db, &b.shape), 1e-4, tol_atol(m * nz));
+                    assert_close(&format!("dbias of {what}"), &eb.vals[grads[2].unwrap().0], &f(dbias, &[n]), 1e-4, tol_atol(m * nz));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn webgpu_default_limits_accept_the_default_variant() {
+    let t = Target::webgpu();
+    let v = mmebm::ops::gemm::select_variant(&t).unwrap();
+    assert!(v.invocations() <= 256 && v.workgroup_bytes() <= 16384, "{v:?}");
+    // A subgroup variant requested without subgroups falls back; an unknown name is an error.
+    let t2 = Target { gemm_variant: "sg32".into(), ..Target::webgpu() };
+    assert_eq!(mmebm::ops::gemm::select_variant(&t2).unwrap().kind, Kind::Tiled);
+    let t3 = Target { gemm_variant: "nope".into(), ..Target::webgpu() };
+    assert!(mmebm::ops::gemm::select_variant(&t3).is_err());
+    // Everything lowers under WebGPU limits with the default.
+    let a = MatMul::new(false, true).lower(&[&[3, 5], &[7, 5]], &[3, 7], &t).unwrap();
+    assert!(!a.dispatches.is_empty());
+}
