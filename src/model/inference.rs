@@ -158,5 +158,32 @@ impl Model {
         }
         total.ok_or_else(|| Error::Config("log_q needs at least one observed modality".into()))
     }
-}
 
+    /// Eq. 10 as a loss to minimise: mean f(x̃) − mean f(x). Returns (loss, mean f(x), mean f(x̃)).
+    pub fn ebm_loss(&mut self, g: &mut Graph, xs: &[Tid], xt: &[Tid]) -> Result<(Tid, Tid, Tid)> {
+        let f_data = self.ebm(g, xs)?;
+        let f_rev = self.ebm(g, xt)?;
+        let f_data_m = nn::mean_all(g, f_data)?;
+        let f_rev_m = nn::mean_all(g, f_rev)?;
+        Ok((nn::lin(g, f_rev_m, 1.0, f_data_m, -1.0)?, f_data_m, f_rev_m))
+    }
+
+    /// Eq. 11 as a loss: (recon(x | ẑ) + recon(x̃ | z̃)) / B, both revised pairs.
+    /// Returns (loss, recon(x | ẑ) summed over the batch).
+    pub fn gen_loss(&mut self, g: &mut Graph, data: (Tid, &[(usize, Tid)]), revised: (Tid, &[(usize, Tid)])) -> Result<(Tid, Tid)> {
+        let b = g.shape_of(data.0)[0];
+        let r_data = self.recon(g, data.0, data.1)?;
+        let r_rev = self.recon(g, revised.0, revised.1)?;
+        let r = nn::add(g, r_data, r_rev)?;
+        Ok((nn::scale(g, r, 1.0 / b as f32)?, r_data))
+    }
+
+    /// Eq. 12 as a loss: −(log q(ẑ | x) + log q(z̃ | x̃)) / B.
+    pub fn enc_loss(&mut self, g: &mut Graph, data: (Tid, &[(usize, Tid)]), revised: (Tid, &[(usize, Tid)])) -> Result<Tid> {
+        let b = g.shape_of(data.0)[0];
+        let lq_data = self.log_q(g, data.0, data.1)?;
+        let lq_rev = self.log_q(g, revised.0, revised.1)?;
+        let lq = nn::add(g, lq_data, lq_rev)?;
+        nn::scale(g, lq, -1.0 / b as f32)
+    }
+}

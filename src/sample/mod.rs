@@ -14,7 +14,7 @@ use crate::graph::{Executable, Graph, Plan, Store};
 use crate::model::{config::LangevinConfig, Model};
 use crate::nn;
 use crate::ops::elementwise::Assign;
-use crate::ops::random::{LangevinStep, Randn, Tick};
+use crate::ops::random::{Randn, Tick};
 use crate::ops::reduce::ReduceKind;
 use crate::ops::{Host, Target, Tid};
 use std::sync::Arc;
@@ -141,9 +141,7 @@ impl Phases<'_> {
         let xs = self.xs(&mut g, given)?;
         let zv = g.var(Z, &[self.n, self.model.latent_total()])?;
         let lp = self.model.log_joint(&mut g, zv, &xs)?;
-        let gz = g.grad(lp, &[zv])?[0];
-        g.op(Arc::new(LangevinStep::new(self.langevin.z_step, self.langevin.z_noise, stream::LANGEVIN_Z)), &[zv, gz, rng])?;
-        g.op(Arc::new(Tick), &[rng])?;
+        nn::langevin(&mut g, rng, &[zv], lp, self.langevin.z_step, self.langevin.z_noise, stream::LANGEVIN_Z, None)?;
         Ok(g)
     }
 
@@ -165,16 +163,10 @@ impl Phases<'_> {
         let xs: Vec<Tid> = self.xs(&mut g, &all)?.into_iter().map(|(_, t)| t).collect();
         let f = self.model.ebm(&mut g, &xs)?;
         let fsum = nn::reduce(&mut g, ReduceKind::Sum, f, 0)?;
-        let wrt: Vec<Tid> = moving.iter().map(|&m| xs[m]).collect();
-        let grads = g.grad(fsum, &wrt)?;
-        for (&m, gm) in moving.iter().zip(grads) {
-            let mut step = LangevinStep::new(self.langevin.x_step, self.langevin.x_noise, stream::LANGEVIN_X + m as u32);
-            if self.langevin.x_clamp {
-                step = step.clamped(-1.0, 1.0);
-            }
-            g.op(Arc::new(step), &[xs[m], gm, rng])?;
-        }
-        g.op(Arc::new(Tick), &[rng])?;
+        let moving_x: Vec<Tid> = moving.iter().map(|&m| xs[m]).collect();
+        let clamp = if self.langevin.x_clamp { Some((-1.0, 1.0)) } else { None };
+        // Held modalities are inputs of f but not states: they condition the chain, unchanged.
+        nn::langevin(&mut g, rng, &moving_x, fsum, self.langevin.x_step, self.langevin.x_noise, stream::LANGEVIN_X, clamp)?;
         g.output("s.f", f);
         Ok(g)
     }

@@ -16,7 +16,7 @@ use crate::model::{Config, Model};
 use crate::nn;
 use crate::ops::adam::{adam_state, Adam};
 use crate::ops::elementwise::Assign;
-use crate::ops::random::{rng_state, LangevinStep, Randn, Tick};
+use crate::ops::random::{rng_state, Randn, Tick};
 use crate::model::stream;
 use crate::ops::reduce::ReduceKind;
 use crate::ops::{Host, Target, Tid};
@@ -114,9 +114,7 @@ impl Trainer {
             let xs = data(&mut g)?;
             let zhat = g.var(ZHAT, &[b, lt])?;
             let lp = model.log_joint(&mut g, zhat, &xs)?;
-            let gz = g.grad(lp, &[zhat])?[0];
-            g.op(Arc::new(LangevinStep::new(lv.z_step, lv.z_noise, stream::LANGEVIN_Z)), &[zhat, gz, rng])?;
-            g.op(Arc::new(Tick), &[rng])?;
+            nn::langevin(&mut g, rng, &[zhat], lp, lv.z_step, lv.z_noise, stream::LANGEVIN_Z, None)?;
             (Some(init_z), Some(compile(&g, &mut store)?))
         } else {
             (None, None)
@@ -150,15 +148,8 @@ impl Trainer {
         let xt = chains(&mut g)?;
         let f = model.ebm(&mut g, &xt)?;
         let fsum = nn::reduce(&mut g, ReduceKind::Sum, f, 0)?;
-        let gx = g.grad(fsum, &xt)?;
-        for m in 0..mm {
-            let mut step = LangevinStep::new(lv.x_step, lv.x_noise, stream::LANGEVIN_X + m as u32);
-            if lv.x_clamp {
-                step = step.clamped(-1.0, 1.0);
-            }
-            g.op(Arc::new(step), &[xt[m], gx[m], rng])?;
-        }
-        g.op(Arc::new(Tick), &[rng])?;
+        let clamp = if lv.x_clamp { Some((-1.0, 1.0)) } else { None };
+        nn::langevin(&mut g, rng, &xt, fsum, lv.x_step, lv.x_noise, stream::LANGEVIN_X, clamp)?;
         let langevin_x = compile(&g, &mut store)?;
 
         // 5. the three updates.
@@ -166,11 +157,7 @@ impl Trainer {
         let xs = data(&mut g)?;
         let xt = chains(&mut g)?;
         let xs_t: Vec<Tid> = xs.iter().map(|&(_, t)| t).collect();
-        let f_data = model.ebm(&mut g, &xs_t)?;
-        let f_rev = model.ebm(&mut g, &xt)?;
-        let f_data_m = nn::mean_all(&mut g, f_data)?;
-        let f_rev_m = nn::mean_all(&mut g, f_rev)?;
-        let loss_ebm = nn::lin(&mut g, f_rev_m, 1.0, f_data_m, -1.0)?;
+        let (loss_ebm, f_data_m, f_rev_m) = model.ebm_loss(&mut g, &xs_t, &xt)?;
         let ebm_params = model.ebm.tids(&mut g)?;
         let ebm_grads = g.grad(loss_ebm, &ebm_params)?;
         let mut metrics = vec![scalar(&mut g, loss_ebm)?, scalar(&mut g, f_data_m)?, scalar(&mut g, f_rev_m)?];
@@ -179,17 +166,10 @@ impl Trainer {
             let zhat = g.var(ZHAT, &[b, lt])?;
             let ztil = g.var(ZTIL, &[b, lt])?;
             let xt_pairs: Vec<(usize, Tid)> = xt.iter().copied().enumerate().collect();
-            // loss_gen = (recon(x | ẑ) + recon(x̃ | z̃)) / B: eq. 11 with σ fixed.
-            let r_data = model.recon(&mut g, zhat, &xs)?;
-            let r_rev = model.recon(&mut g, ztil, &xt_pairs)?;
-            let r = nn::add(&mut g, r_data, r_rev)?;
-            let loss_gen = nn::scale(&mut g, r, 1.0 / b as f32)?;
+            let (loss_gen, r_data) = model.gen_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs))?;
             let gen_params = model.gen.tids(&mut g)?;
             let gen_grads = g.grad(loss_gen, &gen_params)?;
-            let lq_data = model.log_q(&mut g, zhat, &xs)?;
-            let lq_rev = model.log_q(&mut g, ztil, &xt_pairs)?;
-            let lq = nn::add(&mut g, lq_data, lq_rev)?;
-            let loss_enc = nn::scale(&mut g, lq, -1.0 / b as f32)?;
+            let loss_enc = model.enc_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs))?;
             let enc_params = model.enc.tids(&mut g)?;
             let enc_grads = g.grad(loss_enc, &enc_params)?;
             // log p(x, ẑ) per example, to watch the posterior chain's effect.

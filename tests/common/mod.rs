@@ -74,6 +74,12 @@ pub fn run_graph(g: &Graph, vars: &HashMap<String, Host>) -> (Store, Executable)
 /// pooling tie within eps, seen as central differences at eps and eps/2 disagreeing) are
 /// skipped, and at most a quarter may be.
 pub fn gradcheck(g: &mut Graph, loss: Tid, wrt: &[&str], vars: &HashMap<String, Host>, eps: f32, rtol: f32, atol: f32, samples: usize) {
+    gradcheck_kinks(g, loss, wrt, vars, eps, rtol, atol, samples, 0.25)
+}
+
+/// `gradcheck` allowing up to `max_kinks` (a fraction) of the sampled coordinates to be skipped
+/// as kinks: for ReLU networks with many units, where a perturbation of eps often crosses one.
+pub fn gradcheck_kinks(g: &mut Graph, loss: Tid, wrt: &[&str], vars: &HashMap<String, Host>, eps: f32, rtol: f32, atol: f32, samples: usize, max_kinks: f64) {
     let tids: Vec<Tid> = wrt.iter().map(|n| {
         let shape = vars[*n].shape.clone();
         g.var(n, &shape).unwrap()
@@ -95,6 +101,7 @@ pub fn gradcheck(g: &mut Graph, loss: Tid, wrt: &[&str], vars: &HashMap<String, 
         let want = all[t.0].as_ref().unwrap();
         assert_close(&format!("GPU vs CPU backward graph, d loss / d {}", wrt[k]), &store.get(gpu(), &format!("grad{k}")).unwrap(), want, 1e-3, 1e-5);
     }
+    let (mut total_skipped, mut total_picked) = (0usize, 0usize);
     let l_gpu = store.get(gpu(), "loss").unwrap().data[0] as f64;
     let l_cpu = f(vars);
     assert!((l_gpu - l_cpu).abs() <= 1e-3 * l_cpu.abs().max(1.0), "loss: gpu {l_gpu} cpu {l_cpu}");
@@ -117,7 +124,7 @@ pub fn gradcheck(g: &mut Graph, loss: Tid, wrt: &[&str], vars: &HashMap<String, 
             let tol = |v: f64| atol as f64 + rtol as f64 * v.abs();
             // A smooth loss gives central differences that agree to O(eps²) at eps and eps/2;
             // when they do not, a ReLU kink or pooling tie lies within eps: skip that coordinate.
-            if (fd - fd_half).abs() > 0.25 * tol(fd) {
+            if (fd - fd_half).abs() > 0.5 * tol(fd) {
                 skipped += 1;
                 continue;
             }
@@ -128,6 +135,11 @@ pub fn gradcheck(g: &mut Graph, loss: Tid, wrt: &[&str], vars: &HashMap<String, 
                 gg.shape
             );
         }
-        assert!(skipped * 4 <= picks.len(), "{name}: {skipped} of {} coordinates sat on kinks", picks.len());
+        total_skipped += skipped;
+        total_picked += picks.len();
     }
+    assert!(
+        total_skipped as f64 <= max_kinks * total_picked as f64,
+        "{total_skipped} of {total_picked} sampled coordinates sat on kinks (at most {max_kinks} may)"
+    );
 }

@@ -1,0 +1,410 @@
+//! GEMM/convolution benchmark: `cargo run --release --bin bench [-- options]`.
+//!
+//! Times matmul (256³, 512³, 1024³) for every GEMM variant next to `matrixmultiply::sgemm` on one
+//! CPU thread, the PolyMNIST EBM's convolution layers at batch 64 (forward, backward-data,
+//! backward-weight) next to im2col + sgemm, and the cost of 100 empty dispatches replayed in one
+//! compute pass. Wall clock around submit + wait, one warm-up run, best of several.
+//! Ends with `gemm_variant = "<name>"`: the variant to put in `Target::gemm_variant` here.
+//!
+//! Options: `--variants a,b,..` (default: all this adapter can run), `--quick` (1024³ and two
+//! conv layers only), `--skip-matmul`, `--skip-conv`.
+//! `MMEBM_SHADER_DIR=dir` compiles `dir/<shader>.wgsl` instead of the embedded shaders (kernel
+//! experiments without rebuilding).
+use mmebm::gpu::{pack_uniforms, uniform_size, Gpu, GpuOptions};
+use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
+use mmebm::ops::gemm::{variants, Kind, MatMul};
+use mmebm::ops::{numel, Op, Slot, Target};
+use mmebm::Result;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+struct Bench {
+    gpu: Gpu,
+    shader_dir: Option<String>,
+    cache: HashMap<String, Arc<wgpu::ComputePipeline>>,
+}
+
+impl Bench {
+    fn pipeline(&mut self, shader: &str, entry: &str, consts: &[(String, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
+        let Some(dir) = &self.shader_dir else { return self.gpu.pipeline(shader, entry, consts) };
+        let key = format!("{shader}/{entry}/{consts:?}");
+        if let Some(p) = self.cache.get(&key) {
+            return Ok(p.clone());
+        }
+        let src = std::fs::read_to_string(format!("{dir}/{shader}.wgsl"))
+            .map_err(|e| mmebm::Error::Io(format!("{dir}/{shader}.wgsl: {e}")))?;
+        let module = self.gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(shader),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let cref: Vec<(&str, f64)> = consts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let p = Arc::new(self.gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &cref, zero_initialize_workgroup_memory: false },
+            cache: None,
+        }));
+        self.gpu.check()?;
+        self.cache.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Seconds for one submit of `op` on random inputs of `shapes` (best of a few after a warm-up),
+    /// stopping early once `budget` seconds are spent.
+    fn time_op(&mut self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], budget: f64) -> Result<f64> {
+        let sh: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+        let out_shape = op.shape(&sh)?;
+        let low = op.lower(&sh, &out_shape, target)?;
+        let mut inputs = Vec::new();
+        for (i, s) in shapes.iter().enumerate() {
+            let data: Vec<f32> = (0..numel(s)).map(|j| (((j * 7919 + i * 31) % 1999) as f32 / 1999.0) - 0.5).collect();
+            let b = self.gpu.storage("input", (data.len() * 4) as u64)?;
+            self.gpu.upload(&b, 0, &data);
+            inputs.push(b);
+        }
+        let out = self.gpu.storage("output", (numel(&out_shape) * 4) as u64)?;
+        let scratch: Vec<wgpu::Buffer> =
+            low.scratch.iter().map(|n| self.gpu.storage("scratch", (*n * 4) as u64)).collect::<Result<_>>()?;
+        let blocks: Vec<&[u32]> = low.dispatches.iter().map(|d| d.params.as_slice()).collect();
+        let (udata, offsets) = pack_uniforms(&blocks);
+        let ubuf = self.gpu.uniform_buffer(&udata);
+        let mut groups = Vec::new();
+        for (d, off) in low.dispatches.iter().zip(&offsets) {
+            let pipe = self.pipeline(d.shader, d.entry, &d.constants)?;
+            let bufs: Vec<&wgpu::Buffer> = d
+                .bindings
+                .iter()
+                .map(|s| match *s {
+                    Slot::Input(i) => &inputs[i],
+                    Slot::Output => &out,
+                    Slot::Scratch(i) => &scratch[i],
+                })
+                .collect();
+            let bg = self.gpu.bind_group(&pipe, (&ubuf, *off, uniform_size(d.params.len())), &bufs);
+            groups.push((pipe, bg, d.workgroups));
+        }
+        let run = |gpu: &Gpu| -> Result<f64> {
+            let t = Instant::now();
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                for (pipe, bg, wg) in &groups {
+                    pass.set_pipeline(pipe);
+                    pass.set_bind_group(0, bg, &[]);
+                    pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
+                }
+            }
+            gpu.queue.submit([enc.finish()]);
+            gpu.wait()?;
+            Ok(t.elapsed().as_secs_f64())
+        };
+        let first = run(&self.gpu)?;
+        let mut best = f64::MAX;
+        let mut spent = first;
+        for _ in 0..5 {
+            let t = run(&self.gpu)?;
+            best = best.min(t);
+            spent += t;
+            if spent > budget {
+                break;
+            }
+        }
+        Ok(best)
+    }
+}
+
+/// Best of `reps` timings of `f` (after one warm-up call).
+fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+fn sgemm(m: usize, k: usize, n: usize, a: &[f32], rsa: isize, csa: isize, b: &[f32], rsb: isize, csb: isize, beta: f32, c: &mut [f32]) {
+    // SAFETY: callers pass slices covering every element addressed by these strides.
+    unsafe {
+        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), n as isize, 1);
+    }
+}
+
+fn cpu_matmul_seconds(n: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 97) as f32 / 97.0).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| (i % 89) as f32 / 89.0).collect();
+    let mut c = vec![0f32; n * n];
+    best_of(if n >= 1024 { 3 } else { 5 }, || sgemm(n, n, n, &a, n as isize, 1, &b, n as isize, 1, 0.0, &mut c))
+}
+
+/// im2col of one image x [ci, h, w] into cols [ci*k*k, oh*ow].
+fn im2col(x: &[f32], ci: usize, h: usize, w: usize, k: usize, s: usize, p: usize, oh: usize, ow: usize, cols: &mut [f32]) {
+    for c in 0..ci {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut cols[((c * k + ky) * k + kx) * oh * ow..][..oh * ow];
+                for oy in 0..oh {
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    for ox in 0..ow {
+                        let ix = (ox * s + kx) as isize - p as isize;
+                        row[oy * ow + ox] = if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                            x[(c * h + iy as usize) * w + ix as usize]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn col2im(cols: &[f32], ci: usize, h: usize, w: usize, k: usize, s: usize, p: usize, oh: usize, ow: usize, x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = 0.0);
+    for c in 0..ci {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &cols[((c * k + ky) * k + kx) * oh * ow..][..oh * ow];
+                for oy in 0..oh {
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    if iy < 0 || iy as usize >= h {
+                        continue;
+                    }
+                    for ox in 0..ow {
+                        let ix = (ox * s + kx) as isize - p as isize;
+                        if ix >= 0 && (ix as usize) < w {
+                            x[(c * h + iy as usize) * w + ix as usize] += row[oy * ow + ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Layer {
+    name: &'static str,
+    n: usize,
+    ci: usize,
+    h: usize,
+    co: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+}
+
+impl Layer {
+    fn oh(&self) -> usize {
+        (self.h + 2 * self.p - self.k) / self.s + 1
+    }
+    fn flops(&self) -> f64 {
+        2.0 * (self.n * self.co * self.oh() * self.oh() * self.ci * self.k * self.k) as f64
+    }
+}
+
+/// CPU yardstick seconds for (forward, backward-data, backward-weight): im2col + sgemm, 1 thread.
+fn cpu_conv_seconds(l: &Layer) -> [f64; 3] {
+    let (oh, kk) = (l.oh(), l.ci * l.k * l.k);
+    let x: Vec<f32> = (0..l.n * l.ci * l.h * l.h).map(|i| (i % 13) as f32 / 13.0).collect();
+    let w: Vec<f32> = (0..l.co * kk).map(|i| (i % 7) as f32 / 7.0).collect();
+    let dy: Vec<f32> = (0..l.n * l.co * oh * oh).map(|i| (i % 11) as f32 / 11.0).collect();
+    let mut cols = vec![0f32; kk * oh * oh];
+    let mut y = vec![0f32; l.co * oh * oh];
+    let mut dx = vec![0f32; l.ci * l.h * l.h];
+    let mut dw = vec![0f32; l.co * kk];
+    let (xi, yi) = (l.ci * l.h * l.h, l.co * oh * oh);
+    let reps = 2;
+    let fwd = best_of(reps, || {
+        for b in 0..l.n {
+            im2col(&x[b * xi..], l.ci, l.h, l.h, l.k, l.s, l.p, oh, oh, &mut cols);
+            sgemm(l.co, kk, oh * oh, &w, kk as isize, 1, &cols, (oh * oh) as isize, 1, 0.0, &mut y);
+        }
+    });
+    let bwd_data = best_of(reps, || {
+        for b in 0..l.n {
+            // cols = w^T dy_b, then scatter back.
+            sgemm(kk, l.co, oh * oh, &w, 1, kk as isize, &dy[b * yi..], (oh * oh) as isize, 1, 0.0, &mut cols);
+            col2im(&cols, l.ci, l.h, l.h, l.k, l.s, l.p, oh, oh, &mut dx);
+        }
+    });
+    let bwd_w = best_of(reps, || {
+        for b in 0..l.n {
+            im2col(&x[b * xi..], l.ci, l.h, l.h, l.k, l.s, l.p, oh, oh, &mut cols);
+            sgemm(l.co, oh * oh, kk, &dy[b * yi..], (oh * oh) as isize, 1, &cols, 1, (oh * oh) as isize, if b == 0 { 0.0 } else { 1.0 }, &mut dw);
+        }
+    });
+    [fwd, bwd_data, bwd_w]
+}
+
+fn gf(flops: f64, s: f64) -> f64 {
+    flops / s / 1e9
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let opt = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).cloned();
+    let quick = flag("--quick");
+    let started = Instant::now();
+    let gpu = Gpu::new(&GpuOptions::default())?;
+    let base = Target::of(&gpu);
+    println!(
+        "adapter: {} ({:?}); subgroups: {}; CPU yardstick: matrixmultiply::sgemm, 1 thread",
+        gpu.info.name, gpu.info.backend, base.subgroups
+    );
+    let mut vs: Vec<_> = variants().into_iter().filter(|v| v.kind != Kind::Subgroup || base.subgroups).collect();
+    if let Some(list) = opt("--variants") {
+        let want: Vec<&str> = list.split(',').collect();
+        vs.retain(|v| want.contains(&v.name));
+    }
+    let mut b = Bench { gpu, shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(), cache: HashMap::new() };
+    // score[variant] = log GFLOP/s summed over the workloads that decide the pick.
+    let mut score: HashMap<&'static str, (f64, usize)> = HashMap::new();
+
+    if !flag("--skip-matmul") {
+        let sizes: &[usize] = if quick { &[1024] } else { &[256, 512, 1024] };
+        println!("\nmatmul C = A B, f32, GFLOP/s (wall clock around submit + wait, best of several)");
+        print!("{:<12}", "variant");
+        for n in sizes {
+            print!("{:>12}", format!("{n}³"));
+        }
+        println!();
+        let cpu: Vec<f64> = sizes.iter().map(|&n| cpu_matmul_seconds(n)).collect();
+        print!("{:<12}", "cpu sgemm");
+        for (i, &n) in sizes.iter().enumerate() {
+            print!("{:>12.2}", gf(2.0 * (n * n * n) as f64, cpu[i]));
+        }
+        println!();
+        let mut best: Vec<(f64, &str)> = vec![(0.0, ""); sizes.len()];
+        for v in &vs {
+            let t = Target { gemm_variant: v.name.into(), ..base.clone() };
+            print!("{:<12}", v.name);
+            for (i, &n) in sizes.iter().enumerate() {
+                let s = b.time_op(&t, &MatMul::new(false, false), &[vec![n, n], vec![n, n]], 1.0)?;
+                let g = gf(2.0 * (n * n * n) as f64, s);
+                print!("{:>12.2}", g);
+                if g > best[i].0 {
+                    best[i] = (g, v.name);
+                }
+                if n == 1024 {
+                    let e = score.entry(v.name).or_default();
+                    e.0 += g.ln();
+                    e.1 += 1;
+                }
+            }
+            println!();
+        }
+        for (i, &n) in sizes.iter().enumerate() {
+            println!("best {n}³: {} {:.2} GFLOP/s = {:.2}x CPU sgemm", best[i].1, best[i].0, best[i].0 / gf(2.0 * (n * n * n) as f64, cpu[i]));
+        }
+        // Transposed operands (the matmuls of gradients), on the 1024³ winner.
+        let win = Target { gemm_variant: best[sizes.len() - 1].1.into(), ..base.clone() };
+        let n = 1024;
+        for (ta, tb) in [(true, false), (false, true)] {
+            let s = b.time_op(&win, &MatMul::new(ta, tb), &[vec![n, n], vec![n, n]], 1.0)?;
+            println!("  {} {}³: {:.2} GFLOP/s", MatMul::new(ta, tb).name(), n, gf(2.0 * (n * n * n) as f64, s));
+        }
+    }
+
+    if !flag("--skip-conv") {
+        let all = [
+            Layer { name: "conv1 3->32 28x28 3x3", n: 64, ci: 3, h: 28, co: 32, k: 3, s: 1, p: 1 },
+            Layer { name: "block 64->64 28x28 3x3", n: 64, ci: 64, h: 28, co: 64, k: 3, s: 1, p: 1 },
+            Layer { name: "block 64->64 14x14 3x3", n: 64, ci: 64, h: 14, co: 64, k: 3, s: 1, p: 1 },
+            Layer { name: "shortcut 32->64 28x28 1x1", n: 64, ci: 32, h: 28, co: 64, k: 1, s: 1, p: 0 },
+        ];
+        let layers: Vec<Layer> = if quick { vec![all[1], all[2]] } else { all.to_vec() };
+        println!("\nPolyMNIST EBM convolutions, batch 64, GFLOP/s (CPU: im2col + sgemm, 1 thread)");
+        println!("{:<27}{:<8}{:>10}{}", "layer", "op", "cpu", vs.iter().map(|v| format!("{:>10}", v.name)).collect::<String>());
+        let mut best_conv: HashMap<&str, (f64, &str)> = HashMap::new();
+        for l in &layers {
+            let cpu = cpu_conv_seconds(l);
+            let (oh, kk) = (l.oh(), [l.k, l.k]);
+            let xs = vec![l.n, l.ci, l.h, l.h];
+            let ws = vec![l.co, l.ci, l.k, l.k];
+            let ys = vec![l.n, l.co, oh, oh];
+            let ops: [(&str, Box<dyn Op>, Vec<Vec<usize>>); 3] = [
+                ("fwd", Box::new(Conv2d::new(l.s, l.p)), vec![xs.clone(), ws.clone()]),
+                ("bwd-data", Box::new(Conv2dBackwardData::backward_data(l.s, l.p, [l.h, l.h], kk)), vec![ys.clone(), ws.clone()]),
+                ("bwd-w", Box::new(Conv2dBackwardWeight { stride: l.s, pad: l.p, kernel: kk }), vec![xs.clone(), ys.clone()]),
+            ];
+            for (oi, (oname, op, shapes)) in ops.iter().enumerate() {
+                print!("{:<27}{:<8}{:>10.2}", l.name, oname, gf(l.flops(), cpu[oi]));
+                let mut fastest = f64::MAX;
+                for v in &vs {
+                    let t = Target { gemm_variant: v.name.into(), ..base.clone() };
+                    // Slow variants get one timed run.
+                    let budget = if fastest < f64::MAX { 3.0 * fastest } else { 1.0 };
+                    let s = b.time_op(&t, op.as_ref(), shapes, budget)?;
+                    fastest = fastest.min(s);
+                    let g = gf(l.flops(), s);
+                    print!("{:>10.2}", g);
+                    let e = score.entry(v.name).or_default();
+                    e.0 += g.ln();
+                    e.1 += 1;
+                    let bc = best_conv.entry(oname).or_insert((0.0, ""));
+                    if g > bc.0 {
+                        *bc = (g, v.name);
+                    }
+                }
+                println!();
+            }
+        }
+        for (oname, (g, v)) in {
+            let mut x: Vec<_> = best_conv.into_iter().collect();
+            x.sort_by(|a, b| a.0.cmp(b.0));
+            x
+        } {
+            println!("best conv {oname}: {v} (up to {g:.2} GFLOP/s)");
+        }
+    }
+
+    // 100 trivial dispatches recorded into one compute pass, one submit.
+    {
+        let buf = b.gpu.storage("replay", 1024)?;
+        let ubuf = b.gpu.uniform_buffer(&[1, 0, 0, 0]);
+        let pipe = b.pipeline("elementwise", "fill", &[("FN".into(), 0.0)])?;
+        let bg = b.gpu.bind_group(&pipe, (&ubuf, 0, 16), &[&buf]);
+        let gpu = &b.gpu;
+        let replay = || {
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipe);
+                pass.set_bind_group(0, &bg, &[]);
+                for _ in 0..100 {
+                    pass.dispatch_workgroups(1, 1, 1);
+                }
+            }
+            gpu.queue.submit([enc.finish()]);
+            gpu.wait().unwrap();
+        };
+        let s = best_of(10, replay);
+        println!("\nreplay of 100 empty dispatches in one pass, one submit: {:.3} ms ({:.1} µs per dispatch)", s * 1e3, s * 1e4);
+    }
+
+    let mut ranked: Vec<(f64, &str)> = score.iter().map(|(k, (s, n))| ((s / *n as f64).exp(), *k)).collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    if !ranked.is_empty() {
+        println!(
+            "\nranking (geometric mean GFLOP/s over 1024³ matmul and the conv ops): {}",
+            ranked.iter().map(|(g, n)| format!("{n} {g:.1}")).collect::<Vec<_>>().join(", ")
+        );
+        println!("bench took {:.0} s", started.elapsed().as_secs_f64());
+        println!("gemm_variant = \"{}\"  # this adapter ({}) picks it", ranked[0].1, b.gpu.info.name);
+    }
+    Ok(())
+}

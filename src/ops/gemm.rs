@@ -1,0 +1,499 @@
+//! Matrix products over the GEMM kernel family in `shaders/gemm.wgsl` (and its subgroup variant
+//! `shaders/gemm_subgroup.wgsl`), which `ops::conv` also lowers to.
+//!
+//! # Variants
+//! A variant is a named tile configuration ([`variants`]). [`Target::gemm_variant`] holds the
+//! name to use; the empty string means [`DEFAULT_VARIANT`] (workgroup-memory tiles that fit
+//! WebGPU's default limits, the usual choice on real GPUs). The bench (`cargo run --release --bin
+//! bench`) times every variant on the current adapter and prints the winner as
+//! `gemm_variant = "<name>"`; store that string wherever the run's `Target` is built (config file
+//! or `MMEBM_GEMM_VARIANT`, read by the caller) — lowering itself keeps no global state.
+//! A subgroup variant named on a target without subgroups falls back to the default.
+use super::elementwise::{MapFn, MapGrad};
+use super::reduce::Reduce;
+use super::{Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use crate::error::{Error, Result};
+use crate::gpu::grid;
+use std::sync::Arc;
+
+/// Activation fused into the GEMM epilogue.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Act {
+    #[default]
+    None,
+    Relu,
+    LeakyRelu(f32),
+    Tanh,
+}
+
+impl Act {
+    pub(crate) fn code(self) -> (u32, f32) {
+        match self {
+            Act::None => (0, 0.0),
+            Act::Relu => (1, 0.0),
+            Act::LeakyRelu(s) => (2, s),
+            Act::Tanh => (3, 0.0),
+        }
+    }
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Act::None => x,
+            Act::Relu => x.max(0.0),
+            Act::LeakyRelu(s) => if x > 0.0 { x } else { s * x },
+            Act::Tanh => x.tanh(),
+        }
+    }
+    /// The elementwise function whose `MapGrad`, fed the fused op's *output*, gives the
+    /// derivative (relu and leaky relu (slope > 0) keep the sign, tanh is written in its output).
+    pub fn map_fn(self) -> Option<MapFn> {
+        match self {
+            Act::None => None,
+            Act::Relu => Some(MapFn::Relu),
+            Act::LeakyRelu(s) => Some(MapFn::LeakyRelu(s)),
+            Act::Tanh => Some(MapFn::Tanh),
+        }
+    }
+    /// `dout` turned into the gradient before the activation (the op's output is `out`).
+    pub(crate) fn grad(self, b: &mut dyn Builder, out: Tid, dout: Tid) -> Tid {
+        match self.map_fn() {
+            Some(f) => b.push(Arc::new(MapGrad(f)), &[out, dout]),
+            None => dout,
+        }
+    }
+}
+
+/// How a variant computes its tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `gemm.wgsl` VARIANT 0: A and B tiles staged in workgroup memory, 4x4 outputs per thread.
+    Tiled,
+    /// `gemm.wgsl` VARIANT 1: each thread loads its own A rows and B columns (no workgroup memory).
+    Reg,
+    /// `gemm_subgroup.wgsl`: a workgroup shares its rows; A goes through `subgroupBroadcast`.
+    Subgroup,
+}
+
+/// A named tile configuration of the GEMM kernels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Threads along n (all of them for `Subgroup`).
+    pub wgx: u32,
+    /// Threads along m (1 for `Subgroup`).
+    pub wgy: u32,
+    /// Rows per thread (`Reg`: 4 or 8), per workgroup (`Subgroup`: 8, 16 or 32), or 4 (`Tiled`).
+    pub tm: u32,
+    /// Columns per thread (`Reg`: 4 or 8; 4 otherwise).
+    pub tn: u32,
+    /// k per workgroup-memory stage (`Tiled`), else 4.
+    pub bk: u32,
+}
+
+impl Variant {
+    pub fn rows_per_group(&self) -> u32 {
+        match self.kind {
+            Kind::Subgroup => self.tm,
+            _ => self.wgy * self.tm,
+        }
+    }
+    pub fn cols_per_group(&self) -> u32 {
+        self.wgx * self.tn
+    }
+    pub fn invocations(&self) -> u32 {
+        self.wgx * self.wgy
+    }
+    /// Workgroup memory in bytes (the tiled kernel declares two 8 KiB arrays).
+    pub fn workgroup_bytes(&self) -> u32 {
+        if self.kind == Kind::Tiled { 16384 } else { 0 }
+    }
+    fn k_step(&self) -> usize {
+        if self.kind == Kind::Tiled { self.bk as usize } else { 4 }
+    }
+}
+
+/// Used when `Target::gemm_variant` is empty: fits WebGPU's defaults, no optional feature.
+pub const DEFAULT_VARIANT: &str = "tiled64";
+
+const fn v(name: &'static str, kind: Kind, wgx: u32, wgy: u32, tm: u32, tn: u32, bk: u32) -> Variant {
+    Variant { name, kind, wgx, wgy, tm, tn, bk }
+}
+
+/// Every named variant, the default first.
+pub fn variants() -> Vec<Variant> {
+    vec![
+        v("tiled64", Kind::Tiled, 16, 16, 4, 4, 16),
+        v("tiled32", Kind::Tiled, 8, 8, 4, 4, 16),
+        v("tiled64k32", Kind::Tiled, 16, 16, 4, 4, 32),
+        v("reg4x4", Kind::Reg, 16, 4, 4, 4, 4),
+        v("reg8x4", Kind::Reg, 16, 4, 8, 4, 4),
+        v("reg8x8", Kind::Reg, 8, 8, 8, 8, 4),
+        v("sg8", Kind::Subgroup, 64, 1, 8, 4, 4),
+        v("sg16", Kind::Subgroup, 64, 1, 16, 4, 4),
+        v("sg32", Kind::Subgroup, 64, 1, 32, 4, 4),
+        v("sg32w32", Kind::Subgroup, 32, 1, 32, 4, 4),
+        v("sg32w128", Kind::Subgroup, 128, 1, 32, 4, 4),
+    ]
+}
+
+pub fn variant_named(name: &str) -> Option<Variant> {
+    variants().into_iter().find(|v| v.name == name)
+}
+
+/// The variant `target` asks for (see the module docs), checked against its limits.
+pub fn select_variant(target: &Target) -> Result<Variant> {
+    let name = if target.gemm_variant.is_empty() { DEFAULT_VARIANT } else { target.gemm_variant.as_str() };
+    let mut v = variant_named(name).ok_or_else(|| {
+        let all: Vec<&str> = variants().iter().map(|v| v.name).collect();
+        Error::Config(format!("unknown gemm variant '{name}': expected one of {}", all.join(", ")))
+    })?;
+    if v.kind == Kind::Subgroup && !target.subgroups {
+        v = variant_named(DEFAULT_VARIANT).unwrap();
+    }
+    if v.invocations() > target.max_invocations || v.workgroup_bytes() > target.max_workgroup_storage {
+        return Err(Error::Limit(format!(
+            "gemm variant '{}' needs {} invocations and {} bytes of workgroup memory per workgroup; this target allows {} and {}",
+            v.name,
+            v.invocations(),
+            v.workgroup_bytes(),
+            target.max_invocations,
+            target.max_workgroup_storage
+        )));
+    }
+    Ok(v)
+}
+
+/// Convolution geometry in forward-convolution terms: x [nimg, ci, h, w], w [co, ci, kh, kw],
+/// y [nimg, co, oh, ow], square stride and padding.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct ConvGeo {
+    pub nimg: usize,
+    pub ci: usize,
+    pub h: usize,
+    pub w: usize,
+    pub co: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub s: usize,
+    pub pad: usize,
+}
+
+/// One GEMM-family problem, as `shaders/gemm.wgsl` sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct Gemm {
+    pub mode: u32,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub nz: usize,
+    pub a_bs: usize,
+    pub b_bs: usize,
+    pub c_bs: usize,
+    pub ta: bool,
+    pub tb: bool,
+    pub vec_a: bool,
+    pub vec_b: bool,
+    /// 0 none, 1 per row, 2 per column.
+    pub bias: u32,
+    pub act: Act,
+    pub conv: ConvGeo,
+    pub what: String,
+}
+
+fn u(x: usize, what: &str, field: &str) -> Result<u32> {
+    u32::try_from(x).map_err(|_| Error::Limit(format!("{what}: {field} = {x} does not fit in 32 bits")))
+}
+
+/// Lowers `g` with operands in `a`, `b` (and `bias`), writing `Slot::Output`.
+pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Option<Slot>) -> Result<Lowered> {
+    let var = select_variant(target)?;
+    let mut low = Lowered::default();
+    let mut a = a;
+    // The largest k range of any z slice (MODE 2's parity classes have fewer taps than K).
+    let kmax = if g.mode == 2 {
+        g.conv.co * g.conv.kh.div_ceil(g.conv.s) * g.conv.kw.div_ceil(g.conv.s)
+    } else {
+        g.k
+    };
+    let (act, slope) = g.act.code();
+    let mut tm = var.tm;
+    if var.kind == Kind::Subgroup {
+        // Fewer rows per workgroup when M is small (no wasted rows for vectors).
+        while tm > 8 && (tm / 2) as usize >= g.m {
+            tm /= 2;
+        }
+    }
+    let rows = if var.kind == Kind::Subgroup { tm } else { var.rows_per_group() } as usize;
+    let cols = var.cols_per_group() as usize;
+    let (gx, gy) = (g.n.div_ceil(cols).max(1), g.m.div_ceil(rows).max(1));
+    // Split k when there are few tiles and much k (more parallel work; also keeps every loop
+    // below llvmpipe's 65535 iterations).
+    let step = var.k_step();
+    let tiles = gx * gy * g.nz;
+    let min_split = kmax.div_ceil(65535 * step).max(1);
+    let want = if tiles < 32 && kmax >= 1024 { (32 / tiles).min(kmax / 256).max(1) } else { 1 };
+    let ksplit = min_split.max(want);
+    let gz = g.nz * ksplit;
+    for (d, name) in [(gx, "x"), (gy, "y"), (gz, "z")] {
+        if d > 65535 {
+            return Err(Error::Limit(format!(
+                "{}: {d} workgroups along {name} (M {} N {} K {} batch {}) exceed 65535",
+                g.what, g.m, g.n, g.k, g.nz
+            )));
+        }
+    }
+    let w = &g.what;
+    let params = words(&[
+        Word::U(u(g.m, w, "M")?),
+        Word::U(u(g.n, w, "N")?),
+        Word::U(u(g.k, w, "K")?),
+        Word::U(u(g.nz, w, "batch")?),
+        Word::U(u(g.a_bs, w, "A batch stride")?),
+        Word::U(u(g.b_bs, w, "B batch stride")?),
+        Word::U(u(g.c_bs, w, "C batch stride")?),
+        Word::U(ksplit as u32),
+        Word::U(g.conv.ci as u32),
+        Word::U(g.conv.h as u32),
+        Word::U(g.conv.w as u32),
+        Word::U(g.conv.co as u32),
+        Word::U(g.conv.oh as u32),
+        Word::U(g.conv.ow as u32),
+        Word::U(g.conv.kh as u32),
+        Word::U(g.conv.kw as u32),
+        Word::U(g.conv.s as u32),
+        Word::U(g.conv.pad as u32),
+        Word::U(g.conv.nimg as u32),
+        Word::F(slope),
+    ]);
+    if g.mode == 2 {
+        // Weights to [KH][KW][Ci][Co].
+        let n = g.conv.co * g.conv.ci * g.conv.kh * g.conv.kw;
+        low.scratch.push(n);
+        low.dispatches.push(Dispatch {
+            shader: "gemm",
+            entry: "conv_wperm",
+            constants: vec![],
+            params: params.clone(),
+            bindings: vec![a, Slot::Scratch(0)],
+            workgroups: grid(n, 256),
+        });
+        a = Slot::Scratch(0);
+    }
+    let split = ksplit > 1;
+    let out = if split {
+        low.scratch.push(ksplit * g.nz * g.m * g.n);
+        Slot::Scratch(low.scratch.len() - 1)
+    } else {
+        Slot::Output
+    };
+    let b2 = |x: bool| if x { 1.0 } else { 0.0 };
+    let mut constants: Vec<(String, f64)> = vec![
+        ("MODE".into(), g.mode as f64),
+        ("TRANS_A".into(), b2(g.ta)),
+        ("TRANS_B".into(), b2(g.tb)),
+        ("VEC_A".into(), b2(g.vec_a)),
+        ("VEC_B".into(), b2(g.vec_b)),
+        ("BIAS".into(), if split { 0.0 } else { g.bias as f64 }),
+        ("ACT".into(), if split { 0.0 } else { act as f64 }),
+        ("SPLIT".into(), b2(split)),
+        ("WGX".into(), var.wgx as f64),
+    ];
+    let (shader, entry) = match var.kind {
+        Kind::Subgroup => {
+            constants.push(("TM".into(), tm as f64));
+            ("gemm_subgroup", "gemm_sg")
+        }
+        Kind::Tiled => {
+            if 4 * var.wgy * var.bk / 4 > 512 || var.bk * 4 * var.wgx / 4 > 512 || var.bk % 4 != 0 {
+                return Err(Error::Config(format!("gemm variant '{}': tiles do not fit the 2 x 8 KiB workgroup arrays", var.name)));
+            }
+            constants.extend([("WGY".into(), var.wgy as f64), ("VARIANT".into(), 0.0), ("BK".into(), var.bk as f64)]);
+            ("gemm", "gemm")
+        }
+        Kind::Reg => {
+            constants.extend([
+                ("WGY".into(), var.wgy as f64),
+                ("VARIANT".into(), 1.0),
+                ("RM".into(), var.tm as f64),
+                ("CN".into(), var.tn as f64),
+            ]);
+            ("gemm", "gemm")
+        }
+    };
+    let bias_slot = bias.unwrap_or(a);
+    low.dispatches.push(Dispatch {
+        shader,
+        entry,
+        constants,
+        params: params.clone(),
+        bindings: vec![a, a, b, b, bias_slot, out],
+        workgroups: [gx as u32, gy as u32, gz as u32],
+    });
+    if split {
+        low.dispatches.push(Dispatch {
+            shader: "gemm",
+            entry: "gemm_sum",
+            constants: vec![
+                ("MODE".into(), g.mode as f64),
+                ("TRANS_B".into(), b2(g.tb)),
+                ("BIAS".into(), g.bias as f64),
+                ("ACT".into(), act as f64),
+            ],
+            params,
+            bindings: vec![out, bias_slot, Slot::Output],
+            workgroups: grid(g.nz * g.m * g.n, 256),
+        });
+    }
+    Ok(low)
+}
+
+/// `out[.., M, N] = act(op(a) op(b) + bias)`, batched over leading dims.
+/// Inputs: `a` [.., M, K] (or [.., K, M] with `trans_a`), `b` [.., K, N] (or [.., N, K] with
+/// `trans_b`), optional `bias` [N]. Leading dims of `a` and `b` must be equal, or one side has
+/// none (it is then shared by every batch entry).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct MatMul {
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub act: Act,
+}
+
+struct MmDims {
+    lead: Vec<usize>,
+    a_batched: bool,
+    b_batched: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+impl MatMul {
+    /// `op(a) op(b)` where `op` transposes the last two dims of an input whose flag is set.
+    pub fn new(trans_a: bool, trans_b: bool) -> MatMul {
+        MatMul { trans_a, trans_b, act: Act::None }
+    }
+    pub fn with_act(self, act: Act) -> MatMul {
+        MatMul { act, ..self }
+    }
+
+    fn dims(&self, i: &[&[usize]]) -> Result<MmDims> {
+        let name = self.name();
+        if i.len() != 2 && i.len() != 3 {
+            return crate::shape_err!("{name} takes 2 inputs (a, b) or 3 (a, b, bias), got {}", i.len());
+        }
+        let (a, b) = (i[0], i[1]);
+        if a.len() < 2 || b.len() < 2 {
+            return crate::shape_err!("{name}: a {a:?} and b {b:?} must both have at least 2 dims");
+        }
+        let (la, lb) = (&a[..a.len() - 2], &b[..b.len() - 2]);
+        let (m, ka) = if self.trans_a { (a[a.len() - 1], a[a.len() - 2]) } else { (a[a.len() - 2], a[a.len() - 1]) };
+        let (kb, n) = if self.trans_b { (b[b.len() - 1], b[b.len() - 2]) } else { (b[b.len() - 2], b[b.len() - 1]) };
+        if ka != kb {
+            return crate::shape_err!("{name}: a {a:?} has inner dim {ka} but b {b:?} has {kb}");
+        }
+        if !la.is_empty() && !lb.is_empty() && la != lb {
+            return crate::shape_err!("{name}: batch dims of a {a:?} and b {b:?} differ (equal, or one side without batch dims)");
+        }
+        if i.len() == 3 && i[2] != [n] {
+            return crate::shape_err!("{name}: bias {:?} should be [{n}] for a {a:?}, b {b:?}", i[2]);
+        }
+        let lead = if la.is_empty() { lb.to_vec() } else { la.to_vec() };
+        Ok(MmDims { lead, a_batched: !la.is_empty(), b_batched: !lb.is_empty(), m, n, k: ka })
+    }
+}
+
+impl Op for MatMul {
+    fn name(&self) -> String {
+        let mut s = String::from("matmul");
+        if self.trans_a {
+            s.push_str(" aT");
+        }
+        if self.trans_b {
+            s.push_str(" bT");
+        }
+        if self.act != Act::None {
+            s.push_str(&format!(" {:?}", self.act));
+        }
+        s
+    }
+    fn shape(&self, i: &[&[usize]]) -> Result<Vec<usize>> {
+        let d = self.dims(i)?;
+        let mut s = d.lead.clone();
+        s.extend([d.m, d.n]);
+        Ok(s)
+    }
+    fn lower(&self, i: &[&[usize]], _out: &[usize], target: &Target) -> Result<Lowered> {
+        let d = self.dims(i)?;
+        let nz: usize = d.lead.iter().product();
+        let g = Gemm {
+            mode: 0,
+            m: d.m,
+            n: d.n,
+            k: d.k,
+            nz,
+            a_bs: if d.a_batched { d.m * d.k } else { 0 },
+            b_bs: if d.b_batched { d.k * d.n } else { 0 },
+            c_bs: d.m * d.n,
+            ta: self.trans_a,
+            tb: self.trans_b,
+            vec_a: if self.trans_a { d.m % 4 == 0 } else { d.k % 4 == 0 },
+            vec_b: if self.trans_b { d.k % 4 == 0 } else { d.n % 4 == 0 },
+            bias: if i.len() == 3 { 2 } else { 0 },
+            act: self.act,
+            conv: ConvGeo::default(),
+            what: format!("{} on {:?} x {:?}", self.name(), i[0], i[1]),
+        };
+        lower_gemm(&g, target, Slot::Input(0), Slot::Input(1), (i.len() == 3).then_some(Slot::Input(2)))
+    }
+    fn cpu(&self, i: &[&Host]) -> Vec<Host> {
+        let shapes: Vec<&[usize]> = i.iter().map(|h| h.shape.as_slice()).collect();
+        let d = self.dims(&shapes).expect("matmul cpu: bad shapes");
+        let nz: usize = d.lead.iter().product();
+        let (m, n, k) = (d.m, d.n, d.k);
+        let mut out = vec![0f32; nz * m * n];
+        for z in 0..nz {
+            let a = &i[0].data[if d.a_batched { z * m * k } else { 0 }..];
+            let b = &i[1].data[if d.b_batched { z * k * n } else { 0 }..];
+            for r in 0..m {
+                for c in 0..n {
+                    let mut acc = 0f64;
+                    for q in 0..k {
+                        let x = if self.trans_a { a[q * m + r] } else { a[r * k + q] };
+                        let y = if self.trans_b { b[c * k + q] } else { b[q * n + c] };
+                        acc += x as f64 * y as f64;
+                    }
+                    if i.len() == 3 {
+                        acc += i[2].data[c] as f64;
+                    }
+                    out[(z * m + r) * n + c] = self.act.apply(acc as f32);
+                }
+            }
+        }
+        vec![Host::new(&self.shape(&shapes).unwrap(), out)]
+    }
+    fn vjp(&self, b: &mut dyn Builder, i: &[Tid], out: Tid, dout: Tid) -> Vec<Option<Tid>> {
+        let g = self.act.grad(b, out, dout);
+        let (sa, sb) = (b.shape(i[0]), b.shape(i[1]));
+        let (x, y) = (i[0], i[1]);
+        let mm = |ta, tb| Arc::new(MatMul::new(ta, tb));
+        // Gradients in the stored layouts of a and b.
+        let (da, db) = match (self.trans_a, self.trans_b) {
+            (false, false) => (b.push(mm(false, true), &[g, y]), b.push(mm(true, false), &[x, g])),
+            (true, false) => (b.push(mm(false, true), &[y, g]), b.push(mm(false, false), &[x, g])),
+            (false, true) => (b.push(mm(false, false), &[g, y]), b.push(mm(true, false), &[g, x])),
+            (true, true) => (b.push(mm(true, true), &[y, g]), b.push(mm(true, true), &[g, x])),
+        };
+        let so = b.shape(out);
+        let lead = so.len() - 2;
+        // A side without batch dims was shared by all batch entries: sum its gradient over them.
+        let da = if sa.len() == 2 && lead > 0 { b.push(Arc::new(Reduce::sum(0, lead)), &[da]) } else { da };
+        let db = if sb.len() == 2 && lead > 0 { b.push(Arc::new(Reduce::sum(0, lead)), &[db]) } else { db };
+        let mut grads = vec![Some(da), Some(db)];
+        if i.len() == 3 {
+            grads.push(Some(b.push(Arc::new(Reduce::sum(0, so.len() - 1)), &[g])));
+        }
+        grads
+    }
+}
