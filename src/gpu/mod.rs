@@ -42,6 +42,20 @@ pub fn parse_backend(name: &str) -> Result<wgpu::Backends> {
 
 type PipelineKey = (String, String, String);
 
+/// Mesa's drivers print "error: XDG_RUNTIME_DIR is invalid or not set" when it is unset (as in
+/// CI and containers); it is harmless, so give them a private directory instead of the noise.
+fn quiet_mesa_runtime_dir() {
+    #[cfg(unix)]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join("mmebm-xdg-runtime");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
+}
+
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
@@ -68,6 +82,7 @@ impl Gpu {
     }
 
     async fn new_async(opts: &GpuOptions) -> Result<Gpu> {
+        quiet_mesa_runtime_dir();
         let backend = opts.backend.clone().or_else(|| std::env::var("MMEBM_BACKEND").ok());
         let backends = match &backend {
             Some(b) => parse_backend(b)?,
