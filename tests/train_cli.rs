@@ -1,0 +1,88 @@
+//! The `train` binary as a user runs it: resume continues the same metrics sequence, a run never
+//! overwrites a good checkpoint, and bad input gives one clear line.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TINY: &[&str] = &[
+    "--set", "data.train_size=200", "--set", "data.test_size=20", "--set", "train.batch=8",
+    "--set", "model.ebm_width=4", "--set", "model.gen_width=4", "--set", "model.enc_width=4",
+    "--set", "model.latent=4", "--set", "langevin.kx=2", "--set", "langevin.kz=2",
+    "--set", "train.log_every=1", "--set", "train.sample_every=100", "--set", "train.checkpoint_every=3",
+];
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mmebm-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn train(out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(["--plain", "--out", out.to_str().unwrap()])
+        .args(TINY)
+        .args(extra)
+        .output()
+        .expect("train runs")
+}
+
+fn metric_lines(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            // Wall-clock fields differ between runs; the learning quantities must not.
+            let o = v.as_object_mut().unwrap();
+            o.retain(|k, _| !k.starts_with("s_") && k != "seconds");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn resume_continues_the_same_metrics_sequence() {
+    let straight = tmp("straight");
+    let o = train(&straight, &["--iterations", "6"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let split = tmp("split");
+    let o = train(&split, &["--iterations", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Starting again without --resume must refuse, leaving the checkpoint alone.
+    let before = std::fs::read(split.join("checkpoint.safetensors")).unwrap();
+    let o = train(&split, &["--iterations", "6"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--resume"), "{err}");
+    assert_eq!(before, std::fs::read(split.join("checkpoint.safetensors")).unwrap());
+    let o = train(&split, &["--iterations", "6", "--resume"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let (a, b) = (metric_lines(&straight), metric_lines(&split));
+    assert_eq!(a.len(), 6);
+    assert_eq!(a, b, "an interrupted and resumed run must log what an uninterrupted one does");
+    let _ = std::fs::remove_dir_all(&straight);
+    let _ = std::fs::remove_dir_all(&split);
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let out = tmp("bad");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--data", "/nonexistent/polymnist"], "/nonexistent/polymnist"),
+        (vec!["--set", "langevin.kx=many"], "langevin.kx"),
+        (vec!["--set", "model.nope=1"], "nope"),
+        (vec!["--config", "/nonexistent.toml"], "/nonexistent.toml"),
+        (vec!["--resume"], "no checkpoint"),
+        (vec!["--backend", "quantum"], "quantum"),
+    ];
+    for (args, needle) in cases {
+        let o = train(&out, &args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let last = err.trim_end().lines().last().unwrap_or("");
+        assert!(last.starts_with("error: ") && last.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
