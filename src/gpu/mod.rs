@@ -106,7 +106,8 @@ impl Gpu {
         let best = adapter.limits();
         let limits = if opts.webgpu_limits { wgpu::Limits::default() } else { best.clone() };
         let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
-        let features = adapter.features() & wanted;
+        // Under WebGPU limits, also none of the optional features a browser may lack.
+        let features = if opts.webgpu_limits { wgpu::Features::empty() } else { adapter.features() & wanted };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("mmebm"),
