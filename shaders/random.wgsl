@@ -144,6 +144,18 @@ fn randn(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
+// ---- randu: out[i] = U[-1, 1) draw i (the top 24 bits of Philox word i % 4 of block i / 4) ----
+@compute @workgroup_size(WG)
+fn randu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = thread_index(gid, nwg);
+    if (j * 4u >= p.n) { return; }
+    let w = philox4x32_10(vec4<u32>(j, rng[2], p.stream, 0u), vec2<u32>(rng[0], rng[1]));
+    for (var l = 0u; l < 4u; l++) {
+        let i = j * 4u + l;
+        if (i < p.n) { out[i] = f32(w[l] >> 8u) * (2.0 * INV_2_24) - 1.0; }
+    }
+}
+
 // ---- tick: step += n, one thread ----
 @group(0) @binding(1) var<storage, read_write> state: array<u32>;
 

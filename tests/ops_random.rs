@@ -573,3 +573,21 @@ fn pick_expert_matches_cpu_and_is_uniform() {
         assert!((c as f64 - 10_000.0).abs() < 5.0 * sd, "expert counts {counts:?}");
     }
 }
+
+#[test]
+fn uniform_draws_match_the_twin_and_cover_the_interval() {
+    // Exact: integer Philox words scaled by a power of two.
+    let rng = rng_state_at(77, 5);
+    for n in [1usize, 7, 1003] {
+        let op = Randn::uniform(&[n], 9);
+        let got = eager::run(gpu(), &op, &[&rng]).unwrap();
+        assert_eq!(got[0], op.cpu(&[&rng])[0]);
+    }
+    let v = randu_cpu(3, 0, 1, 200_000);
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / v.len() as f64;
+    // U[-1,1): mean 0, variance 1/3; 5 standard errors.
+    assert!(mean.abs() < 5.0 * (1.0 / 3.0 / 200_000f64).sqrt(), "mean {mean}");
+    assert!((var - 1.0 / 3.0).abs() < 5.0 * (4.0 / 45.0 / 200_000f64).sqrt(), "variance {var}");
+    assert!(v.iter().all(|&x| (-1.0..1.0).contains(&x)));
+}

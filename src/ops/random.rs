@@ -181,21 +181,36 @@ fn check_len(op: &str, n: usize) -> Result<()> {
 }
 
 /// `N(0, 1)` draws of shape `shape` at the state's current step: inputs `[rng]` -> `shape`.
+/// With `uniform`, U[-1, 1) draws instead (the EBM-alone ablation starts its chains from them).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Randn {
     pub shape: Vec<usize>,
     pub stream: u32,
+    pub uniform: bool,
 }
 
 impl Randn {
     pub fn new(shape: &[usize], stream: u32) -> Randn {
-        Randn { shape: shape.to_vec(), stream }
+        Randn { shape: shape.to_vec(), stream, uniform: false }
     }
+    pub fn uniform(shape: &[usize], stream: u32) -> Randn {
+        Randn { shape: shape.to_vec(), stream, uniform: true }
+    }
+}
+
+/// Draws `0..n` of U[-1, 1) at `step` of `stream`, as `randu` computes them (exactly).
+pub fn randu_cpu(seed: u64, step: u32, stream: u32, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let w = philox4x32_10([(i / 4) as u32, step, stream, 0], [seed as u32, (seed >> 32) as u32]);
+            (w[i % 4] >> 8) as f32 * (2.0 / 16_777_216.0) - 1.0
+        })
+        .collect()
 }
 
 impl Op for Randn {
     fn name(&self) -> String {
-        format!("randn {:?} stream {}", self.shape, self.stream)
+        format!("{} {:?} stream {}", if self.uniform { "randu" } else { "randn" }, self.shape, self.stream)
     }
     fn shape(&self, i: &[&[usize]]) -> Result<Vec<usize>> {
         arity("randn", i, 1)?;
@@ -207,7 +222,7 @@ impl Op for Randn {
         let n = numel(out);
         Ok(Lowered::one(Dispatch {
             shader: "random",
-            entry: "randn",
+            entry: if self.uniform { "randu" } else { "randn" },
             constants: vec![],
             params: words(&[Word::U(n as u32), Word::U(self.stream)]),
             bindings: vec![Slot::Input(0), Slot::Output],
@@ -216,7 +231,9 @@ impl Op for Randn {
     }
     fn cpu(&self, i: &[&Host]) -> Vec<Host> {
         let (seed, step) = rng_parts(i[0]);
-        vec![Host::new(&self.shape, randn_cpu(seed, step, self.stream, numel(&self.shape)))]
+        let n = numel(&self.shape);
+        let v = if self.uniform { randu_cpu(seed, step, self.stream, n) } else { randn_cpu(seed, step, self.stream, n) };
+        vec![Host::new(&self.shape, v)]
     }
     fn vjp(&self, _b: &mut dyn Builder, _i: &[Tid], _o: Tid, _d: Tid) -> Vec<Option<Tid>> {
         vec![None]

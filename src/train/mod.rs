@@ -120,7 +120,7 @@ impl Trainer {
             (None, None)
         };
 
-        // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ N(0, 1) clipped by the chain's clamp.
+        // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ U[-1, 1).
         let mut g = Graph::new();
         let rng = g.var(RNG, &[4])?;
         let xt = chains(&mut g)?;
@@ -135,8 +135,8 @@ impl Trainer {
             }
         } else {
             for m in 0..mm {
-                let n = g.op(Arc::new(Randn::new(&[b, c, h, w], stream::INIT_X * 64 + m as u32)), &[rng])?;
-                g.op(Arc::new(Assign { a: 0.5, b: 0.0 }), &[xt[m], n])?;
+                let n = g.op(Arc::new(Randn::uniform(&[b, c, h, w], stream::INIT_X * 64 + m as u32)), &[rng])?;
+                g.op(Arc::new(Assign::copy()), &[xt[m], n])?;
             }
         }
         g.op(Arc::new(Tick), &[rng])?;
