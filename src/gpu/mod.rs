@@ -6,13 +6,34 @@ use std::sync::{Arc, Mutex};
 
 include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
 
-/// The WGSL source of `shaders/<name>.wgsl`, embedded at build time.
-pub fn shader_source(name: &str) -> Result<&'static str> {
+/// The file `shaders/<name>.wgsl` as written, embedded at build time.
+pub fn shader_file(name: &str) -> Result<&'static str> {
     SHADERS
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, s)| *s)
         .ok_or_else(|| Error::Gpu(format!("no shader named '{name}' in shaders/")))
+}
+
+/// The WGSL source of shader `name`: its file with every line `// #include <other>` replaced by
+/// the source of `shaders/<other>.wgsl` (so two kernels that differ only in an `enable` directive
+/// share one body). The browser demo resolves includes the same way.
+pub fn shader_source(name: &str) -> Result<String> {
+    fn resolve(name: &str, depth: usize) -> Result<String> {
+        if depth > 4 {
+            return Err(Error::Gpu(format!("shader include chain too deep at '{name}'")));
+        }
+        let mut out = String::new();
+        for line in shader_file(name)?.lines() {
+            match line.trim().strip_prefix("// #include ") {
+                Some(other) => out.push_str(&resolve(other.trim(), depth + 1)?),
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        Ok(out)
+    }
+    resolve(name, 0)
 }
 
 /// How to pick and configure the device.
@@ -188,7 +209,7 @@ impl Gpu {
                 let src = shader_source(shader)?;
                 let m = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(shader),
-                    source: wgpu::ShaderSource::Wgsl(src.into()),
+                    source: wgpu::ShaderSource::Wgsl(src.as_str().into()),
                 });
                 mods.insert(shader.to_string(), m);
             }
