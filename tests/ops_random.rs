@@ -61,7 +61,7 @@ fn noise_err(got: &[f32], want: &[f32]) -> (f32, f32, usize) {
 fn shaders_validate() {
     use naga::valid::{Capabilities, ValidationFlags, Validator};
     for name in ["random", "adam"] {
-        let src = mmebm::gpu::shader_source(name).unwrap();
+        let src = &mmebm::gpu::shader_source(name).unwrap();
         let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
         let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
             .validate(&module)

@@ -4,16 +4,20 @@
 //! CPU thread, the PolyMNIST EBM's convolution layers at batch 64 (forward, backward-data,
 //! backward-weight) next to im2col + sgemm, and the cost of 100 empty dispatches replayed in one
 //! compute pass. Wall clock around submit + wait, one warm-up run, best of several.
-//! Ends with `gemm_variant = "<name>"`: the variant to put in `Target::gemm_variant` here.
+//! Ends with `gemm_variant = "<name>"`: the variant to put in `Target::gemm_variant` here;
+//! `--save` also records it for this adapter in the tuning file that `Target::of` reads
+//! (`ops::eager::tuning_path`, a JSON map from adapter to variant).
 //!
 //! Options: `--variants a,b,..` (default: all this adapter can run), `--quick` (1024³ and two
-//! conv layers only), `--skip-matmul`, `--skip-conv`.
+//! conv layers only), `--skip-matmul`, `--skip-conv`, `--layer n,ci,h,co,k,s,p` (time this
+//! convolution layer instead of the EBM's), `--save` (see above), `--cputime` (time by process
+//! CPU seconds / 2 instead of wall clock: A/B comparisons on a machine others are using).
 //! `MMEBM_SHADER_DIR=dir` compiles `dir/<shader>.wgsl` instead of the embedded shaders (kernel
 //! experiments without rebuilding).
 use mmebm::gpu::{pack_uniforms, uniform_size, Gpu, GpuOptions};
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
 use mmebm::ops::gemm::{variants, Kind, MatMul};
-use mmebm::ops::{numel, Op, Slot, Target};
+use mmebm::ops::{eager, numel, Host, Op, Slot, Target};
 use mmebm::Result;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +25,8 @@ use std::time::Instant;
 
 struct Bench {
     gpu: Gpu,
+    /// Report process CPU time / 2 instead of wall time (A/B tests on a busy 2-core machine).
+    cputime: bool,
     shader_dir: Option<String>,
     cache: HashMap<String, Arc<wgpu::ComputePipeline>>,
 }
@@ -101,19 +107,78 @@ impl Bench {
             gpu.wait()?;
             Ok(t.elapsed().as_secs_f64())
         };
+        if self.cputime {
+            run(&self.gpu)?;
+            let (c0, t0) = (cpu_seconds(), Instant::now());
+            let mut n = 0;
+            while n < 3 || t0.elapsed().as_secs_f64() < budget {
+                run(&self.gpu)?;
+                n += 1;
+            }
+            return Ok((cpu_seconds() - c0) / 2.0 / n as f64);
+        }
+        // Warm-up, then best of up to 8 (at least 4 for short runs: the machine may be shared).
         let first = run(&self.gpu)?;
+        let min_runs = if first < 0.25 { 4 } else { 1 };
         let mut best = f64::MAX;
         let mut spent = first;
-        for _ in 0..5 {
+        for i in 0..8 {
             let t = run(&self.gpu)?;
             best = best.min(t);
             spent += t;
-            if spent > budget {
+            if i + 1 >= min_runs && spent > budget {
                 break;
             }
         }
         Ok(best)
     }
+}
+
+/// Runs small odd-sized products and convolutions on `t` and compares them with the CPU
+/// references; returns the first mismatch. A variant that fails here (for instance a subgroup
+/// variant on an adapter with subgroups narrower than 8) is never picked.
+fn verify(gpu: &Gpu, t: &Target) -> std::result::Result<(), String> {
+    let rnd = |shape: &[usize], seed: usize| {
+        let n = numel(shape);
+        Host::new(shape, (0..n).map(|i| ((((i + 1) * 7919 + seed * 104729) % 2003) as f32 / 1001.5) - 1.0).collect())
+    };
+    let x = rnd(&[2, 3, 9, 10], 1);
+    let w = rnd(&[5, 3, 3, 3], 2);
+    let y = rnd(&[2, 5, 9, 10], 3);
+    let x2 = rnd(&[2, 3, 9, 9], 4);
+    let y2 = rnd(&[2, 5, 5, 5], 5);
+    let cases: Vec<(Box<dyn Op>, Vec<&Host>, Vec<Host>)> = vec![
+        (Box::new(MatMul::new(false, false)), vec![], vec![rnd(&[37, 29], 6), rnd(&[29, 45], 7)]),
+        (Box::new(MatMul::new(true, true)), vec![], vec![rnd(&[3, 29, 37], 8), rnd(&[3, 45, 29], 9)]),
+        (Box::new(MatMul::new(false, true)), vec![], vec![rnd(&[64, 64], 10), rnd(&[68, 64], 11)]),
+        (Box::new(Conv2d::new(1, 1)), vec![&x, &w], vec![]),
+        (Box::new(Conv2d::new(2, 1)), vec![&x2, &w], vec![]),
+        (Box::new(Conv2dBackwardData::backward_data(1, 1, [9, 10], [3, 3])), vec![&y, &w], vec![]),
+        (Box::new(Conv2dBackwardData::backward_data(2, 1, [9, 9], [3, 3])), vec![&y2, &w], vec![]),
+        (Box::new(Conv2dBackwardWeight { stride: 1, pad: 1, kernel: [3, 3] }), vec![&x, &y], vec![]),
+        (Box::new(Conv2dBackwardWeight { stride: 2, pad: 1, kernel: [3, 3] }), vec![&x2, &y2], vec![]),
+    ];
+    for (op, refs, owned) in &cases {
+        let ins: Vec<&Host> = if owned.is_empty() { refs.clone() } else { owned.iter().collect() };
+        let got = eager::run_on(gpu, t, op.as_ref(), &ins).map_err(|e| format!("{}: {e}", op.name()))?;
+        let want = op.cpu(&ins);
+        for (g, w) in got[0].data.iter().zip(&want[0].data) {
+            if !((g - w).abs() <= 1e-3 * (1.0 + w.abs())) {
+                return Err(format!("{} gave {g} where the CPU gives {w}", op.name()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// User + system CPU seconds of this process (all threads, llvmpipe's included).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // fields 14 and 15 of stat (utime, stime) are 12 and 13 after the ')'
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Best of `reps` timings of `f` (after one warm-up call).
@@ -242,6 +307,27 @@ fn cpu_conv_seconds(l: &Layer) -> [f64; 3] {
     [fwd, bwd_data, bwd_w]
 }
 
+/// Records `variant` for this adapter in the tuning file (written to a temp file, then renamed).
+fn save_pick(gpu: &Gpu, variant: &str) -> Result<()> {
+    let io = |e: std::io::Error| mmebm::Error::Io(e.to_string());
+    let Some(path) = eager::tuning_path() else {
+        return Err(mmebm::Error::Config("no tuning file location: set MMEBM_TUNING or HOME".into()));
+    };
+    let mut map: std::collections::BTreeMap<String, String> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    map.insert(eager::adapter_key(gpu), variant.to_string());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&map).unwrap()).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    println!("saved to {}", path.display());
+    Ok(())
+}
+
 fn gf(flops: f64, s: f64) -> f64 {
     flops / s / 1e9
 }
@@ -265,18 +351,43 @@ fn run() -> Result<()> {
         "adapter: {} ({:?}); subgroups: {}; CPU yardstick: matrixmultiply::sgemm, 1 thread",
         gpu.info.name, gpu.info.backend, base.subgroups
     );
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        // lavapipe shares the CPU with everything else: a busy machine halves its numbers.
+        println!("load average at start: {}", l.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    }
     let mut vs: Vec<_> = variants().into_iter().filter(|v| v.kind != Kind::Subgroup || base.subgroups).collect();
     if let Some(list) = opt("--variants") {
         let want: Vec<&str> = list.split(',').collect();
         vs.retain(|v| want.contains(&v.name));
     }
-    let mut b = Bench { gpu, shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(), cache: HashMap::new() };
+    let mut b = Bench { gpu, cputime: flag("--cputime"), shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(), cache: HashMap::new() };
+    // Correctness first: a variant that gets a wrong answer is reported and left out.
+    let mut broken = Vec::new();
+    let shader_dir = b.shader_dir.is_some();
+    vs.retain(|v| {
+        if shader_dir {
+            return true; // the check runs the embedded shaders, not the experiment's
+        }
+        let t = Target { gemm_variant: v.name.into(), ..base.clone() };
+        match verify(&b.gpu, &t) {
+            Ok(()) => true,
+            Err(e) => {
+                println!("variant {} FAILED its check and is left out: {e}", v.name);
+                broken.push(v.name);
+                false
+            }
+        }
+    });
+    println!("checked {} variants against the CPU references ({} failed)", vs.len() + broken.len(), broken.len());
     // score[variant] = log GFLOP/s summed over the workloads that decide the pick.
     let mut score: HashMap<&'static str, (f64, usize)> = HashMap::new();
+    let mut mm1024: HashMap<&'static str, f64> = HashMap::new();
+    let mut cpu1024 = 0.0;
 
     if !flag("--skip-matmul") {
         let sizes: &[usize] = if quick { &[1024] } else { &[256, 512, 1024] };
-        println!("\nmatmul C = A B, f32, GFLOP/s (wall clock around submit + wait, best of several)");
+        let clock = if b.cputime { "process CPU seconds / 2 per run" } else { "wall clock around submit + wait, best of several" };
+        println!("\nmatmul C = A B, f32, GFLOP/s ({clock})");
         print!("{:<12}", "variant");
         for n in sizes {
             print!("{:>12}", format!("{n}³"));
@@ -300,6 +411,7 @@ fn run() -> Result<()> {
                     best[i] = (g, v.name);
                 }
                 if n == 1024 {
+                    mm1024.insert(v.name, g);
                     let e = score.entry(v.name).or_default();
                     e.0 += g.ln();
                     e.1 += 1;
@@ -307,6 +419,7 @@ fn run() -> Result<()> {
             }
             println!();
         }
+        cpu1024 = gf(2e0 * (1024usize.pow(3)) as f64, cpu[sizes.len() - 1]);
         for (i, &n) in sizes.iter().enumerate() {
             println!("best {n}³: {} {:.2} GFLOP/s = {:.2}x CPU sgemm", best[i].1, best[i].0, best[i].0 / gf(2.0 * (n * n * n) as f64, cpu[i]));
         }
@@ -319,6 +432,7 @@ fn run() -> Result<()> {
         }
     }
 
+    let mut conv_g: HashMap<(&str, &str, &str), f64> = HashMap::new();
     if !flag("--skip-conv") {
         let all = [
             Layer { name: "conv1 3->32 28x28 3x3", n: 64, ci: 3, h: 28, co: 32, k: 3, s: 1, p: 1 },
@@ -326,9 +440,23 @@ fn run() -> Result<()> {
             Layer { name: "block 64->64 14x14 3x3", n: 64, ci: 64, h: 14, co: 64, k: 3, s: 1, p: 1 },
             Layer { name: "shortcut 32->64 28x28 1x1", n: 64, ci: 32, h: 28, co: 64, k: 1, s: 1, p: 0 },
         ];
-        let layers: Vec<Layer> = if quick { vec![all[1], all[2]] } else { all.to_vec() };
+        let mut layers: Vec<Layer> = if quick { vec![all[1], all[2]] } else { all.to_vec() };
+        if let Some(spec) = opt("--layer") {
+            // n,ci,h,co,k,s,p
+            let v: Vec<usize> = spec.split(',').map(|x| x.parse().expect("--layer n,ci,h,co,k,s,p")).collect();
+            layers = vec![Layer { name: "custom", n: v[0], ci: v[1], h: v[2], co: v[3], k: v[4], s: v[5], p: v[6] }];
+        }
         println!("\nPolyMNIST EBM convolutions, batch 64, GFLOP/s (CPU: im2col + sgemm, 1 thread)");
-        println!("{:<27}{:<8}{:>10}{}", "layer", "op", "cpu", vs.iter().map(|v| format!("{:>10}", v.name)).collect::<String>());
+        // Variants far behind on matmul are not worth their minutes here.
+        let top = mm1024.values().cloned().fold(0.0, f64::max);
+        let cvs: Vec<_> = vs.iter().filter(|v| mm1024.get(v.name).is_none_or(|&g| g >= top / 3.0)).cloned().collect();
+        if cvs.len() < vs.len() {
+            println!(
+                "(skipping {}: below a third of the best 1024³ matmul)",
+                vs.iter().filter(|v| !cvs.contains(v)).map(|v| v.name).collect::<Vec<_>>().join(", ")
+            );
+        }
+        println!("{:<27}{:<10}{:>8}{}", "layer", "op", "cpu", cvs.iter().map(|v| format!("{:>10}", v.name)).collect::<String>());
         let mut best_conv: HashMap<&str, (f64, &str)> = HashMap::new();
         for l in &layers {
             let cpu = cpu_conv_seconds(l);
@@ -342,12 +470,12 @@ fn run() -> Result<()> {
                 ("bwd-w", Box::new(Conv2dBackwardWeight { stride: l.s, pad: l.p, kernel: kk }), vec![xs.clone(), ys.clone()]),
             ];
             for (oi, (oname, op, shapes)) in ops.iter().enumerate() {
-                print!("{:<27}{:<8}{:>10.2}", l.name, oname, gf(l.flops(), cpu[oi]));
+                print!("{:<27}{:<10}{:>8.2}", l.name, oname, gf(l.flops(), cpu[oi]));
                 let mut fastest = f64::MAX;
-                for v in &vs {
+                for v in &cvs {
                     let t = Target { gemm_variant: v.name.into(), ..base.clone() };
                     // Slow variants get one timed run.
-                    let budget = if fastest < f64::MAX { 3.0 * fastest } else { 1.0 };
+                    let budget = if fastest < f64::MAX { (6.0 * fastest).min(1.5) } else { 1.5 };
                     let s = b.time_op(&t, op.as_ref(), shapes, budget)?;
                     fastest = fastest.min(s);
                     let g = gf(l.flops(), s);
@@ -355,6 +483,7 @@ fn run() -> Result<()> {
                     let e = score.entry(v.name).or_default();
                     e.0 += g.ln();
                     e.1 += 1;
+                    conv_g.insert((l.name, *oname, v.name), g);
                     let bc = best_conv.entry(oname).or_insert((0.0, ""));
                     if g > bc.0 {
                         *bc = (g, v.name);
@@ -375,9 +504,10 @@ fn run() -> Result<()> {
     // 100 trivial dispatches recorded into one compute pass, one submit.
     {
         let buf = b.gpu.storage("replay", 1024)?;
-        let ubuf = b.gpu.uniform_buffer(&[1, 0, 0, 0]);
+        let (udata, _) = pack_uniforms(&[&[1u32, 0, 0, 0, 0]]);
+        let ubuf = b.gpu.uniform_buffer(&udata);
         let pipe = b.pipeline("elementwise", "fill", &[("FN".into(), 0.0)])?;
-        let bg = b.gpu.bind_group(&pipe, (&ubuf, 0, 16), &[&buf]);
+        let bg = b.gpu.bind_group(&pipe, (&ubuf, 0, uniform_size(5)), &[&buf]);
         let gpu = &b.gpu;
         let replay = || {
             let mut enc = gpu.device.create_command_encoder(&Default::default());
@@ -396,15 +526,38 @@ fn run() -> Result<()> {
         println!("\nreplay of 100 empty dispatches in one pass, one submit: {:.3} ms ({:.1} µs per dispatch)", s * 1e3, s * 1e4);
     }
 
-    let mut ranked: Vec<(f64, &str)> = score.iter().map(|(k, (s, n))| ((s / *n as f64).exp(), *k)).collect();
+    // Rank only variants measured on every workload.
+    let most = score.values().map(|(_, n)| *n).max().unwrap_or(0);
+    let mut ranked: Vec<(f64, &str)> =
+        score.iter().filter(|(_, (_, n))| *n == most).map(|(k, (s, n))| ((s / *n as f64).exp(), *k)).collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
     if !ranked.is_empty() {
         println!(
             "\nranking (geometric mean GFLOP/s over 1024³ matmul and the conv ops): {}",
             ranked.iter().map(|(g, n)| format!("{n} {g:.1}")).collect::<Vec<_>>().join(", ")
         );
+        let pick = ranked[0].1;
+        if let Some(g) = mm1024.get(pick) {
+            println!("{pick}: matmul 1024³ {g:.2} GFLOP/s = {:.2}x CPU sgemm (target >= 0.25x)", g / cpu1024);
+            let mut worst = f64::MAX;
+            let mut ratios = Vec::new();
+            for ((layer, op, v), cg) in &conv_g {
+                if *v == pick {
+                    worst = worst.min(cg / g);
+                    ratios.push(format!("{layer} {op} {:.2}", cg / g));
+                }
+            }
+            ratios.sort();
+            if !ratios.is_empty() {
+                println!("{pick}: conv GFLOP/s over its matmul 1024³ (target >= 0.5): {}", ratios.join("; "));
+                println!("{pick}: lowest conv ratio {worst:.2}");
+            }
+        }
         println!("bench took {:.0} s", started.elapsed().as_secs_f64());
         println!("gemm_variant = \"{}\"  # this adapter ({}) picks it", ranked[0].1, b.gpu.info.name);
+        if flag("--save") {
+            save_pick(&b.gpu, ranked[0].1)?;
+        }
     }
     Ok(())
 }

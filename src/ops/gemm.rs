@@ -4,11 +4,18 @@
 //! # Variants
 //! A variant is a named tile configuration ([`variants`]). [`Target::gemm_variant`] holds the
 //! name to use; the empty string means [`DEFAULT_VARIANT`] (workgroup-memory tiles that fit
-//! WebGPU's default limits, the usual choice on real GPUs). The bench (`cargo run --release --bin
-//! bench`) times every variant on the current adapter and prints the winner as
-//! `gemm_variant = "<name>"`; store that string wherever the run's `Target` is built (config file
-//! or `MMEBM_GEMM_VARIANT`, read by the caller) — lowering itself keeps no global state.
+//! WebGPU's default limits, the usual choice on real GPUs). Lowering keeps no global state: the
+//! name travels in the `Target`. `Target::of` (ops::eager) fills it from `MMEBM_GEMM_VARIANT`,
+//! else from the tuning file that `cargo run --release --bin bench -- --save` writes (a JSON map
+//! adapter → variant, `ops::eager::tuning_path`), else a CPU-adapter default. The bench times
+//! every variant on the adapter, checks each against the CPU references first, and prints the
+//! winner as `gemm_variant = "<name>"`.
 //! A subgroup variant named on a target without subgroups falls back to the default.
+//!
+//! On lavapipe (2 cores) the subgroup variants win by far (sg32: ~46 GFLOP/s at 1024³, about
+//! half of one core of `matrixmultiply::sgemm`; workgroup-memory tiles ~6): llvmpipe runs every
+//! divergent load lane by lane, and broadcasting rows through the subgroup saves 7 of every 8
+//! A loads.
 use super::elementwise::{MapFn, MapGrad};
 use super::reduce::Reduce;
 use super::{Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
@@ -82,7 +89,7 @@ pub struct Variant {
     pub wgx: u32,
     /// Threads along m (1 for `Subgroup`).
     pub wgy: u32,
-    /// Rows per thread (`Reg`: 4 or 8), per workgroup (`Subgroup`: 8, 16 or 32), or 4 (`Tiled`).
+    /// Rows per thread (`Reg`: 4 or 8), per workgroup (`Subgroup`: 8, 16, 32 or 64), or 4 (`Tiled`).
     pub tm: u32,
     /// Columns per thread (`Reg`: 4 or 8; 4 otherwise).
     pub tn: u32,
@@ -133,6 +140,8 @@ pub fn variants() -> Vec<Variant> {
         v("sg32", Kind::Subgroup, 64, 1, 32, 4, 4),
         v("sg32w32", Kind::Subgroup, 32, 1, 32, 4, 4),
         v("sg32w128", Kind::Subgroup, 128, 1, 32, 4, 4),
+        v("sg64", Kind::Subgroup, 64, 1, 64, 4, 4),
+        v("sg64w32", Kind::Subgroup, 32, 1, 64, 4, 4),
     ]
 }
 
@@ -180,6 +189,14 @@ pub(crate) struct ConvGeo {
     pub pad: usize,
 }
 
+impl ConvGeo {
+    /// Stride 1 and output size = input size with whole quads per image: pixel quads can run
+    /// over the flattened image, and runs of the image stay contiguous across rows.
+    pub fn flat(&self) -> bool {
+        self.s == 1 && self.oh == self.h && self.ow == self.w && (self.oh * self.ow) % 4 == 0 && self.ow >= 4
+    }
+}
+
 /// One GEMM-family problem, as `shaders/gemm.wgsl` sees it.
 #[derive(Clone, Debug)]
 pub(crate) struct Gemm {
@@ -195,6 +212,12 @@ pub(crate) struct Gemm {
     pub tb: bool,
     pub vec_a: bool,
     pub vec_b: bool,
+    /// C quads (4 consecutive columns) are contiguous and 16-byte aligned.
+    pub vec_c: bool,
+    /// MODE 1 and 3: stride 1 (a quad of pixels reads one run of x).
+    pub unit: bool,
+    /// MODE 1, 2, 3: pixel quads over the flattened image (see [`ConvGeo::flat`]).
+    pub flat: bool,
     /// 0 none, 1 per row, 2 per column.
     pub bias: u32,
     pub act: Act,
@@ -226,7 +249,12 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
         }
     }
     let rows = if var.kind == Kind::Subgroup { tm } else { var.rows_per_group() } as usize;
-    let cols = var.cols_per_group() as usize;
+    let mut wgx = var.wgx;
+    if var.kind == Kind::Subgroup {
+        // Narrow workgroups when N is small (no idle lanes), at least one subgroup of 8.
+        wgx = wgx.min((g.n.div_ceil(4).next_multiple_of(8)).max(8) as u32);
+    }
+    let cols = (wgx * var.tn) as usize;
     let (gx, gy) = (g.n.div_ceil(cols).max(1), g.m.div_ceil(rows).max(1));
     // Split k when there are few tiles and much k (more parallel work; also keeps every loop
     // below llvmpipe's 65535 iterations).
@@ -283,7 +311,7 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
     }
     let split = ksplit > 1;
     let out = if split {
-        low.scratch.push(ksplit * g.nz * g.m * g.n);
+        low.scratch.push(ksplit * g.nz * g.m * g.n.next_multiple_of(4));
         Slot::Scratch(low.scratch.len() - 1)
     } else {
         Slot::Output
@@ -295,10 +323,13 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
         ("TRANS_B".into(), b2(g.tb)),
         ("VEC_A".into(), b2(g.vec_a)),
         ("VEC_B".into(), b2(g.vec_b)),
+        ("VEC_C".into(), b2(g.vec_c)),
+        ("UNIT".into(), b2(g.unit)),
+        ("FLAT".into(), b2(g.flat)),
         ("BIAS".into(), if split { 0.0 } else { g.bias as f64 }),
         ("ACT".into(), if split { 0.0 } else { act as f64 }),
         ("SPLIT".into(), b2(split)),
-        ("WGX".into(), var.wgx as f64),
+        ("WGX".into(), wgx as f64),
     ];
     let (shader, entry) = match var.kind {
         Kind::Subgroup => {
@@ -335,15 +366,17 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
         low.dispatches.push(Dispatch {
             shader: "gemm",
             entry: "gemm_sum",
+            // col_at (where C goes) depends on these.
             constants: vec![
                 ("MODE".into(), g.mode as f64),
                 ("TRANS_B".into(), b2(g.tb)),
+                ("FLAT".into(), b2(g.flat)),
                 ("BIAS".into(), g.bias as f64),
                 ("ACT".into(), act as f64),
             ],
             params,
             bindings: vec![out, bias_slot, Slot::Output],
-            workgroups: grid(g.nz * g.m * g.n, 256),
+            workgroups: grid(g.nz * g.m * g.n.next_multiple_of(4), 256),
         });
     }
     Ok(low)
@@ -440,6 +473,9 @@ impl Op for MatMul {
             tb: self.trans_b,
             vec_a: if self.trans_a { d.m % 4 == 0 } else { d.k % 4 == 0 },
             vec_b: if self.trans_b { d.k % 4 == 0 } else { d.n % 4 == 0 },
+            vec_c: d.n % 4 == 0,
+            unit: true,
+            flat: false,
             bias: if i.len() == 3 { 2 } else { 0 },
             act: self.act,
             conv: ConvGeo::default(),

@@ -1,0 +1,469 @@
+// The body shared by gemm.wgsl and gemm_subgroup.wgsl (they include it): constants, Params,
+// geometry of the four MODEs, loaders and the epilogue. No entry points of its own.
+
+override MODE: u32 = 0u;
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+// Runs of 4 in A (along k; along m when TRANS_A), B (along n; along k when TRANS_B; the runs of
+// x or dy in MODE 1-3) and C quads are 16-byte aligned: one vec4 load or store each.
+override VEC_A: bool = false;
+override VEC_B: bool = false;
+override VEC_C: bool = false;
+override UNIT: bool = true;   // MODE 1 and 3: stride 1, a quad of pixels is one run of x
+// MODE 1, 2, 3 with stride 1, output size = input size and OH*OW % 4 == 0 (OW >= 4): pixel quads
+// run over the flattened image (no row padding); runs of x (dy) stay contiguous across rows.
+override FLAT: bool = false;
+override BIAS: u32 = 0u;      // 0 none, 1 per row m (conv channel), 2 per column n (matmul)
+override ACT: u32 = 0u;       // 0 none, 1 relu, 2 leaky relu (p.slope), 3 tanh
+override SPLIT: bool = false; // write raw partial sums [ksplit][nz][M][N rounded to 4] for gemm_sum
+override WGX: u32 = 16u;      // threads along n (the only dimension for gemm_sg)
+override WGY: u32 = 16u;      // threads along m
+
+struct Params {
+    M: u32, N: u32, K: u32, nz: u32,
+    a_bs: u32, b_bs: u32, c_bs: u32, ksplit: u32,
+    ci: u32, h: u32, w: u32, co: u32,
+    oh: u32, ow: u32, kh: u32, kw: u32,
+    s: u32, pad: u32, nimg: u32, slope: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+
+// Per z-slice geometry: the real N and K (they vary with the parity class in MODE 2).
+struct Geo { n: u32, k: u32, py: u32, px: u32, kh0: u32, kw0: u32, khc: u32, kwc: u32, dy0: u32, dx0: u32, ha: u32, wb: u32 }
+
+fn geo(zb: u32) -> Geo {
+    var g: Geo;
+    g.n = p.N;
+    g.k = p.K;
+    if (MODE == 2u) {
+        let s = p.s;
+        g.py = zb / s;
+        g.px = zb % s;
+        g.kh0 = (g.py + p.pad) % s;
+        g.kw0 = (g.px + p.pad) % s;
+        g.khc = select(0u, (p.kh - g.kh0 + s - 1u) / s, g.kh0 < p.kh);
+        g.kwc = select(0u, (p.kw - g.kw0 + s - 1u) / s, g.kw0 < p.kw);
+        g.dy0 = (g.py + p.pad - g.kh0) / s;
+        g.dx0 = (g.px + p.pad - g.kw0) / s;
+        g.ha = select(0u, (p.h - g.py + s - 1u) / s, g.py < p.h);
+        g.wb = select(0u, (p.w - g.px + s - 1u) / s, g.px < p.w);
+        g.n = select(p.nimg * g.ha * ((g.wb + 3u) / 4u) * 4u, p.N, FLAT);
+        g.k = p.co * g.khc * g.kwc;
+    }
+    return g;
+}
+
+// A quad of columns n0..n0+3: how many are real (nv), where their C values go (cp, then cs
+// apart), and for B: MODE 0 and 3 the offset part bn (and MODE 3 the tap (ny, nx)) of each
+// column; MODE 1 and 2 the offset of the quad's first pixel (bn.x) and each pixel's position
+// (ny, nx) in the image read, before the tap's shift.
+struct Col { n0: u32, nv: u32, cp: u32, cs: u32, bn: vec4<i32>, ny: vec4<i32>, nx: vec4<i32> }
+
+fn col_at(g: Geo, zb: u32, n0: u32) -> Col {
+    var c: Col;
+    c.n0 = n0;
+    c.cs = 1u;
+    // Quad start clamped into the matrix (kept a multiple of 4 for aligned access).
+    let nc = min(n0, (max(g.n, 1u) - 1u) & ~3u);
+    let nn = min(vec4<u32>(nc) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(max(g.n, 1u) - 1u));
+    c.nv = min(4u, g.n - min(n0, g.n));
+    switch MODE {
+        case 0u: {
+            if (TRANS_B) {
+                c.bn = vec4<i32>(vec4<u32>(zb * p.b_bs) + nn * p.K);
+            } else {
+                c.bn = vec4<i32>(i32(zb * p.b_bs + nc));
+                c.nx = vec4<i32>(i32(nc));
+            }
+            c.cp = zb * p.c_bs + nc;
+        }
+        case 1u, 2u: {
+            // Pixel quad of the output grid (MODE 1: y, MODE 2: one parity class of dx).
+            var img: u32;
+            var y: vec4<u32>;
+            var x: vec4<u32>;
+            if (FLAT) {
+                let hw = p.oh * p.ow;
+                img = nc / hw;
+                let f = vec4<u32>(nc % hw) + vec4<u32>(0u, 1u, 2u, 3u);
+                y = f / vec4<u32>(p.ow);
+                x = f % vec4<u32>(p.ow);
+                c.cp = (img * select(p.co, p.ci, MODE == 2u) * hw) + nc % hw;
+            } else {
+                let gw = select(p.ow, g.wb, MODE == 2u);
+                let gh = select(p.oh, g.ha, MODE == 2u);
+                let wq = (gw + 3u) / 4u;
+                let q = nc / 4u;
+                img = q / max(gh * wq, 1u);
+                let r = q % max(gh * wq, 1u);
+                y = vec4<u32>(r / max(wq, 1u));
+                x = vec4<u32>((r % max(wq, 1u)) * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+                c.nv = select(0u, min(4u, gw - min(x.x, gw)), n0 < g.n);
+                if (MODE == 1u) {
+                    c.cp = (img * p.co * p.oh + y.x) * p.ow + x.x;
+                } else {
+                    c.cp = img * p.ci * p.h * p.w + (g.py + p.s * y.x) * p.w + g.px + p.s * x.x;
+                    c.cs = p.s;
+                }
+            }
+            if (MODE == 1u) {
+                // reads x at (oy*s - pad + kh, ox*s - pad + kw)
+                c.ny = vec4<i32>(y * p.s) - vec4<i32>(i32(p.pad));
+                c.nx = vec4<i32>(x * p.s) - vec4<i32>(i32(p.pad));
+                c.bn = vec4<i32>(i32(img * p.ci * p.h * p.w) + c.ny.x * i32(p.w) + c.nx.x);
+            } else {
+                // reads dy at (a + dy0 - t, b + dx0 - u)
+                c.ny = vec4<i32>(y + vec4<u32>(g.dy0));
+                c.nx = vec4<i32>(x + vec4<u32>(g.dx0));
+                c.bn = vec4<i32>(i32(img * p.co * p.oh * p.ow) + c.ny.x * i32(p.ow) + c.nx.x);
+            }
+        }
+        default: {
+            let khw = p.kh * p.kw;
+            let r = nn % vec4<u32>(khw);
+            c.ny = vec4<i32>(r / vec4<u32>(p.kw));
+            c.nx = vec4<i32>(r % vec4<u32>(p.kw));
+            c.bn = vec4<i32>((nn / vec4<u32>(khw)) * p.h * p.w) + c.ny * i32(p.w) + c.nx;
+            c.cp = nc;
+        }
+    }
+    return c;
+}
+
+// Row m: A offset part; m clamped so that every load stays in bounds.
+struct Row { ok: bool, ap: u32, m: u32 }
+
+fn row_at(zb: u32, m: u32) -> Row {
+    var r: Row;
+    r.ok = m < p.M;
+    r.m = min(m, p.M - 1u);
+    switch MODE {
+        case 0u: { r.ap = zb * p.a_bs + select(r.m * p.K, r.m, TRANS_A); }
+        case 1u: { r.ap = r.m * p.K; }
+        case 2u: { r.ap = r.m * p.co; }
+        default: { r.ap = r.m * p.oh * p.ow; }
+    }
+    return r;
+}
+
+// Row stride of C (its offset is cp + m * c_rs()).
+fn c_rs() -> u32 {
+    switch MODE {
+        case 1u: { return p.oh * p.ow; }
+        case 2u: { return p.h * p.w; }
+        default: { return p.N; }
+    }
+}
+
+// A cursor over k, identical in every thread: k, A and B offset parts, the shift (ky, kx) the
+// tap adds to image positions (MODE 3: the positions of the quad's 4 output pixels, s*oy - pad
+// and s*ox - pad), and the counters (c0 fastest) that decompose k without dividing. In MODE 3 it
+// walks quads (k += 4; q0 = first output column of the quad; FLAT: (y, x) = the 4 pixels).
+struct KS { k: u32, ka: u32, kb: i32, ky: vec4<i32>, kx: vec4<i32>, q0: u32, c0: u32, c1: u32, c2: u32, y: vec4<u32>, x: vec4<u32> }
+
+fn ks_lim(g: Geo) -> vec2<u32> {
+    switch MODE {
+        case 1u: { return vec2<u32>(p.kw, p.kh); }
+        case 2u: { return vec2<u32>(p.co, g.kwc); }
+        default: {
+            if (FLAT) { return vec2<u32>(p.oh * p.ow / 4u, p.nimg); }
+            return vec2<u32>((p.ow + 3u) / 4u, p.oh);
+        }
+    }
+}
+
+fn ks_derive(g: Geo, ks: KS) -> KS {
+    var r = ks;
+    switch MODE {
+        case 0u: {
+            r.ka = select(r.k, r.k * p.M, TRANS_A);
+            r.kb = i32(select(r.k * p.N, r.k, TRANS_B));
+        }
+        case 1u: {
+            // (c0, c1, c2) = (kw, kh, ci)
+            r.ka = r.k;
+            r.ky = vec4<i32>(i32(r.c1));
+            r.kx = vec4<i32>(i32(r.c0));
+            r.kb = i32(r.c2 * p.h * p.w + r.c1 * p.w + r.c0);
+        }
+        case 2u: {
+            // (c0, c1, c2) = (co, u, t): tap kh = kh0 + s*t, kw = kw0 + s*u; oy = ny - t.
+            let kh = g.kh0 + p.s * r.c2;
+            let kw = g.kw0 + p.s * r.c1;
+            r.ka = (kh * p.kw + kw) * p.ci * p.co + r.c0;
+            r.ky = vec4<i32>(-i32(r.c2));
+            r.kx = vec4<i32>(-i32(r.c1));
+            r.kb = i32(r.c0 * p.oh * p.ow) - i32(r.c2 * p.ow + r.c1);
+        }
+        default: {
+            var img: u32;
+            if (FLAT) {
+                // (c0, c1) = (quad in the image, img); r.y, r.x follow incrementally.
+                img = r.c1;
+                r.q0 = 0u;
+                r.ka = (img * p.co * p.oh * p.ow) + r.c0 * 4u;
+            } else {
+                // (c0, c1, c2) = (quad column, oy, img)
+                img = r.c2;
+                r.q0 = r.c0 * 4u;
+                r.y = vec4<u32>(r.c1);
+                r.x = vec4<u32>(r.q0) + vec4<u32>(0u, 1u, 2u, 3u);
+                r.ka = (img * p.co * p.oh + r.c1) * p.ow + r.q0;
+            }
+            r.ky = vec4<i32>(r.y * p.s) - vec4<i32>(i32(p.pad));
+            r.kx = vec4<i32>(r.x * p.s) - vec4<i32>(i32(p.pad));
+            r.kb = i32(img * p.ci * p.h * p.w) + r.ky.x * i32(p.w) + r.kx.x;
+        }
+    }
+    return r;
+}
+
+fn ks_at(g: Geo, k: u32) -> KS {
+    var r: KS;
+    r.k = k;
+    let l = ks_lim(g);
+    let kq = select(k, k / 4u, MODE == 3u);
+    r.c0 = kq % max(l.x, 1u);
+    let q = kq / max(l.x, 1u);
+    r.c1 = q % max(l.y, 1u);
+    r.c2 = q / max(l.y, 1u);
+    if (MODE == 3u && FLAT) {
+        let f = vec4<u32>(r.c0 * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+        r.y = f / vec4<u32>(p.ow);
+        r.x = f % vec4<u32>(p.ow);
+    }
+    return ks_derive(g, r);
+}
+
+fn ks_next(g: Geo, ks: KS) -> KS {
+    var r = ks;
+    r.k += select(1u, 4u, MODE == 3u);
+    if (MODE != 0u) {
+        let l = ks_lim(g);
+        r.c0 += 1u;
+        let w0 = r.c0 >= l.x;
+        r.c0 = select(r.c0, 0u, w0);
+        r.c1 += select(0u, 1u, w0);
+        let w1 = r.c1 >= l.y;
+        r.c1 = select(r.c1, 0u, w1);
+        r.c2 += select(0u, 1u, w1);
+        if (MODE == 3u && FLAT) {
+            // Next 4 pixels (OW >= 4: each wraps at most once); back to the top at a new image.
+            r.x += vec4<u32>(4u);
+            let w = r.x >= vec4<u32>(p.ow);
+            r.x = select(r.x, r.x - vec4<u32>(p.ow), w);
+            r.y += select(vec4<u32>(0u), vec4<u32>(1u), w);
+            r.y = select(r.y, vec4<u32>(0u), vec4<bool>(w0));
+            r.x = select(r.x, vec4<u32>(0u, 1u, 2u, 3u), vec4<bool>(w0));
+        }
+    }
+    return ks_derive(g, r);
+}
+
+// Cursors of the 4 k of a step (MODE 3: the one quad cursor four times).
+fn ks4(g: Geo, ks: KS) -> array<KS, 4> {
+    if (MODE == 3u) { return array<KS, 4>(ks, ks, ks, ks); }
+    var r: array<KS, 4>;
+    r[0] = ks;
+    r[1] = ks_next(g, r[0]);
+    r[2] = ks_next(g, r[1]);
+    r[3] = ks_next(g, r[2]);
+    return r;
+}
+
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>;
+
+// Elements e..e+3 of a run from two aligned vec4 (r = e mod 4), keeping only [lo, hi).
+fn shift4(v0: vec4<f32>, v1: vec4<f32>, r: u32) -> vec4<f32> {
+    var v = select(v0, vec4<f32>(v0.yzw, v1.x), r == 1u);
+    v = select(v, vec4<f32>(v0.zw, v1.xy), r == 2u);
+    return select(v, vec4<f32>(v0.w, v1.xyz), r == 3u);
+}
+
+fn in4(e: i32, lo: i32, hi: i32) -> vec4<bool> {
+    let i = vec4<i32>(e) + vec4<i32>(0, 1, 2, 3);
+    return (i >= vec4<i32>(lo)) & (i < vec4<i32>(hi));
+}
+
+// (Always two loads: a branch on alignment measured slower on lavapipe.)
+fn ld4a(e: i32, lo: i32, hi: i32) -> vec4<f32> {
+    let q = e >> 2u;
+    let v = shift4(a4[u32(max(q, 0))], a4[u32(max(q + 1, 0))], u32(e & 3));
+    return select(vec4<f32>(0.0), v, in4(e, lo, hi));
+}
+
+fn ld4b(e: i32, lo: i32, hi: i32) -> vec4<f32> {
+    let q = e >> 2u;
+    let v = shift4(b4[u32(max(q, 0))], b4[u32(max(q + 1, 0))], u32(e & 3));
+    return select(vec4<f32>(0.0), v, in4(e, lo, hi));
+}
+
+// Like ld4b, keeping the elements where ok holds; one load when the host knows runs are aligned.
+fn ld4bm(e: i32, ok: vec4<bool>) -> vec4<f32> {
+    if (VEC_B) {
+        return select(vec4<f32>(0.0), b4[u32(max(e, 0)) / 4u], ok);
+    }
+    let q = e >> 2u;
+    let v = shift4(b4[u32(max(q, 0))], b4[u32(max(q + 1, 0))], u32(e & 3));
+    return select(vec4<f32>(0.0), v, ok);
+}
+
+// A(m, k) alone (MODE 2 when taps break the runs).
+fn a_el(r: Row, ks: KS, ke: u32) -> f32 {
+    let ok = r.ok && ks.k < ke;
+    return select(0.0, a[select(0u, r.ap + ks.ka, ok)], ok);
+}
+
+// A(m, k..k+3)
+fn a_k4(r: Row, ks: array<KS, 4>, ke: u32) -> vec4<f32> {
+    let ok = r.ok && ks[0].k < ke;
+    if (MODE == 2u && !VEC_A) {
+        return vec4<f32>(a_el(r, ks[0], ke), a_el(r, ks[1], ke), a_el(r, ks[2], ke), a_el(r, ks[3], ke));
+    }
+    let e = i32(r.ap + ks[0].ka);
+    if (VEC_A) {
+        return select(vec4<f32>(0.0), a4[select(0u, u32(e) / 4u, ok)], ok);
+    }
+    var lo = i32(r.ap);
+    var hi = lo + i32(p.K);
+    if (MODE == 3u) {
+        lo = e - i32(ks[0].q0);
+        hi = lo + i32(p.ow);
+    }
+    return select(vec4<f32>(0.0), ld4a(e, lo, hi), ok);
+}
+
+// A(m..m+3, k): MODE 0 with TRANS_A.
+fn a_m4(r: Row, ks: KS, ke: u32) -> vec4<f32> {
+    let ok = r.ok && ks.k < ke;
+    let e = i32(r.ap + ks.ka);
+    if (VEC_A) {
+        return select(vec4<f32>(0.0), a4[select(0u, u32(e) / 4u, ok)], ok);
+    }
+    let lo = e - i32(r.m);
+    return select(vec4<f32>(0.0), ld4a(e, lo, lo + i32(p.M)), ok);
+}
+
+// B(k, n0..n0+3): MODE 0 without TRANS_B.
+fn b_row(c: Col, ks: KS, ke: u32) -> vec4<f32> {
+    let ok = ks.k < ke;
+    let e = c.bn.x + ks.kb;
+    if (VEC_B) {
+        return select(vec4<f32>(0.0), b4[select(0u, u32(e) / 4u, ok)], ok);
+    }
+    let lo = e - c.nx.x;
+    return select(vec4<f32>(0.0), ld4b(e, lo, lo + i32(p.N)), ok);
+}
+
+// Four pixels of x (MODE 1, 3) or dy (MODE 2) at image positions (y, x), the first at offset e:
+// one run for stride 1 (MODE 2 reads dy with stride 1 in every class), else every s-th element.
+fn b_pix(e: i32, y: vec4<i32>, x: vec4<i32>, kok: bool) -> vec4<f32> {
+    let hb = select(p.h, p.oh, MODE == 2u);
+    let wb = select(p.w, p.ow, MODE == 2u);
+    let ok = vec4<bool>(kok) & (vec4<u32>(y) < vec4<u32>(hb)) & (vec4<u32>(x) < vec4<u32>(wb));
+    if (MODE == 2u || UNIT) {
+        return ld4bm(e, ok);
+    }
+    let i = vec4<u32>(vec4<i32>(e) + vec4<i32>(0, 1, 2, 3) * i32(p.s));
+    return vec4<f32>(select(0.0, b[select(0u, i.x, ok.x)], ok.x), select(0.0, b[select(0u, i.y, ok.y)], ok.y),
+                     select(0.0, b[select(0u, i.z, ok.z)], ok.z), select(0.0, b[select(0u, i.w, ok.w)], ok.w));
+}
+
+// B(k..k+3, n0+j): MODE 0 with TRANS_B, MODE 3.
+fn b_col(c: Col, j: u32, ks: KS, ke: u32) -> vec4<f32> {
+    let ok = ks.k < ke;
+    let e = c.bn[j] + ks.kb;
+    if (MODE == 0u) {
+        if (VEC_B) {
+            return select(vec4<f32>(0.0), b4[select(0u, u32(e) / 4u, ok)], ok);
+        }
+        return select(vec4<f32>(0.0), ld4b(e, c.bn[j], c.bn[j] + i32(p.K)), ok);
+    }
+    return b_pix(e, vec4<i32>(c.ny[j]) + ks.ky, vec4<i32>(c.nx[j]) + ks.kx, ok);
+}
+
+fn tr4(x: array<vec4<f32>, 4>) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(
+        vec4<f32>(x[0].x, x[1].x, x[2].x, x[3].x), vec4<f32>(x[0].y, x[1].y, x[2].y, x[3].y),
+        vec4<f32>(x[0].z, x[1].z, x[2].z, x[3].z), vec4<f32>(x[0].w, x[1].w, x[2].w, x[3].w));
+}
+
+// B block of a step: result[kk] = B(k+kk, n0..n0+3).
+fn b_block(c: Col, ks: array<KS, 4>, ke: u32) -> array<vec4<f32>, 4> {
+    if (MODE == 3u || (MODE == 0u && TRANS_B)) {
+        return tr4(array<vec4<f32>, 4>(b_col(c, 0u, ks[0], ke), b_col(c, 1u, ks[0], ke), b_col(c, 2u, ks[0], ke), b_col(c, 3u, ks[0], ke)));
+    }
+    if (MODE == 0u) {
+        return array<vec4<f32>, 4>(b_row(c, ks[0], ke), b_row(c, ks[1], ke), b_row(c, ks[2], ke), b_row(c, ks[3], ke));
+    }
+    var r: array<vec4<f32>, 4>;
+    for (var i = 0u; i < 4u; i++) {
+        r[i] = b_pix(c.bn.x + ks[i].kb, c.ny + ks[i].ky, c.nx + ks[i].kx, ks[i].k < ke);
+    }
+    return r;
+}
+
+// acc[r] += sum_kk ar[r][kk] * bb[kk]   (4 rows x 4 k x 4 columns)
+fn mma4(acc: ptr<function, array<vec4<f32>, 4>>, ar: array<vec4<f32>, 4>, bb: array<vec4<f32>, 4>) {
+    for (var r = 0u; r < 4u; r++) {
+        var v = (*acc)[r];
+        v = fma(vec4<f32>(ar[r].x), bb[0], v);
+        v = fma(vec4<f32>(ar[r].y), bb[1], v);
+        v = fma(vec4<f32>(ar[r].z), bb[2], v);
+        v = fma(vec4<f32>(ar[r].w), bb[3], v);
+        (*acc)[r] = v;
+    }
+}
+
+fn act(x: f32) -> f32 {
+    switch ACT {
+        case 1u: { return max(x, 0.0); }
+        case 2u: { return select(p.slope * x, x, x > 0.0); }
+        case 3u: { return tanh(x); }
+        default: { return x; }
+    }
+}
+
+// k range [kb, ke) of split kz in slice g; chunks are multiples of `step`.
+fn k_range(g: Geo, kz: u32, step: u32) -> vec2<u32> {
+    let per = (g.k + p.ksplit - 1u) / p.ksplit;
+    let kc = (per + step - 1u) / step * step;
+    let kb = min(g.k, kz * kc);
+    return vec2<u32>(kb, min(g.k, kb + kc));
+}
+
+// Per-column bias of a quad (BIAS 2), loaded once per thread.
+fn bias_cols(c: Col) -> vec4<f32> {
+    if (BIAS != 2u) { return vec4<f32>(0.0); }
+    let n = min(vec4<u32>(c.n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(max(p.N, 1u) - 1u));
+    return vec4<f32>(bias[n.x], bias[n.y], bias[n.z], bias[n.w]);
+}
+
+// Stores C(m, quad) = act(v + bias), or the raw partial sums when SPLIT.
+fn put4(zb: u32, kz: u32, r: Row, c: Col, v: vec4<f32>, bc: vec4<f32>) {
+    if (!r.ok || c.nv == 0u) { return; }
+    if (SPLIT) {
+        let np = (p.N + 3u) & ~3u;
+        out[(((kz * p.nz + zb) * p.M + r.m) * np + c.n0) / 4u] = v;
+        return;
+    }
+    var x = v + bc;
+    if (BIAS == 1u) { x += vec4<f32>(bias[r.m]); }
+    x = vec4<f32>(act(x.x), act(x.y), act(x.z), act(x.w));
+    let o = c.cp + r.m * c_rs();
+    if (VEC_C && c.nv == 4u) {
+        out[o / 4u] = x;
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (j < c.nv) {
+            let i = o + j * c.cs;
+            out[i / 4u][i % 4u] = x[j];
+        }
+    }
+}

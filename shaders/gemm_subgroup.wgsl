@@ -1,0 +1,123 @@
+// Subgroup variant of the GEMM family in gemm.wgsl (same MODEs, constants, bindings and
+// Params; both include gemm_common.wgsl, the shared body). A separate file only because a module that uses subgroup operations cannot
+// be created on a device without the subgroup feature. (Tint wants `enable subgroups;` on top,
+// which naga 30 rejects; a browser loader prepends it.)
+// Every thread of a workgroup works on the same TM rows and its own 4 columns. Per 4 k, lanes
+// 0..7 of each subgroup load 8 (or, for a transposed A, 32) rows' A values and subgroupBroadcast
+// hands them to all lanes, so A is read once per subgroup instead of once per thread. Needs a
+// subgroup size of at least 8 (lavapipe 8, NVIDIA 32, AMD 32/64, Intel 8-32; the bench checks
+// every variant against the CPU before it may be picked).
+// #include gemm_common
+
+override TM: u32 = 32u; // rows per workgroup: 8, 16, 32 or 64
+
+fn bc8(v: vec4<f32>) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
+        subgroupBroadcast(v, 3u), subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u),
+        subgroupBroadcast(v, 7u));
+}
+
+// acc[r] += sum_kk ar[r][kk] * bb[kk]   (8 rows x 4 k x 4 columns)
+fn mma8(acc: ptr<function, array<vec4<f32>, 8>>, ar: array<vec4<f32>, 8>, bb: array<vec4<f32>, 4>) {
+    for (var r = 0u; r < 8u; r++) {
+        var v = (*acc)[r];
+        v = fma(vec4<f32>(ar[r].x), bb[0], v);
+        v = fma(vec4<f32>(ar[r].y), bb[1], v);
+        v = fma(vec4<f32>(ar[r].z), bb[2], v);
+        v = fma(vec4<f32>(ar[r].w), bb[3], v);
+        (*acc)[r] = v;
+    }
+}
+
+// Transposed A: lane L holds rows 4L..4L+3 of a 32-row block (vec4 along m) for k..k+3; after
+// the transpose and the broadcasts x[j][L] is row 4L+j along k. Rows 8g..8g+7 of the block:
+fn rows_m(x: array<array<vec4<f32>, 8>, 4>, g: u32) -> array<vec4<f32>, 8> {
+    return array<vec4<f32>, 8>(x[0][2u * g], x[1][2u * g], x[2][2u * g], x[3][2u * g],
+                               x[0][2u * g + 1u], x[1][2u * g + 1u], x[2][2u * g + 1u], x[3][2u * g + 1u]);
+}
+
+fn bcast_m(r: Row, kk: array<KS, 4>, ke: u32) -> array<array<vec4<f32>, 8>, 4> {
+    let at = tr4(array<vec4<f32>, 4>(a_m4(r, kk[0], ke), a_m4(r, kk[1], ke), a_m4(r, kk[2], ke), a_m4(r, kk[3], ke)));
+    return array<array<vec4<f32>, 8>, 4>(bc8(at[0]), bc8(at[1]), bc8(at[2]), bc8(at[3]));
+}
+
+fn put8(zb: u32, kz: u32, m0: u32, c: Col, acc: array<vec4<f32>, 8>, bc: vec4<f32>) {
+    for (var r = 0u; r < 8u; r++) { put4(zb, kz, row_at(zb, m0 + r), c, acc[r], bc); }
+}
+
+@compute @workgroup_size(WGX)
+fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32,
+           @builtin(subgroup_invocation_id) lane: u32) {
+    let zb = wid.z / p.ksplit;
+    let kz = wid.z % p.ksplit;
+    let g = geo(zb);
+    let m0 = wid.y * TM;
+    let n0 = (wid.x * WGX + t) * 4u;
+    // Whole workgroups leave together: subgroups stay complete.
+    if (m0 >= p.M || wid.x * WGX * 4u >= g.n) { return; }
+    let kr = k_range(g, kz, 4u);
+    let l8 = lane % 8u;
+    let lm = MODE == 0u && TRANS_A;
+    let cs = col_at(g, zb, n0);
+    // Lane l (mod 8) reads row 8i+l of group i (along k), or with TRANS_A rows 32h+4l..+3.
+    var ra: array<Row, 8>;
+    for (var i = 0u; i < 8u; i++) { ra[i] = row_at(zb, m0 + 8u * i + l8); }
+    let rm0 = row_at(zb, m0 + 4u * l8);
+    let rm1 = row_at(zb, m0 + 32u + 4u * l8);
+    var acc0: array<vec4<f32>, 8>;
+    var acc1: array<vec4<f32>, 8>;
+    var acc2: array<vec4<f32>, 8>;
+    var acc3: array<vec4<f32>, 8>;
+    var acc4: array<vec4<f32>, 8>;
+    var acc5: array<vec4<f32>, 8>;
+    var acc6: array<vec4<f32>, 8>;
+    var acc7: array<vec4<f32>, 8>;
+    var ks = ks_at(g, kr.x);
+    for (var k = kr.x; k < kr.y; k += 4u) {
+        let kk = ks4(g, ks);
+        ks = ks_next(g, kk[3]);
+        let bb = b_block(cs, kk, kr.y);
+        if (lm) {
+            let x = bcast_m(rm0, kk, kr.y);
+            mma8(&acc0, rows_m(x, 0u), bb);
+            if (TM > 8u) { mma8(&acc1, rows_m(x, 1u), bb); }
+            if (TM > 16u) {
+                mma8(&acc2, rows_m(x, 2u), bb);
+                mma8(&acc3, rows_m(x, 3u), bb);
+            }
+            if (TM > 32u) {
+                let y = bcast_m(rm1, kk, kr.y);
+                mma8(&acc4, rows_m(y, 0u), bb);
+                mma8(&acc5, rows_m(y, 1u), bb);
+                mma8(&acc6, rows_m(y, 2u), bb);
+                mma8(&acc7, rows_m(y, 3u), bb);
+            }
+        } else {
+            mma8(&acc0, bc8(a_k4(ra[0], kk, kr.y)), bb);
+            if (TM > 8u) { mma8(&acc1, bc8(a_k4(ra[1], kk, kr.y)), bb); }
+            if (TM > 16u) {
+                mma8(&acc2, bc8(a_k4(ra[2], kk, kr.y)), bb);
+                mma8(&acc3, bc8(a_k4(ra[3], kk, kr.y)), bb);
+            }
+            if (TM > 32u) {
+                mma8(&acc4, bc8(a_k4(ra[4], kk, kr.y)), bb);
+                mma8(&acc5, bc8(a_k4(ra[5], kk, kr.y)), bb);
+                mma8(&acc6, bc8(a_k4(ra[6], kk, kr.y)), bb);
+                mma8(&acc7, bc8(a_k4(ra[7], kk, kr.y)), bb);
+            }
+        }
+    }
+    let bc = bias_cols(cs);
+    put8(zb, kz, m0, cs, acc0, bc);
+    if (TM > 8u) { put8(zb, kz, m0 + 8u, cs, acc1, bc); }
+    if (TM > 16u) {
+        put8(zb, kz, m0 + 16u, cs, acc2, bc);
+        put8(zb, kz, m0 + 24u, cs, acc3, bc);
+    }
+    if (TM > 32u) {
+        put8(zb, kz, m0 + 32u, cs, acc4, bc);
+        put8(zb, kz, m0 + 40u, cs, acc5, bc);
+        put8(zb, kz, m0 + 48u, cs, acc6, bc);
+        put8(zb, kz, m0 + 56u, cs, acc7, bc);
+    }
+}
