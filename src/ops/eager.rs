@@ -40,7 +40,7 @@ pub fn gemm_variant_for(gpu: &Gpu) -> String {
 }
 
 /// Fastest variants measured on lavapipe (see the bench).
-pub const CPU_SUBGROUP_VARIANT: &str = "sg32";
+pub const CPU_SUBGROUP_VARIANT: &str = "sg64w32";
 pub const CPU_VARIANT: &str = "reg8x4";
 
 impl Target {
