@@ -68,11 +68,16 @@ pub fn run_on(gpu: &Gpu, target: &Target, op: &dyn Op, inputs: &[&Host]) -> Resu
     let low = op.lower(&shapes, &out_shape, target)?;
     let mut in_bufs = Vec::new();
     for (i, h) in inputs.iter().enumerate() {
-        let b = gpu.storage(&format!("{} input {i} {:?}", op.name(), h.shape), (h.data.len() * 4) as u64)?;
+        let b = gpu.storage(&format!("{} input {i} {:?}", op.name(), h.shape), ((h.data.len() + GUARD) * 4) as u64)?;
         gpu.upload(&b, 0, &h.data);
+        gpu.upload(&b, (h.data.len() * 4) as u64, &[SENTINEL; GUARD]);
         in_bufs.push(b);
     }
-    let out = gpu.storage(&format!("{} output {:?}", op.name(), out_shape), (numel(&out_shape) * 4) as u64)?;
+    // The output starts as sentinels and GUARD more follow it: a kernel that writes past its
+    // output (which robust buffer access would otherwise hide) is an error here.
+    let n = numel(&out_shape);
+    let out = gpu.storage(&format!("{} output {:?}", op.name(), out_shape), ((n + GUARD) * 4) as u64)?;
+    gpu.upload(&out, 0, &vec![SENTINEL; n + GUARD]);
     let mut scratch = Vec::new();
     for (i, n) in low.scratch.iter().enumerate() {
         scratch.push(gpu.storage(&format!("{} scratch {i}", op.name()), (*n * 4) as u64)?);
@@ -106,9 +111,20 @@ pub fn run_on(gpu: &Gpu, target: &Target, op: &dyn Op, inputs: &[&Host]) -> Resu
     }
     gpu.queue.submit([enc.finish()]);
     gpu.wait().map_err(|e| Error::Gpu(format!("{}: {e}", op.name())))?;
+    let overrun = |what: &str, b: &wgpu::Buffer, len: usize| -> Result<()> {
+        let tail = gpu.read::<f32>(b, (len * 4) as u64, GUARD)?;
+        match tail.iter().position(|v| v.to_bits() != SENTINEL.to_bits()) {
+            Some(k) => Err(Error::Gpu(format!("{}: wrote {} at element {} of its {what}, which has {len}", op.name(), tail[k], len + k))),
+            None => Ok(()),
+        }
+    };
     let writes = op.writes();
+    for (i, h) in inputs.iter().enumerate() {
+        overrun(&format!("input {i}"), &in_bufs[i], h.data.len())?;
+    }
     if writes.is_empty() {
-        let data = gpu.read::<f32>(&out, 0, numel(&out_shape))?;
+        overrun("output", &out, n)?;
+        let data = gpu.read::<f32>(&out, 0, n)?;
         Ok(vec![Host::new(&out_shape, data)])
     } else {
         writes
@@ -117,3 +133,7 @@ pub fn run_on(gpu: &Gpu, target: &Target, op: &dyn Op, inputs: &[&Host]) -> Resu
             .collect()
     }
 }
+
+/// Sentinels after every buffer `run_on` binds.
+const GUARD: usize = 64;
+const SENTINEL: f32 = -12345.5;
