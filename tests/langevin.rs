@@ -1,12 +1,12 @@
-//! The executor's own Langevin chain, replayed K times in one submission, samples the Gaussian
-//! that a quadratic energy defines. The unadjusted chain x' = x + a ∇log p(x) + b ε on
-//! N(μ, s²) is an AR(1) process with ρ = 1 − a/s², whose stationary law is N(μ, b²/(1 − ρ²)):
+//! The executor's own Langevin chain (`nn::langevin`, as in `langevin_x`), replayed K times in
+//! one submission, samples the Gaussian that a quadratic energy f defines. The unadjusted chain
+//! x' = x + a ∇log p(x) + b ε on N(μ, s²) is an AR(1) process with ρ = 1 − a/s², whose stationary law is N(μ, b²/(1 − ρ²)):
 //! we compare against that exact law, so the only error left is statistical.
 mod common;
 use common::*;
 use mmebm::graph::{Executable, Graph, Store};
 use mmebm::ops::elementwise::Zip;
-use mmebm::ops::random::{rng_state, LangevinStep, Tick};
+use mmebm::ops::random::rng_state;
 use mmebm::ops::reduce::{Reduce, ReduceKind};
 use mmebm::ops::{Host, Target};
 use std::sync::Arc;
@@ -30,9 +30,8 @@ fn langevin_chain_recovers_a_gaussian() {
     let z = g.op(Arc::new(Zip::Mul(1.0)), &[diff, inv_s]).unwrap();
     let ss = g.op(Arc::new(Reduce { kind: ReduceKind::SumSq, start: 0, end: 2 }), &[z]).unwrap();
     let logp = g.op(Arc::new(mmebm::ops::elementwise::Map(mmebm::ops::elementwise::MapFn::Affine(-0.5, 0.0))), &[ss]).unwrap();
-    let grad = g.grad(logp, &[x]).unwrap()[0];
-    g.op(Arc::new(LangevinStep::new(a, b, 7)), &[x, grad, rng]).unwrap();
-    g.op(Arc::new(Tick), &[rng]).unwrap();
+    // The function the trainer's langevin_x and langevin_z phases are built with.
+    mmebm::nn::langevin(&mut g, rng, &[x], logp, a, b, 7, None).unwrap();
     let plan = g.compile(&Target::of(gpu())).unwrap();
 
     let mut store = Store::new();

@@ -32,7 +32,8 @@ fn check(t: &Target, op: &dyn Op, inputs: &[&Host], k: usize) -> Host {
 }
 
 /// (N, Ci, H, W, Co, K, stride, pad)
-const GEOS: &[(usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+type Geo = (usize, usize, usize, usize, usize, usize, usize, usize);
+const GEOS: &[Geo] = &[
     (1, 1, 1, 1, 1, 1, 1, 0),   // everything 1
     (2, 3, 7, 9, 5, 3, 1, 1),   // 3x3, odd sizes
     (1, 4, 9, 7, 8, 3, 2, 1),   // stride 2, odd input
@@ -44,7 +45,7 @@ const GEOS: &[(usize, usize, usize, usize, usize, usize, usize, usize)] = &[
     (1, 3, 4, 4, 36, 4, 2, 1),  // even kernel, stride 2, Co % 4 == 0 (transposed: vector path)
 ];
 
-fn inputs(g: (usize, usize, usize, usize, usize, usize, usize, usize), seed: u64) -> (Host, Host, Host) {
+fn inputs(g: Geo, seed: u64) -> (Host, Host, Host) {
     let (n, ci, h, w, co, k, _, _) = g;
     (
         rand_host(&[n, ci, h, w], seed, -1.0, 1.0),

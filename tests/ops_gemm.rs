@@ -149,6 +149,7 @@ fn act_deriv(act: Act, y: f32) -> f32 {
 }
 
 #[test]
+#[allow(clippy::needless_range_loop)]
 fn matmul_vjp_matches_cpu_gradient() {
     // CPU gradient of L = <dout, out>: with G = dout * act'(pre),
     // dA(m,k) += G(m,n) B(k,n), dB(k,n) += A(m,k) G(m,n), dbias(n) += G(m,n), summed over batch

@@ -147,7 +147,8 @@ fn verify(gpu: &Gpu, t: &Target) -> std::result::Result<(), String> {
     let y = rnd(&[2, 5, 9, 10], 3);
     let x2 = rnd(&[2, 3, 9, 9], 4);
     let y2 = rnd(&[2, 5, 5, 5], 5);
-    let cases: Vec<(Box<dyn Op>, Vec<&Host>, Vec<Host>)> = vec![
+    type Case<'a> = (Box<dyn Op>, Vec<&'a Host>, Vec<Host>);
+    let cases: Vec<Case> = vec![
         (Box::new(MatMul::new(false, false)), vec![], vec![rnd(&[37, 29], 6), rnd(&[29, 45], 7)]),
         (Box::new(MatMul::new(true, true)), vec![], vec![rnd(&[3, 29, 37], 8), rnd(&[3, 45, 29], 9)]),
         (Box::new(MatMul::new(false, true)), vec![], vec![rnd(&[64, 64], 10), rnd(&[68, 64], 11)]),
@@ -163,7 +164,8 @@ fn verify(gpu: &Gpu, t: &Target) -> std::result::Result<(), String> {
         let got = eager::run_on(gpu, t, op.as_ref(), &ins).map_err(|e| format!("{}: {e}", op.name()))?;
         let want = op.cpu(&ins);
         for (g, w) in got[0].data.iter().zip(&want[0].data) {
-            if !((g - w).abs() <= 1e-3 * (1.0 + w.abs())) {
+            let close = (g - w).abs() <= 1e-3 * (1.0 + w.abs()); // false for NaN too
+            if !close {
                 return Err(format!("{} gave {g} where the CPU gives {w}", op.name()));
             }
         }
@@ -193,6 +195,7 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn sgemm(m: usize, k: usize, n: usize, a: &[f32], rsa: isize, csa: isize, b: &[f32], rsb: isize, csb: isize, beta: f32, c: &mut [f32]) {
     // SAFETY: callers pass slices covering every element addressed by these strides.
     unsafe {
@@ -208,6 +211,7 @@ fn cpu_matmul_seconds(n: usize) -> f64 {
 }
 
 /// im2col of one image x [ci, h, w] into cols [ci*k*k, oh*ow].
+#[allow(clippy::too_many_arguments)]
 fn im2col(x: &[f32], ci: usize, h: usize, w: usize, k: usize, s: usize, p: usize, oh: usize, ow: usize, cols: &mut [f32]) {
     for c in 0..ci {
         for ky in 0..k {
@@ -229,6 +233,7 @@ fn im2col(x: &[f32], ci: usize, h: usize, w: usize, k: usize, s: usize, p: usize
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn col2im(cols: &[f32], ci: usize, h: usize, w: usize, k: usize, s: usize, p: usize, oh: usize, ow: usize, x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = 0.0);
     for c in 0..ci {
@@ -464,7 +469,8 @@ fn run() -> Result<()> {
             let xs = vec![l.n, l.ci, l.h, l.h];
             let ws = vec![l.co, l.ci, l.k, l.k];
             let ys = vec![l.n, l.co, oh, oh];
-            let ops: [(&str, Box<dyn Op>, Vec<Vec<usize>>); 3] = [
+            type Timed = (&'static str, Box<dyn Op>, Vec<Vec<usize>>);
+            let ops: [Timed; 3] = [
                 ("fwd", Box::new(Conv2d::new(l.s, l.p)), vec![xs.clone(), ws.clone()]),
                 ("bwd-data", Box::new(Conv2dBackwardData::backward_data(l.s, l.p, [l.h, l.h], kk)), vec![ys.clone(), ws.clone()]),
                 ("bwd-w", Box::new(Conv2dBackwardWeight { stride: l.s, pad: l.p, kernel: kk }), vec![xs.clone(), ys.clone()]),

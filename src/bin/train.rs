@@ -201,9 +201,10 @@ fn run(args: Args) -> Result<()> {
                 eprintln!("iter {it}/{total}  {msg}");
             }
         }
-        if let Some(p) = &mut preview {
-            if it % cfg.train.sample_every == 0 || it == total {
-                write_previews(&gpu, &mut trainer, p, &preview_x, &out, it)?;
+        if it % cfg.train.sample_every == 0 || it == total {
+            match &mut preview {
+                Some(p) => write_previews(&gpu, &mut trainer, p, &preview_x, &out, it)?,
+                None => write_chain_states(&gpu, &trainer, preview_n, &out, it)?,
             }
         }
         if it % cfg.train.checkpoint_every == 0 || it == total {
@@ -272,6 +273,20 @@ fn save_checkpoint(gpu: &Gpu, trainer: &Trainer, cfg: &Config, state: SamplerSta
     meta.insert("modalities".to_string(), trainer.model.modalities.to_string());
     meta.insert("image".to_string(), format!("{:?}", trainer.model.image));
     checkpoint::save(path, &tensors, &meta)
+}
+
+/// EBM alone: the revised chains of this iteration (they started from uniform noise).
+fn write_chain_states(gpu: &Gpu, trainer: &Trainer, n: usize, out: &Path, it: u64) -> Result<()> {
+    let mut cols = Vec::new();
+    for m in 0..trainer.model.modalities {
+        let x = trainer.store.get(gpu, &mmebm::train::chain_x_var(m))?;
+        let per = x.data.len() / x.shape[0];
+        let k = n.min(x.shape[0]);
+        let mut shape = x.shape.clone();
+        shape[0] = k;
+        cols.push(mmebm::ops::Host::new(&shape, x.data[..k * per].to_vec()));
+    }
+    save_grid(&out.join("samples").join(format!("{it:06}_ebm_revised.png")), &cols)
 }
 
 fn write_previews(gpu: &Gpu, trainer: &mut Trainer, p: &mut Sampler, test_x: &[mmebm::ops::Host], out: &Path, it: u64) -> Result<()> {

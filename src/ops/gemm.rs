@@ -12,10 +12,10 @@
 //! winner as `gemm_variant = "<name>"`.
 //! A subgroup variant named on a target without subgroups falls back to the default.
 //!
-//! On lavapipe (2 cores) the subgroup variants win by far (sg32: ~46 GFLOP/s at 1024³, about
-//! half of one core of `matrixmultiply::sgemm`; workgroup-memory tiles ~6): llvmpipe runs every
-//! divergent load lane by lane, and broadcasting rows through the subgroup saves 7 of every 8
-//! A loads.
+//! On lavapipe (2 cores) the subgroup variants win by far (sg32/sg64: ~45-50 GFLOP/s at 1024³ on
+//! a quiet machine, about half of one core of `matrixmultiply::sgemm`; register tiles ~20,
+//! workgroup-memory tiles ~6): llvmpipe runs every divergent load and store lane by lane, and
+//! broadcasting rows through the subgroup saves 7 of every 8 A loads.
 use super::elementwise::{MapFn, MapGrad};
 use super::reduce::Reduce;
 use super::{Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
@@ -193,7 +193,7 @@ impl ConvGeo {
     /// Stride 1 and output size = input size with whole quads per image: pixel quads can run
     /// over the flattened image, and runs of the image stay contiguous across rows.
     pub fn flat(&self) -> bool {
-        self.s == 1 && self.oh == self.h && self.ow == self.w && (self.oh * self.ow) % 4 == 0 && self.ow >= 4
+        self.s == 1 && self.oh == self.h && self.ow == self.w && (self.oh * self.ow).is_multiple_of(4) && self.ow >= 4
     }
 }
 
