@@ -113,11 +113,7 @@ impl Op for Conv2d {
         let shapes: Vec<&[usize]> = i.iter().map(|h| h.shape.as_slice()).collect();
         let c = self.geo(&shapes).expect("conv2d cpu: bad shapes");
         let mut y = cpu_conv(&c, &i[0].data, &i[1].data);
-        for (idx, v) in y.iter_mut().enumerate() {
-            let co = (idx / (c.oh * c.ow)) % c.co;
-            let bias = if i.len() == 3 { i[2].data[co] } else { 0.0 };
-            *v = self.act.apply(*v + bias);
-        }
+        cpu_epilogue(&mut y, c.oh * c.ow, c.co, i.get(2).map(|h| h.data.as_slice()), self.act);
         vec![Host::new(&[c.nimg, c.co, c.oh, c.ow], y)]
     }
     fn vjp(&self, b: &mut dyn Builder, i: &[Tid], out: Tid, dout: Tid) -> Vec<Option<Tid>> {
@@ -237,11 +233,7 @@ impl Op for ConvTranspose2d {
         let shapes: Vec<&[usize]> = i.iter().map(|h| h.shape.as_slice()).collect();
         let c = self.geo(&shapes).expect("conv_transpose2d cpu: bad shapes");
         let mut x = cpu_conv_transpose(&c, &i[0].data, &i[1].data);
-        for (idx, v) in x.iter_mut().enumerate() {
-            let ci = (idx / (c.h * c.w)) % c.ci;
-            let bias = if i.len() == 3 { i[2].data[ci] } else { 0.0 };
-            *v = self.act.apply(*v + bias);
-        }
+        cpu_epilogue(&mut x, c.h * c.w, c.ci, i.get(2).map(|h| h.data.as_slice()), self.act);
         vec![Host::new(&[c.nimg, c.ci, c.h, c.w], x)]
     }
     fn vjp(&self, b: &mut dyn Builder, i: &[Tid], out: Tid, dout: Tid) -> Vec<Option<Tid>> {
@@ -388,4 +380,12 @@ fn cpu_conv_weight(c: &ConvGeo, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dw = vec![0f64; c.co * c.ci * c.kh * c.kw];
     for_each_tap(c, |xi, wi, yi| dw[wi] += x[xi] as f64 * dy[yi] as f64);
     dw.into_iter().map(|v| v as f32).collect()
+}
+
+/// The GEMM epilogue on the CPU: per-channel bias, then the activation, over NCHW planes.
+fn cpu_epilogue(v: &mut [f32], plane: usize, channels: usize, bias: Option<&[f32]>, act: Act) {
+    for (idx, x) in v.iter_mut().enumerate() {
+        let b = bias.map_or(0.0, |b| b[(idx / plane) % channels]);
+        *x = act.apply(*x + b);
+    }
 }
