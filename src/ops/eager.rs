@@ -41,7 +41,7 @@ pub fn gemm_variant_for(gpu: &Gpu) -> String {
 
 /// Fastest variants measured on lavapipe (see the bench).
 pub const CPU_SUBGROUP_VARIANT: &str = "sg64w32";
-pub const CPU_VARIANT: &str = "reg8x4";
+pub const CPU_VARIANT: &str = "reg8x8";
 
 impl Target {
     /// What `gpu` allows, with the GEMM variant chosen by [`gemm_variant_for`].
