@@ -7,8 +7,7 @@ mod common;
 use common::*;
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvTranspose2d};
 use mmebm::ops::gemm::{variants, Act, Kind};
-use mmebm::ops::{eager, Builder, Host, Op, Target, Tid};
-use std::sync::Arc;
+use mmebm::ops::{eager, Host, Op, Target};
 
 fn atol(k: usize) -> f32 {
     1.6e-5 * (k as f32).sqrt() + 1e-6
@@ -163,32 +162,6 @@ fn adjoint_identities_hold_on_gpu() {
     }
 }
 
-struct EagerBuilder {
-    target: Target,
-    vals: Vec<Host>,
-}
-
-impl EagerBuilder {
-    fn add(&mut self, h: Host) -> Tid {
-        self.vals.push(h);
-        Tid(self.vals.len() - 1)
-    }
-    fn get(&self, t: Option<Tid>) -> &Host {
-        &self.vals[t.expect("gradient").0]
-    }
-}
-
-impl Builder for EagerBuilder {
-    fn push(&mut self, op: Arc<dyn Op>, inputs: &[Tid]) -> Tid {
-        let ins: Vec<&Host> = inputs.iter().map(|t| &self.vals[t.0]).collect();
-        let r = eager::run_on(gpu(), &self.target, op.as_ref(), &ins).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
-        self.vals.push(r.into_iter().next().unwrap());
-        Tid(self.vals.len() - 1)
-    }
-    fn shape(&self, t: Tid) -> Vec<usize> {
-        self.vals[t.0].shape.clone()
-    }
-}
 
 /// Visits (x index, w index, y index) of every tap of the convolution x [n,ci,h,w] * w [co,ci,k,k].
 fn taps(xs: &[usize], co: usize, k: usize, s: usize, p: usize, mut f: impl FnMut(usize, usize, usize)) {

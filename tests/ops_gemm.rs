@@ -6,8 +6,7 @@
 mod common;
 use common::*;
 use mmebm::ops::gemm::{variants, Act, Kind, MatMul};
-use mmebm::ops::{eager, Builder, Host, Op, Target, Tid};
-use std::sync::Arc;
+use mmebm::ops::{eager, Host, Op, Target};
 
 fn tol_atol(k: usize) -> f32 {
     2e-6 * (k as f32).sqrt() * 8.0 + 1e-6
@@ -114,30 +113,6 @@ fn shape_errors_name_the_op() {
     assert!(e.contains("bias"), "{e}");
 }
 
-/// A Builder that runs every pushed op right away on the GPU: lets tests execute `vjp` output.
-pub struct EagerBuilder {
-    pub target: Target,
-    pub vals: Vec<Host>,
-}
-
-impl EagerBuilder {
-    pub fn add(&mut self, h: Host) -> Tid {
-        self.vals.push(h);
-        Tid(self.vals.len() - 1)
-    }
-}
-
-impl Builder for EagerBuilder {
-    fn push(&mut self, op: Arc<dyn Op>, inputs: &[Tid]) -> Tid {
-        let ins: Vec<&Host> = inputs.iter().map(|t| &self.vals[t.0]).collect();
-        let r = eager::run_on(gpu(), &self.target, op.as_ref(), &ins).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
-        self.vals.push(r.into_iter().next().unwrap());
-        Tid(self.vals.len() - 1)
-    }
-    fn shape(&self, t: Tid) -> Vec<usize> {
-        self.vals[t.0].shape.clone()
-    }
-}
 
 fn act_deriv(act: Act, y: f32) -> f32 {
     match act {

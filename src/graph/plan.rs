@@ -4,7 +4,7 @@
 use super::{Graph, NodeKind};
 use crate::error::{Error, Result};
 use crate::gpu::pack_uniforms;
-use crate::ops::{numel, Slot, Target, Tid};
+use crate::ops::{numel, Slot, Target};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -235,9 +235,4 @@ impl Graph {
         }
         Ok(Plan { buffers, dispatches, uniforms })
     }
-}
-
-/// Named view of where a graph tensor lives after compile (for tests and tools).
-pub fn describe(g: &Graph, t: Tid) -> String {
-    format!("node {} {:?} shape {:?}", t.0, g.nodes[t.0].kind, g.nodes[t.0].shape)
 }

@@ -143,3 +143,32 @@ pub fn gradcheck_kinks(g: &mut Graph, loss: Tid, wrt: &[&str], vars: &HashMap<St
         "{total_skipped} of {total_picked} sampled coordinates sat on kinks (at most {max_kinks} may)"
     );
 }
+
+/// A `Builder` that runs every pushed op at once on the GPU (through the sentinel-guarded
+/// `eager::run_on`): lets op tests execute what a `vjp` emits without a graph.
+pub struct EagerBuilder {
+    pub target: Target,
+    pub vals: Vec<Host>,
+}
+
+impl EagerBuilder {
+    pub fn add(&mut self, h: Host) -> Tid {
+        self.vals.push(h);
+        Tid(self.vals.len() - 1)
+    }
+    pub fn get(&self, t: Option<Tid>) -> &Host {
+        &self.vals[t.expect("gradient").0]
+    }
+}
+
+impl mmebm::ops::Builder for EagerBuilder {
+    fn push(&mut self, op: std::sync::Arc<dyn mmebm::ops::Op>, inputs: &[Tid]) -> Tid {
+        let ins: Vec<&Host> = inputs.iter().map(|t| &self.vals[t.0]).collect();
+        let r = mmebm::ops::eager::run_on(gpu(), &self.target, op.as_ref(), &ins).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
+        self.vals.push(r.into_iter().next().unwrap());
+        Tid(self.vals.len() - 1)
+    }
+    fn shape(&self, t: Tid) -> Vec<usize> {
+        self.vals[t.0].shape.clone()
+    }
+}
