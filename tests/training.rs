@@ -89,13 +89,7 @@ fn short_training_run_learns() {
     let n = 100;
     let mut s = Sampler::new(gpu, &mut t.store, &t.model, n, &cfg.langevin, 3).unwrap();
     let x = test.batch(&(0..n).collect::<Vec<_>>());
-    for (m, xm) in x.iter().enumerate() {
-        t.store.set(gpu, &mmebm::sample::x_var(m), xm).unwrap();
-    }
-    let (_, enc) = s.compile(gpu, &mut t.store, |ph| ph.encode(&[0], true)).unwrap();
-    let (_, dec) = s.compile(gpu, &mut t.store, |ph| ph.decode(&[1, 2, 3, 4])).unwrap();
-    mmebm::graph::replay(gpu, &[(&enc, 1), (&dec, 1)]).unwrap();
-    let out = s.read_x(gpu, &t.store).unwrap();
+    let out = s.cross_modal(gpu, &mut t.store, &[(0, &x[0])], 0, 0, true).unwrap();
     let labels = test.labels();
     let mut correct = 0;
     for m in 1..5 {

@@ -24,8 +24,8 @@ fn training_and_sampling_fit_webgpu_default_limits() {
     t.set_batch(&gpu, &train.batch(&[0, 1, 2, 3])).unwrap();
     let m = t.step(&gpu).unwrap();
     assert!(m.iter().all(|v| v.is_finite()), "{m:?}");
-    let s = Sampler::new(&gpu, &mut t.store, &t.model, 2, &cfg.langevin, 5).unwrap();
-    let (gen, rev) = s.unconditional(&gpu, &t.store, 2).unwrap();
+    let mut s = Sampler::new(&gpu, &mut t.store, &t.model, 2, &cfg.langevin, 5).unwrap();
+    let (gen, rev) = s.unconditional(&gpu, &mut t.store, 2).unwrap();
     assert_eq!(gen.len(), 5);
     assert_eq!(rev[0].shape, vec![2, 3, 28, 28]);
     gpu.check().unwrap();

@@ -291,19 +291,12 @@ fn write_chain_states(gpu: &Gpu, trainer: &Trainer, n: usize, out: &Path, it: u6
 
 fn write_previews(gpu: &Gpu, trainer: &mut Trainer, p: &mut Sampler, test_x: &[mmebm::ops::Host], out: &Path, it: u64) -> Result<()> {
     let kx = trainer.cfg.langevin.kx;
-    let (gen, rev) = p.unconditional(gpu, &trainer.store, kx)?;
+    let (gen, rev) = p.unconditional(gpu, &mut trainer.store, kx)?;
     let dir = out.join("samples");
     save_grid(&dir.join(format!("{it:06}_generator.png")), &gen)?;
     save_grid(&dir.join(format!("{it:06}_ebm_revised.png")), &rev)?;
-    // Cross-modal: from modality 0 of test examples, the mean of its expert, decode all.
-    for (m, x) in test_x.iter().enumerate() {
-        trainer.store.set(gpu, &mmebm::sample::x_var(m), x)?;
-    }
-    let all: Vec<usize> = (0..p.modalities).collect();
-    let (_, enc) = p.compile(gpu, &mut trainer.store, |ph| ph.encode(&[0], true))?;
-    let (_, dec) = p.compile(gpu, &mut trainer.store, |ph| ph.decode(&all))?;
-    mmebm::graph::replay(gpu, &[(&enc, 1), (&dec, 1)])?;
+    // Cross-modal: from modality 0 of test examples, the mean of its expert, decode the rest.
     let mut cols = vec![test_x[0].clone()];
-    cols.extend(p.read_x(gpu, &trainer.store)?);
+    cols.extend(p.cross_modal(gpu, &mut trainer.store, &[(0, &test_x[0])], 0, 0, true)?.into_iter().skip(1));
     save_grid(&dir.join(format!("{it:06}_cross_from_m0.png")), &cols)
 }

@@ -54,3 +54,59 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Host>, BTreeMap<String, Str
     let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
     Ok((tensors, metadata))
 }
+
+/// A trained model read back from a checkpoint: its config, the model it defines and every
+/// tensor (parameters, optimiser state, RNG).
+pub struct Trained {
+    pub path: std::path::PathBuf,
+    pub cfg: crate::model::Config,
+    pub model: crate::model::Model,
+    pub tensors: BTreeMap<String, Host>,
+    pub iteration: u64,
+}
+
+impl Trained {
+    pub fn load(path: &Path) -> Result<Trained> {
+        if !path.exists() {
+            return Err(Error::Io(format!("{}: no such checkpoint (train writes <out>/checkpoint.safetensors)", path.display())));
+        }
+        let (tensors, meta) = load(path)?;
+        let field = |k: &str| meta.get(k).ok_or_else(|| Error::Io(format!("{}: metadata has no '{k}'; not a checkpoint written by train", path.display())));
+        let cfg = crate::model::Config::from_toml(field("config")?, &format!("{} (config)", path.display()))?;
+        let bad = |k: &str| Error::Io(format!("{}: metadata field '{k}' is unreadable", path.display()));
+        let modalities: usize = field("modalities")?.parse().map_err(|_| bad("modalities"))?;
+        let image: Vec<usize> = serde_json::from_str(field("image")?).map_err(|_| bad("image"))?;
+        let image: [usize; 3] = image.try_into().map_err(|_| bad("image"))?;
+        let iteration = field("iteration")?.parse().map_err(|_| bad("iteration"))?;
+        let model = crate::model::Model::new(&cfg.model, modalities, image)?;
+        let t = Trained { path: path.to_path_buf(), cfg, model, tensors, iteration };
+        for (name, shape) in t.weight_shapes() {
+            match t.tensors.get(&name) {
+                None => return Err(Error::Io(format!("{}: missing tensor '{name}'", path.display()))),
+                Some(h) if h.shape != shape => {
+                    return Err(Error::Io(format!("{}: tensor '{name}' has shape {:?}, the config needs {shape:?}", path.display(), h.shape)))
+                }
+                _ => {}
+            }
+        }
+        Ok(t)
+    }
+
+    /// Names and shapes of the three networks' parameters (what sampling needs).
+    pub fn weight_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        [&self.model.ebm, &self.model.gen, &self.model.enc].iter().flat_map(|p| p.specs.iter().map(|s| (s.name.clone(), s.shape.clone()))).collect()
+    }
+
+    /// The parameters, in declaration order.
+    pub fn weights(&self) -> Vec<(String, &Host)> {
+        self.weight_shapes().into_iter().map(|(n, _)| { let h = &self.tensors[&n]; (n, h) }).collect()
+    }
+
+    /// Uploads the parameters into `store`.
+    pub fn upload(&self, gpu: &crate::gpu::Gpu, store: &mut crate::graph::Store) -> Result<()> {
+        for (name, h) in self.weights() {
+            store.set(gpu, &name, h)?;
+        }
+        Ok(())
+    }
+}
