@@ -192,3 +192,45 @@ fn byte_lut() -> &'static [f32; 256] {
         t
     })
 }
+
+/// The train and test splits: the PolyMNIST folder `dir` when given, else the built-in
+/// synthetic set of the given sizes and seed. Loader notes go to stderr.
+pub fn load(dir: Option<&std::path::Path>, train_size: usize, test_size: usize, seed: u64) -> Result<(Dataset, Dataset)> {
+    match dir {
+        Some(d) => {
+            let (tr, te) = polymnist::load_polymnist(d)?;
+            for n in tr.notes().iter().chain(te.notes()) {
+                eprintln!("note: {n}");
+            }
+            Ok((tr, te))
+        }
+        None => Ok(synthetic::synthetic(train_size, test_size, seed)),
+    }
+}
+
+/// A user's PNG as one `[1, C, H, W]` image in [-1, 1]. Grey or colour, any size with the
+/// same aspect ratio (resized); anything else is an error naming the file.
+pub fn read_png(path: &std::path::Path, shape: [usize; 3]) -> Result<Host> {
+    let [c, h, w] = shape;
+    let img = image::open(path).map_err(|e| Error::Io(format!("{}: cannot read as an image: {e}", path.display())))?;
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    if iw * h != ih * w {
+        return Err(Error::Data(format!(
+            "{}: image is {iw}×{ih}; the model takes {w}×{h} (or any image of that aspect ratio, which is resized)",
+            path.display()
+        )));
+    }
+    let img = if (iw, ih) == (w, h) { img } else { img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle) };
+    let rgb = img.to_rgb8();
+    let grey = img.to_luma8();
+    let mut data = vec![0.0; c * h * w];
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                let b = if c == 3 { rgb.get_pixel(x as u32, y as u32)[ch] } else { grey.get_pixel(x as u32, y as u32)[0] };
+                data[(ch * h + y) * w + x] = byte_to_unit(b);
+            }
+        }
+    }
+    Ok(Host::new(&[1, c, h, w], data))
+}

@@ -31,6 +31,7 @@ mod stream {
     pub const PRIOR: u32 = 101;
     pub const LANGEVIN_Z: u32 = 104;
     pub const LANGEVIN_X: u32 = 120;
+    pub const NOISE: u32 = 130;
 }
 
 /// Graph builders for the sampling phases of `model` at `n` examples.
@@ -83,6 +84,21 @@ impl Phases<'_> {
         g.op(Arc::new(Assign::copy()), &[zv, z])?;
         let all: Vec<usize> = (0..self.model.modalities).collect();
         self.decode_into(&mut g, zv, &all)?;
+        g.op(Arc::new(Tick), &[rng])?;
+        Ok(g)
+    }
+
+    /// s.x{m} ~ U[-1, 1) for m in `targets`: where an EBM-alone model's chains start.
+    pub fn noise(&mut self, targets: &[usize]) -> Result<Graph> {
+        self.check_subset(targets)?;
+        let mut g = Graph::new();
+        let rng = g.var(RNG, &[4])?;
+        let shape = self.image();
+        for &m in targets {
+            let v = g.var(&x_var(m), &shape)?;
+            let u = g.op(Arc::new(Randn::uniform(&shape, stream::NOISE + m as u32)), &[rng])?;
+            g.op(Arc::new(Assign::copy()), &[v, u])?;
+        }
         g.op(Arc::new(Tick), &[rng])?;
         Ok(g)
     }
@@ -179,6 +195,7 @@ impl Phases<'_> {
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Phase {
     Prior,
+    Noise { targets: Vec<usize> },
     Encode { given: Vec<usize>, mean: bool },
     LangevinZ { given: Vec<usize> },
     Decode { targets: Vec<usize> },
@@ -195,6 +212,7 @@ impl Phase {
     pub fn key(&self) -> String {
         match self {
             Phase::Prior => "prior".into(),
+            Phase::Noise { targets } => format!("noise_{}", list(targets)),
             Phase::Encode { given, mean: false } => format!("encode_{}", list(given)),
             Phase::Encode { given, mean: true } => format!("encode_mean_{}", list(given)),
             Phase::LangevinZ { given } => format!("langevin_z_{}", list(given)),
@@ -206,6 +224,7 @@ impl Phase {
     pub fn build(&self, ph: &mut Phases) -> Result<Graph> {
         match self {
             Phase::Prior => ph.prior(),
+            Phase::Noise { targets } => ph.noise(targets),
             Phase::Encode { given, mean } => ph.encode(given, *mean),
             Phase::LangevinZ { given } => ph.langevin_z(given),
             Phase::Decode { targets } => ph.decode(targets),
@@ -251,10 +270,18 @@ pub fn cross_modal_steps(modalities: usize, given: &[usize], kz: u32, kx: u32, m
     v
 }
 
-/// Network evaluations per sample of a step list (forward passes of one network; a Langevin
+/// An EBM-alone model's generation: the modalities not in `given` start from uniform noise and
+/// take `kx` EBM Langevin steps with the observed ones held fixed (all of them when `given` is
+/// empty: unconditional).
+pub fn ebm_alone_steps(modalities: usize, given: &[usize], kx: u32) -> Vec<Step> {
+    let missing: Vec<usize> = (0..modalities).filter(|m| !given.contains(m)).collect();
+    vec![Step { phase: Phase::Noise { targets: missing.clone() }, times: 1 }, Step { phase: Phase::LangevinX { moving: missing }, times: kx }]
+}
+
+/// Network evaluations per sample of a step list (encoder, generator or one Langevin step; a Langevin
 /// step counts its forward and backward pass as one, as the paper does).
 pub fn evaluations(steps: &[Step]) -> u32 {
-    steps.iter().map(|s| if matches!(s.phase, Phase::Encode { .. }) { 0 } else { s.times }).sum()
+    steps.iter().map(|s| if matches!(s.phase, Phase::Noise { .. }) { 0 } else { s.times }).sum()
 }
 
 /// Compiled sampling phases bound to a store that holds the model's weights; plans are compiled
@@ -324,7 +351,8 @@ impl Sampler {
             self.ensure(gpu, store, &s.phase)?;
         }
         let list: Vec<(&Executable, u32)> = steps.iter().filter(|s| s.times > 0).map(|s| (&self.plans[&s.phase].1, s.times)).collect();
-        replay(gpu, &list)
+        replay(gpu, &list)?;
+        gpu.wait()
     }
 
     /// Sets the observed images: `given[k]` is modality `modalities[k]`, `[n, C, H, W]`.

@@ -1,0 +1,476 @@
+//! `sample`: generation from a trained checkpoint, every mode of the paper.
+//!
+//!     sample unconditional --checkpoint runs/quick/checkpoint.safetensors --count 16
+//!     sample cross --checkpoint C --given 0 --index 0..8            # from test examples
+//!     sample cross --checkpoint C --given 0,2 --index 5 --count 8 --kx 10
+//!     sample cross --checkpoint C --input m0=my_digit.png --count 8
+//!     sample interpolate --checkpoint C --from 3 --to 7 --frames 10
+//!     sample trajectory --checkpoint C --given 0 --index 3 --every 2
+//!
+//! Grids are written to `--out` (default: the checkpoint's folder + `/sample`), one row per
+//! sample and one column per modality; `--raw` adds one PNG per image and `values.safetensors`
+//! with the float images. The same `--seed` gives the same files.
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use mmebm::data::{self, grid::save_grid, Dataset};
+use mmebm::gpu::{Gpu, GpuOptions};
+use mmebm::graph::Store;
+use mmebm::ops::{Host, Target};
+use mmebm::sample::{cross_modal_steps, evaluations, unconditional_steps, Phase, Sampler, Step};
+use mmebm::train::checkpoint::{self, Trained};
+use mmebm::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(about = "Generate from a trained multimodal EBM checkpoint: unconditional, cross-modal, interpolation, Langevin trajectories")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Generator samples (1 network evaluation) and their EBM revision (K_x more).
+    Unconditional(Common),
+    /// The missing modalities from observed ones, from the dataset or from your own PNGs.
+    Cross {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        given: Given,
+        /// Start the posterior chain from the mean of the first observed expert, not a draw.
+        #[arg(long)]
+        mean: bool,
+    },
+    /// Decoded latent interpolation between two examples (z from the mean of modality --given).
+    Interpolate {
+        #[command(flatten)]
+        common: Common,
+        /// Example indices (of --split) to interpolate between.
+        #[arg(long)]
+        from: usize,
+        #[arg(long)]
+        to: usize,
+        /// Observed modality whose expert gives each end's z.
+        #[arg(long, default_value_t = 0)]
+        given: usize,
+        /// Number of frames, ends included.
+        #[arg(long, default_value_t = 10)]
+        frames: usize,
+    },
+    /// Frames of one EBM data chain (from generator samples) and one posterior latent chain.
+    Trajectory {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        given: Given,
+        /// Record a frame every this many Langevin steps.
+        #[arg(long, default_value_t = 1)]
+        every: u32,
+    },
+}
+
+#[derive(ClapArgs, Debug)]
+struct Common {
+    /// Checkpoint written by `train`.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Output folder; default: <checkpoint folder>/sample.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Samples (per example, for cross-modal generation).
+    #[arg(long, default_value_t = 8)]
+    count: usize,
+    /// EBM Langevin steps K_x (default: the checkpoint's langevin.kx; cross-modal: 0).
+    #[arg(long)]
+    kx: Option<u32>,
+    /// Posterior Langevin steps K_z (default: the checkpoint's langevin.kz).
+    #[arg(long)]
+    kz: Option<u32>,
+    /// EBM Langevin step size a_x.
+    #[arg(long)]
+    x_step: Option<f32>,
+    /// EBM Langevin noise b_x.
+    #[arg(long)]
+    x_noise: Option<f32>,
+    /// Posterior Langevin step size a_z.
+    #[arg(long)]
+    z_step: Option<f32>,
+    /// Posterior Langevin noise b_z.
+    #[arg(long)]
+    z_noise: Option<f32>,
+    /// Also write each image as a PNG and all float values to values.safetensors.
+    #[arg(long)]
+    raw: bool,
+    /// PolyMNIST folder the examples come from; default: the built-in set of the checkpoint's config.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Split the examples come from: test or train.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Plans compiled for: native (this adapter's fastest kernels) or webgpu (WebGPU's default
+    /// limits and kernels: the numbers the browser demo reproduces).
+    #[arg(long, default_value = "native")]
+    target: String,
+    /// wgpu backend: vulkan, metal, dx12 or gl.
+    #[arg(long)]
+    backend: Option<String>,
+}
+
+#[derive(ClapArgs, Debug)]
+struct Given {
+    /// Observed modalities, e.g. 0 or 0,2 (with --input: taken from the files).
+    #[arg(long, default_value = "0")]
+    given: String,
+    /// Dataset example N or range A..B (end excluded).
+    #[arg(long, default_value = "0")]
+    index: String,
+    /// Your own images instead of dataset examples: m0=digit.png (repeatable).
+    #[arg(long, value_name = "mK=FILE.png")]
+    input: Vec<String>,
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Everything a mode needs: the model, its weights on the GPU and the options.
+struct Ctx {
+    gpu: Gpu,
+    store: Store,
+    trained: Trained,
+    out: PathBuf,
+    target: Target,
+    kx: u32,
+    kz: u32,
+    values: Vec<(String, Host)>,
+    raw: bool,
+}
+
+impl Ctx {
+    fn new(c: &Common, cross: bool) -> Result<Ctx> {
+        let mut trained = Trained::load(&c.checkpoint)?;
+        let l = &mut trained.cfg.langevin;
+        for (v, dst, name) in [(c.x_step, &mut l.x_step, "--x-step"), (c.x_noise, &mut l.x_noise, "--x-noise"), (c.z_step, &mut l.z_step, "--z-step"), (c.z_noise, &mut l.z_noise, "--z-noise")] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(Error::Config(format!("{name} {v}: must be a finite number ≥ 0")));
+                }
+                *dst = v;
+            }
+        }
+        if c.count == 0 {
+            return Err(Error::Config("--count must be at least 1".into()));
+        }
+        if c.split != "test" && c.split != "train" {
+            return Err(Error::Config(format!("--split {}: expected test or train", c.split)));
+        }
+        if !trained.cfg.model.generator {
+            return Err(Error::Config(format!(
+                "{} is an EBM-alone model (no generator or encoder); its samples are the chain states train writes",
+                c.checkpoint.display()
+            )));
+        }
+        let gpu = Gpu::new(&GpuOptions { backend: c.backend.clone(), ..Default::default() })?;
+        let target = match c.target.as_str() {
+            "native" => Target::of(&gpu),
+            "webgpu" => Target::webgpu(),
+            t => return Err(Error::Config(format!("--target {t}: expected native or webgpu"))),
+        };
+        let store = Store::new();
+        let out = c.out.clone().unwrap_or_else(|| c.checkpoint.parent().unwrap_or(Path::new(".")).join("sample"));
+        std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
+        let kx = c.kx.unwrap_or(if cross { 0 } else { trained.cfg.langevin.kx });
+        let kz = c.kz.unwrap_or(trained.cfg.langevin.kz);
+        Ok(Ctx { gpu, store, trained, out, target, kx, kz, values: vec![], raw: c.raw })
+    }
+
+    /// A sampler for `n` at a time, over a fresh store (the `s.*` variables have its size).
+    fn sampler(&mut self, n: usize, seed: u64) -> Result<Sampler> {
+        self.store = Store::new();
+        self.trained.upload(&self.gpu, &mut self.store)?;
+        let t = &self.trained;
+        Sampler::for_target(&self.gpu, &mut self.store, &t.model, n, &t.cfg.langevin, seed, self.target.clone())
+    }
+
+    fn dataset(&self, c: &Common) -> Result<Dataset> {
+        let d = &self.trained.cfg.data;
+        let (tr, te) = data::load(c.data.as_deref(), d.train_size, d.test_size, d.seed)?;
+        if tr.modalities() != self.trained.model.modalities || tr.image_shape() != self.trained.model.image {
+            return Err(Error::Data(format!(
+                "the data has {} modalities of {:?}; the checkpoint's model takes {} of {:?}",
+                tr.modalities(),
+                tr.image_shape(),
+                self.trained.model.modalities,
+                self.trained.model.image
+            )));
+        }
+        Ok(if c.split == "train" { tr } else { te })
+    }
+
+    /// Writes a grid (and with --raw, each image and its values) named `name`.
+    fn save(&mut self, name: &str, columns: &[Host]) -> Result<()> {
+        let path = self.out.join(format!("{name}.png"));
+        save_grid(&path, columns)?;
+        println!("wrote {}", path.display());
+        if self.raw {
+            let dir = self.out.join("raw").join(name);
+            for (m, col) in columns.iter().enumerate() {
+                let per: usize = col.shape[1..].iter().product();
+                for r in 0..col.shape[0] {
+                    let mut shape = col.shape.clone();
+                    shape[0] = 1;
+                    let img = Host::new(&shape, col.data[r * per..(r + 1) * per].to_vec());
+                    save_grid_cell(&dir.join(format!("{r:03}_m{m}.png")), &img)?;
+                }
+                self.values.push((format!("{name}.x{m}"), col.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<()> {
+        if self.raw {
+            let path = self.out.join("values.safetensors");
+            checkpoint::save(&path, &self.values, &BTreeMap::new())?;
+            println!("wrote {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+/// One image as a PNG without the grid's border.
+fn save_grid_cell(path: &Path, img: &Host) -> Result<()> {
+    let [c, h, w] = [img.shape[1], img.shape[2], img.shape[3]];
+    let mut bytes = vec![0u8; h * w * 3];
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..3 {
+                bytes[(y * w + x) * 3 + ch] = data::unit_to_byte(img.data[((ch % c) * h + y) * w + x]);
+            }
+        }
+    }
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| Error::Io(format!("{}: {e}", d.display())))?;
+    }
+    image::save_buffer(path, &bytes, w as u32, h as u32, image::ExtendedColorType::Rgb8).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+}
+
+fn parse_list(s: &str, what: &str, limit: usize) -> Result<Vec<usize>> {
+    let mut v = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let m: usize = part.parse().map_err(|_| Error::Config(format!("{what} '{s}': '{part}' is not a number (expected e.g. 0 or 0,2)")))?;
+        if m >= limit {
+            return Err(Error::Config(format!("{what} '{s}': modality {m} does not exist (the model has 0..{})", limit - 1)));
+        }
+        if v.contains(&m) {
+            return Err(Error::Config(format!("{what} '{s}': modality {m} appears twice")));
+        }
+        v.push(m);
+    }
+    if v.is_empty() {
+        return Err(Error::Config(format!("{what} is empty: name at least one modality")));
+    }
+    if v.len() == limit {
+        return Err(Error::Config(format!("{what} '{s}': every modality is observed, nothing is left to generate")));
+    }
+    Ok(v)
+}
+
+fn parse_range(s: &str, len: usize) -> Result<Vec<usize>> {
+    let (a, b) = match s.split_once("..") {
+        Some((a, b)) => (a.trim().parse::<usize>(), b.trim().parse::<usize>()),
+        None => (s.trim().parse::<usize>(), s.trim().parse::<usize>().map(|x| x + 1)),
+    };
+    let (Ok(a), Ok(b)) = (a, b) else { return Err(Error::Config(format!("--index '{s}': expected N or A..B"))) };
+    if a >= b || b > len {
+        return Err(Error::Config(format!("--index '{s}': the split has examples 0..{len} (end excluded); the range must be non-empty and inside it")));
+    }
+    Ok((a..b).collect())
+}
+
+/// Observed images, each `[rows, C, H, W]` with every example repeated `count` times, and the
+/// observed modalities.
+fn observed(ctx: &Ctx, c: &Common, g: &Given) -> Result<(Vec<usize>, Vec<Host>)> {
+    let mm = ctx.trained.model.modalities;
+    let image = ctx.trained.model.image;
+    let repeat = |h: &Host, count: usize| {
+        let per: usize = h.shape[1..].iter().product();
+        let mut data = Vec::with_capacity(h.data.len() * count);
+        for r in 0..h.shape[0] {
+            for _ in 0..count {
+                data.extend_from_slice(&h.data[r * per..(r + 1) * per]);
+            }
+        }
+        let mut shape = h.shape.clone();
+        shape[0] *= count;
+        Host::new(&shape, data)
+    };
+    if !g.input.is_empty() {
+        let mut given = Vec::new();
+        let mut xs = Vec::new();
+        for spec in &g.input {
+            let bad = || Error::Config(format!("--input '{spec}': expected mK=FILE.png, e.g. m0=digit.png"));
+            let (m, file) = spec.split_once('=').ok_or_else(bad)?;
+            let m: usize = m.strip_prefix('m').ok_or_else(bad)?.parse().map_err(|_| bad())?;
+            let list = parse_list(&m.to_string(), "--input", mm)?;
+            if given.contains(&list[0]) {
+                return Err(Error::Config(format!("--input: modality {m} given twice")));
+            }
+            given.push(m);
+            xs.push(repeat(&data::read_png(Path::new(file), image)?, c.count));
+        }
+        if given.len() == mm {
+            return Err(Error::Config("--input: every modality is given, nothing is left to generate".into()));
+        }
+        return Ok((given, xs));
+    }
+    let given = parse_list(&g.given, "--given", mm)?;
+    let ds = ctx.dataset(c)?;
+    let idx = parse_range(&g.index, ds.len())?;
+    let batch = ds.try_batch(&idx)?;
+    Ok((given.clone(), given.iter().map(|&m| repeat(&batch[m], c.count)).collect()))
+}
+
+fn report(what: &str, steps: &[Step], n: usize, seconds: f64) {
+    println!(
+        "{what}: {n} samples, {} network evaluations each, {:.3}s ({:.4}s per sample)",
+        evaluations(steps),
+        seconds,
+        seconds / n as f64
+    );
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.mode {
+        Mode::Unconditional(c) => {
+            let mut ctx = Ctx::new(&c, false)?;
+            let mm = ctx.trained.model.modalities;
+            let mut s = ctx.sampler(c.count, c.seed)?;
+            let gen_steps = unconditional_steps(mm, 0);
+            let t = Instant::now();
+            s.run(&ctx.gpu, &mut ctx.store, &gen_steps)?;
+            let gen = s.read_x(&ctx.gpu, &ctx.store)?;
+            report("generator", &gen_steps, c.count, t.elapsed().as_secs_f64());
+            ctx.save("generator", &gen)?;
+            if ctx.kx > 0 {
+                let all: Vec<usize> = (0..mm).collect();
+                let t = Instant::now();
+                s.run(&ctx.gpu, &mut ctx.store, &[Step { phase: Phase::LangevinX { moving: all }, times: ctx.kx }])?;
+                let rev = s.read_x(&ctx.gpu, &ctx.store)?;
+                report(&format!("EBM revision (K_x = {})", ctx.kx), &unconditional_steps(mm, ctx.kx), c.count, t.elapsed().as_secs_f64());
+                ctx.save("revised", &rev)?;
+            }
+            ctx.finish()
+        }
+        Mode::Cross { common: c, given: g, mean } => {
+            let mut ctx = Ctx::new(&c, true)?;
+            let (given, xs) = observed(&ctx, &c, &g)?;
+            let n = xs[0].shape[0];
+            let mut s = ctx.sampler(n, c.seed)?;
+            let pairs: Vec<(usize, &Host)> = given.iter().copied().zip(xs.iter()).collect();
+            let steps = cross_modal_steps(s.modalities, &given, ctx.kz, ctx.kx, mean);
+            let t = Instant::now();
+            let out = s.cross_modal(&ctx.gpu, &mut ctx.store, &pairs, ctx.kz, ctx.kx, mean)?;
+            report(&format!("cross-modal from {given:?} (K_z = {}, K_x = {})", ctx.kz, ctx.kx), &steps, n, t.elapsed().as_secs_f64());
+            let name = format!("cross_from_{}", given.iter().map(|m| format!("m{m}")).collect::<Vec<_>>().join(""));
+            ctx.save(&name, &out)?;
+            ctx.finish()
+        }
+        Mode::Interpolate { common: c, from, to, given, frames } => {
+            let mut ctx = Ctx::new(&c, false)?;
+            if frames < 2 {
+                return Err(Error::Config("--frames must be at least 2".into()));
+            }
+            let mm = ctx.trained.model.modalities;
+            parse_list(&given.to_string(), "--given", mm)?;
+            let ds = ctx.dataset(&c)?;
+            let ends = ds.try_batch(&[from, to]).map_err(|_| Error::Config(format!("--from {from} / --to {to}: the split has examples 0..{}", ds.len())))?;
+            // z of each end: the mean of the observed expert, refined by K_z posterior steps.
+            let mut s2 = ctx.sampler(2, c.seed)?;
+            s2.cross_modal(&ctx.gpu, &mut ctx.store, &[(given, &ends[given])], ctx.kz, 0, true)?;
+            let z = s2.read_z(&ctx.gpu, &ctx.store)?;
+            let lt = z.shape[1];
+            let mut zs = Vec::with_capacity(frames * lt);
+            for f in 0..frames {
+                let t = f as f32 / (frames - 1) as f32;
+                zs.extend((0..lt).map(|k| (1.0 - t) * z.data[k] + t * z.data[lt + k]));
+            }
+            let mut s = ctx.sampler(frames, c.seed)?;
+            ctx.store.set(&ctx.gpu, mmebm::sample::Z, &Host::new(&[frames, lt], zs))?;
+            let all: Vec<usize> = (0..mm).collect();
+            s.run(&ctx.gpu, &mut ctx.store, &[Step { phase: Phase::Decode { targets: all }, times: 1 }])?;
+            let out = s.read_x(&ctx.gpu, &ctx.store)?;
+            ctx.save(&format!("interpolate_{from}_{to}"), &out)?;
+            ctx.finish()
+        }
+        Mode::Trajectory { common: c, given: g, every } => {
+            let mut ctx = Ctx::new(&c, false)?;
+            if every == 0 {
+                return Err(Error::Config("--every must be at least 1".into()));
+            }
+            let mm = ctx.trained.model.modalities;
+            let all: Vec<usize> = (0..mm).collect();
+            // Data chain: generator samples revised by the EBM, every modality moving.
+            let mut s = ctx.sampler(c.count, c.seed)?;
+            s.run(&ctx.gpu, &mut ctx.store, &unconditional_steps(mm, 0))?;
+            let mut frames = vec![s.read_x(&ctx.gpu, &ctx.store)?];
+            let mut done = 0;
+            while done < ctx.kx {
+                let k = every.min(ctx.kx - done);
+                s.run(&ctx.gpu, &mut ctx.store, &[Step { phase: Phase::LangevinX { moving: all.clone() }, times: k }])?;
+                done += k;
+                frames.push(s.read_x(&ctx.gpu, &ctx.store)?);
+            }
+            ctx.save("trajectory_x", &frame_rows(&frames))?;
+            // Latent chain: z from the observed expert's mean, decoded after every recorded step.
+            let (given, xs) = observed(&ctx, &c, &g)?;
+            let n = xs[0].shape[0];
+            let mut s = ctx.sampler(n, c.seed)?;
+            let pairs: Vec<(usize, &Host)> = given.iter().copied().zip(xs.iter()).collect();
+            s.set_x(&ctx.gpu, &mut ctx.store, &pairs)?;
+            // Only the missing modalities are decoded: the observed ones condition every step.
+            let missing: Vec<usize> = all.iter().copied().filter(|m| !given.contains(m)).collect();
+            let decode = Step { phase: Phase::Decode { targets: missing }, times: 1 };
+            s.run(&ctx.gpu, &mut ctx.store, &[Step { phase: Phase::Encode { given: given.clone(), mean: true }, times: 1 }, decode.clone()])?;
+            let mut frames = vec![s.read_x(&ctx.gpu, &ctx.store)?];
+            let mut done = 0;
+            while done < ctx.kz {
+                let k = every.min(ctx.kz - done);
+                s.run(&ctx.gpu, &mut ctx.store, &[Step { phase: Phase::LangevinZ { given: given.clone() }, times: k }, decode.clone()])?;
+                done += k;
+                frames.push(s.read_x(&ctx.gpu, &ctx.store)?);
+            }
+            ctx.save("trajectory_z", &frame_rows(&frames))?;
+            ctx.finish()
+        }
+    }
+}
+
+/// Frames (each one tensor per modality `[n, C, H, W]`) as grid columns whose rows go
+/// sample by sample, frame by frame.
+fn frame_rows(frames: &[Vec<Host>]) -> Vec<Host> {
+    let mm = frames[0].len();
+    (0..mm)
+        .map(|m| {
+            let first = &frames[0][m];
+            let n = first.shape[0];
+            let per: usize = first.shape[1..].iter().product();
+            let mut data = Vec::new();
+            for i in 0..n {
+                for f in frames {
+                    data.extend_from_slice(&f[m].data[i * per..(i + 1) * per]);
+                }
+            }
+            let mut shape = first.shape.clone();
+            shape[0] = n * frames.len();
+            Host::new(&shape, data)
+        })
+        .collect()
+}

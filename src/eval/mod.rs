@@ -1,0 +1,312 @@
+//! Evaluation the way the paper measures (Tables 1, 4, 5): cross-modal coherence for every
+//! number of observed modalities with and without posterior Langevin, unconditional coherence
+//! of generator samples and of their EBM revision, Fréchet distances in the classifiers'
+//! feature space (not Inception FID), a linear probe on inferred z, and the cost of each mode.
+pub mod classifier;
+pub mod metrics;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::graph::Store;
+use crate::ops::{Host, Target};
+use crate::sample::{cross_modal_steps, ebm_alone_steps, evaluations, unconditional_steps, Phase, Sampler, Step};
+use crate::train::checkpoint::Trained;
+use classifier::Classifiers;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    /// Test examples per observed subset (conditional coherence).
+    pub conditional: usize,
+    /// Unconditional samples.
+    pub unconditional: usize,
+    /// Train / test examples of the latent probe.
+    pub probe_train: usize,
+    pub probe_test: usize,
+    /// Samples generated per replay.
+    pub batch: usize,
+    pub seed: u64,
+    /// Chain lengths; default: the checkpoint's config.
+    pub kz: Option<u32>,
+    pub kx: Option<u32>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { conditional: 1000, unconditional: 10_000, probe_train: 5000, probe_test: 2000, batch: 100, seed: 0, kz: None, kx: None }
+    }
+}
+
+/// Every non-empty proper subset of `0..mm`, by size then lexicographically.
+pub fn subsets(mm: usize) -> Vec<Vec<usize>> {
+    let mut v: Vec<Vec<usize>> = (1u32..(1 << mm) - 1).map(|b| (0..mm).filter(|&m| b >> m & 1 == 1).collect()).collect();
+    v.sort_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)));
+    v
+}
+
+/// Rows `[start, start + n)` of each tensor, wrapping around (to fill a last partial batch).
+fn rows(x: &Host, start: usize, n: usize) -> Host {
+    let per: usize = x.shape[1..].iter().product();
+    let len = x.shape[0];
+    let mut data = Vec::with_capacity(n * per);
+    for i in 0..n {
+        let r = (start + i) % len;
+        data.extend_from_slice(&x.data[r * per..(r + 1) * per]);
+    }
+    let mut shape = x.shape.clone();
+    shape[0] = n;
+    Host::new(&shape, data)
+}
+
+fn concat_rows(parts: &[Host], keep: usize) -> Host {
+    let per: usize = parts[0].shape[1..].iter().product();
+    let mut data: Vec<f32> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+    data.truncate(keep * per);
+    let mut shape = parts[0].shape.clone();
+    shape[0] = keep;
+    Host::new(&shape, data)
+}
+
+/// Generation of `count` samples in batches of the sampler's size: `given` supplies the observed
+/// images of each batch, `steps` say what runs. Returns every modality and the seconds per
+/// sample of the replays (plans are compiled before the clock starts).
+fn generate(gpu: &Gpu, store: &mut Store, s: &mut Sampler, steps: &[Step], count: usize, given: &[(usize, &Host)]) -> Result<(Vec<Host>, f64)> {
+    for st in steps {
+        s.plan(gpu, store, &st.phase)?;
+    }
+    let n = s.n;
+    let mut parts: Vec<Vec<Host>> = vec![vec![]; s.modalities];
+    let mut secs = 0.0;
+    for start in (0..count).step_by(n) {
+        let batch: Vec<(usize, Host)> = given.iter().map(|&(m, x)| (m, rows(x, start, n))).collect();
+        let refs: Vec<(usize, &Host)> = batch.iter().map(|(m, x)| (*m, x)).collect();
+        s.set_x(gpu, store, &refs)?;
+        let t = Instant::now();
+        s.run(gpu, store, steps)?;
+        secs += t.elapsed().as_secs_f64();
+        for (m, x) in s.read_x(gpu, store)?.into_iter().enumerate() {
+            parts[m].push(x);
+        }
+    }
+    Ok((parts.iter().map(|p| concat_rows(p, count)).collect(), secs / count.max(1) as f64))
+}
+
+fn round(v: f64) -> Value {
+    json!((v * 1e4).round() / 1e4)
+}
+
+/// Runs every measurement on `trained` and returns the report (see [`markdown`]).
+pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, clf: &mut Classifiers, o: &EvalOptions, mut log: impl FnMut(&str)) -> Result<Value> {
+    let model = &trained.model;
+    let mm = model.modalities;
+    if train.modalities() != mm || train.image_shape() != model.image || test.image_shape() != model.image {
+        return Err(Error::Data(format!("the data has {} modalities of {:?}; the model takes {mm} of {:?}", train.modalities(), train.image_shape(), model.image)));
+    }
+    if o.batch == 0 || o.conditional == 0 || o.unconditional == 0 {
+        return Err(Error::Config("eval: batch, conditional and unconditional counts must be at least 1".into()));
+    }
+    let cfg = &trained.cfg;
+    let kz = o.kz.unwrap_or(cfg.langevin.kz);
+    let kx = o.kx.unwrap_or(cfg.langevin.kx);
+    let generator = cfg.model.generator;
+    let mut store = Store::new();
+    trained.upload(gpu, &mut store)?;
+    let mut s = Sampler::for_target(gpu, &mut store, model, o.batch, &cfg.langevin, o.seed, Target::of(gpu))?;
+    let mut cost = Vec::new();
+
+    // The real data: the ceiling of every coherence.
+    let n_cond = o.conditional.min(test.len());
+    let idx: Vec<usize> = (0..n_cond).collect();
+    let real = test.try_batch(&idx)?;
+    let labels = &test.labels()[..n_cond];
+    let n_ref = o.unconditional.min(test.len());
+    let test_ref = test.try_batch(&(0..n_ref).collect::<Vec<_>>())?;
+    let train_ref = train.try_batch(&(0..n_ref.min(train.len())).collect::<Vec<_>>())?;
+    let mut real_preds = Vec::new();
+    let mut real_feats = Vec::new();
+    let mut fd_train = Vec::new();
+    for m in 0..mm {
+        let (p, f) = clf.predict(gpu, m, &test_ref[m])?;
+        let (_, ft) = clf.predict(gpu, m, &train_ref[m])?;
+        fd_train.push(metrics::frechet_distance(&f, &ft));
+        real_preds.push(p);
+        real_feats.push(f);
+    }
+    let real_acc: Vec<f64> = real_preds.iter().map(|p| metrics::accuracy(p, &test.labels()[..n_ref])).collect();
+    log(&format!("real test data: classifier accuracy {:?}", real_acc.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()));
+
+    // Conditional coherence for every observed subset.
+    let mut subset_rows = Vec::new();
+    let mut by_size: Vec<(Vec<f64>, Vec<f64>)> = vec![(vec![], vec![]); mm];
+    let modes: Vec<(&str, u32)> = if generator { vec![("without_langevin", 0), ("with_langevin", kz)] } else { vec![("ebm_from_noise", kx)] };
+    for given in subsets(mm) {
+        let pairs: Vec<(usize, &Host)> = given.iter().map(|&m| (m, &real[m])).collect();
+        let mut per_mode = Vec::new();
+        for (k, &(_, steps_k)) in modes.iter().enumerate() {
+            let steps = if generator { cross_modal_steps(mm, &given, steps_k, 0, false) } else { ebm_alone_steps(mm, &given, kx) };
+            let (out, sps) = generate(gpu, &mut store, &mut s, &steps, n_cond, &pairs)?;
+            let mut accs = Vec::new();
+            for t in (0..mm).filter(|t| !given.contains(t)) {
+                let acc = metrics::accuracy(&clf.predict(gpu, t, &out[t])?.0, labels);
+                accs.push((t, acc));
+            }
+            let mean = accs.iter().map(|a| a.1).sum::<f64>() / accs.len() as f64;
+            (if k == 0 { &mut by_size[given.len()].0 } else { &mut by_size[given.len()].1 }).push(mean);
+            if given.len() == 1 && given[0] == 0 {
+                cost.push(json!({"mode": format!("cross-modal from m0, {}", modes[k].0), "evaluations": evaluations(&steps), "seconds_per_sample": sps}));
+            }
+            per_mode.push(accs);
+        }
+        for (i, t) in (0..mm).filter(|t| !given.contains(t)).enumerate() {
+            let mut row = json!({"given": given, "target": t});
+            for (k, (name, _)) in modes.iter().enumerate() {
+                row[*name] = round(per_mode[k][i].1);
+            }
+            subset_rows.push(row);
+        }
+        log(&format!("conditional coherence from {given:?}: {}", modes.iter().enumerate().map(|(k, (n, _))| format!("{n} {:.3}", per_mode[k].iter().map(|a| a.1).sum::<f64>() / per_mode[k].len() as f64)).collect::<Vec<_>>().join(", ")));
+    }
+    let mean = |v: &[f64]| if v.is_empty() { Value::Null } else { round(v.iter().sum::<f64>() / v.len() as f64) };
+    let by_size: Vec<Value> = (1..mm)
+        .map(|k| {
+            let mut r = json!({"observed": k});
+            r[modes[0].0] = mean(&by_size[k].0);
+            if modes.len() > 1 {
+                r[modes[1].0] = mean(&by_size[k].1);
+            }
+            r
+        })
+        .collect();
+
+    // Unconditional coherence and Fréchet distances.
+    let nu = o.unconditional;
+    let all: Vec<usize> = (0..mm).collect();
+    let mut uncond = json!({"samples": nu, "kx": kx});
+    let mut fd = json!({"real_test_vs_train": fd_train.iter().map(|&v| round(v)).collect::<Vec<_>>()});
+    let mut stages: Vec<(&str, Vec<Step>)> = Vec::new();
+    if generator {
+        stages.push(("generator", unconditional_steps(mm, 0)));
+        stages.push(("revised", unconditional_steps(mm, kx)));
+    } else {
+        stages.push(("ebm_from_noise", ebm_alone_steps(mm, &[], kx)));
+    }
+    for (name, steps) in &stages {
+        let (out, sps) = generate(gpu, &mut store, &mut s, steps, nu, &[])?;
+        let mut preds = Vec::new();
+        let mut fds = Vec::new();
+        for m in &all {
+            let (p, f) = clf.predict(gpu, *m, &out[*m])?;
+            fds.push(round(metrics::frechet_distance(&real_feats[*m], &f)));
+            preds.push(p);
+        }
+        let c = metrics::agreement(&preds);
+        log(&format!("unconditional coherence, {name}: {c:.3} ({nu} samples)"));
+        uncond[*name] = round(c);
+        fd[*name] = json!(fds);
+        cost.push(json!({"mode": format!("unconditional, {name}"), "evaluations": evaluations(steps), "seconds_per_sample": sps}));
+    }
+
+    // Latent probe: z inferred from all modalities (first expert's mean + K_z posterior steps).
+    let probe = if generator {
+        let infer = |ds: &Dataset, count: usize, s: &mut Sampler, store: &mut Store| -> Result<(Host, Vec<u8>)> {
+            let count = count.min(ds.len());
+            let x = ds.try_batch(&(0..count).collect::<Vec<_>>())?;
+            let steps = [Step { phase: Phase::Encode { given: all.clone(), mean: true }, times: 1 }, Step { phase: Phase::LangevinZ { given: all.clone() }, times: kz }];
+            let pairs: Vec<(usize, &Host)> = all.iter().map(|&m| (m, &x[m])).collect();
+            let mut zs = Vec::new();
+            for start in (0..count).step_by(s.n) {
+                let batch: Vec<(usize, Host)> = pairs.iter().map(|&(m, x)| (m, rows(x, start, s.n))).collect();
+                let refs: Vec<(usize, &Host)> = batch.iter().map(|(m, x)| (*m, x)).collect();
+                s.set_x(gpu, store, &refs)?;
+                s.run(gpu, store, &steps)?;
+                zs.push(s.read_z(gpu, store)?);
+            }
+            Ok((concat_rows(&zs, count), ds.labels()[..count].to_vec()))
+        };
+        let (ztr, ytr) = infer(train, o.probe_train, &mut s, &mut store)?;
+        let (zte, yte) = infer(test, o.probe_test, &mut s, &mut store)?;
+        let acc = metrics::linear_probe(&ztr, &ytr, &zte, &yte, classifier::CLASSES);
+        log(&format!("latent probe: {acc:.3}"));
+        json!({"train": ytr.len(), "test": yte.len(), "accuracy": round(acc), "z": format!("mean of modality 0's expert, then K_z = {kz} posterior steps on all modalities")})
+    } else {
+        Value::Null
+    };
+
+    Ok(json!({
+        "checkpoint": trained.path.display().to_string(),
+        "iteration": trained.iteration,
+        "dataset": test.name(),
+        "model": if generator { "ours (EBM + generator + encoder)" } else { "EBM alone, chains from noise" },
+        "kz": kz,
+        "kx": kx,
+        "classifier_accuracy": real_acc.iter().map(|&a| round(a)).collect::<Vec<_>>(),
+        "real": {"conditional_coherence": round(real_acc.iter().sum::<f64>() / mm as f64), "unconditional_coherence": round(metrics::agreement(&real_preds))},
+        "conditional": {"examples": n_cond, "columns": modes.iter().map(|m| m.0).collect::<Vec<_>>(), "by_observed": by_size, "per_subset": subset_rows},
+        "unconditional": uncond,
+        "frechet": fd,
+        "latent_probe": probe,
+        "cost": cost,
+        "note": "Fréchet distances are computed in the 64-d feature space of this project's own digit classifiers, not Inception FID; they compare runs on the same data, not papers."
+    }))
+}
+
+fn num(v: &Value) -> String {
+    v.as_f64().map_or("–".into(), |x| format!("{x:.3}"))
+}
+
+/// The report as Markdown tables.
+pub fn markdown(r: &Value) -> String {
+    let mut s = format!(
+        "# Evaluation of `{}` (iteration {})\n\n{} on {}; K_z = {}, K_x = {}.\n\nClassifier accuracy on real test images (the coherence ceiling): {}.\n\n",
+        r["checkpoint"].as_str().unwrap_or(""),
+        r["iteration"],
+        r["model"].as_str().unwrap_or(""),
+        r["dataset"].as_str().unwrap_or(""),
+        r["kz"],
+        r["kx"],
+        r["classifier_accuracy"].as_array().map(|a| a.iter().map(num).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    );
+    let rows = r["conditional"]["by_observed"].as_array().cloned().unwrap_or_default();
+    let cols: Vec<String> = r["conditional"]["columns"].as_array().map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect()).unwrap_or_default();
+    s += &format!("## Conditional coherence ({} test examples per subset; paper Table 5)\n\n| observed | {} | real data |\n|---|{}---|\n", r["conditional"]["examples"], cols.join(" | "), "---|".repeat(cols.len()));
+    for row in &rows {
+        s += &format!("| {} | {} | {} |\n", row["observed"], cols.iter().map(|c| num(&row[c])).collect::<Vec<_>>().join(" | "), num(&r["real"]["conditional_coherence"]));
+    }
+    s += "\nFrom one modality, per source (rows) and target (columns), last column's setting:\n\n";
+    let subs = r["conditional"]["per_subset"].as_array().cloned().unwrap_or_default();
+    let mm = r["classifier_accuracy"].as_array().map_or(0, |a| a.len());
+    let last = cols.last().cloned().unwrap_or_default();
+    s += &format!("| source | {} |\n|---|{}\n", (0..mm).map(|t| format!("m{t}")).collect::<Vec<_>>().join(" | "), "---|".repeat(mm));
+    for src in 0..mm {
+        let cells: Vec<String> = (0..mm)
+            .map(|t| subs.iter().find(|x| x["given"] == json!([src]) && x["target"] == json!(t)).map_or("·".into(), |x| num(&x[&last])))
+            .collect();
+        s += &format!("| m{src} | {} |\n", cells.join(" | "));
+    }
+    let u = &r["unconditional"];
+    s += &format!("\n## Unconditional coherence ({} samples; all five classifiers agree)\n\n| samples | coherence |\n|---|---|\n", u["samples"]);
+    for k in ["generator", "revised", "ebm_from_noise"] {
+        if !u[k].is_null() {
+            s += &format!("| {k} | {} |\n", num(&u[k]));
+        }
+    }
+    s += &format!("| real test data | {} |\n", num(&r["real"]["unconditional_coherence"]));
+    s += "\n## Fréchet distance per modality (classifier features, not Inception FID)\n\n| images vs real test | per modality |\n|---|---|\n";
+    for k in ["generator", "revised", "ebm_from_noise", "real_test_vs_train"] {
+        if let Some(a) = r["frechet"][k].as_array() {
+            s += &format!("| {k} | {} |\n", a.iter().map(num).collect::<Vec<_>>().join(", "));
+        }
+    }
+    if !r["latent_probe"].is_null() {
+        let p = &r["latent_probe"];
+        s += &format!("\n## Latent classification (paper Table 4)\n\nLinear classifier on z ({}) trained on {} training examples, scored on {} test examples: **{}**.\n", p["z"].as_str().unwrap_or(""), p["train"], p["test"], num(&p["accuracy"]));
+    }
+    s += "\n## Sampling cost (paper Table 1; replays only, this adapter)\n\n| mode | network evaluations | seconds per sample |\n|---|---|---|\n";
+    for c in r["cost"].as_array().cloned().unwrap_or_default() {
+        s += &format!("| {} | {} | {:.4} |\n", c["mode"].as_str().unwrap_or(""), c["evaluations"], c["seconds_per_sample"].as_f64().unwrap_or(0.0));
+    }
+    s += &format!("\n{}\n", r["note"].as_str().unwrap_or(""));
+    s
+}

@@ -1,0 +1,123 @@
+//! Sanity of the evaluation metrics with no trained generative model: they must give the known
+//! answers on real data, on noise and on random features.
+mod common;
+use common::*;
+use mmebm::data::synthetic::synthetic;
+use mmebm::eval::classifier::{Classifiers, TrainOptions, FEATURES};
+use mmebm::eval::metrics::{accuracy, agreement, frechet_distance, linear_probe, symmetric_eigen};
+use mmebm::ops::Host;
+use rand::{Rng, SeedableRng};
+
+fn gaussian(n: usize, d: usize, mean: f32, sd: f32, seed: u64) -> Host {
+    let mut h = randn_host(&[n, d], seed);
+    h.data.iter_mut().for_each(|v| *v = mean + sd * *v);
+    h
+}
+
+#[test]
+fn symmetric_eigen_reconstructs_the_matrix() {
+    for d in [1, 2, 7, 20] {
+        let a = randn_host(&[d, d], d as u64);
+        // S = A Aᵀ + I: symmetric positive definite.
+        let s: Vec<f64> = (0..d * d).map(|k| (0..d).map(|t| (a.data[(k / d) * d + t] * a.data[(k % d) * d + t]) as f64).sum::<f64>() + if k / d == k % d { 1.0 } else { 0.0 }).collect();
+        let (l, v) = symmetric_eigen(&s, d);
+        for i in 0..d {
+            for j in 0..d {
+                let r: f64 = (0..d).map(|k| v[i * d + k] * l[k] * v[j * d + k]).sum();
+                assert!((r - s[i * d + j]).abs() < 1e-9 * (1.0 + s[i * d + j].abs()), "d={d} ({i},{j}): {r} vs {}", s[i * d + j]);
+            }
+        }
+    }
+}
+
+#[test]
+fn frechet_distance_matches_the_closed_form() {
+    // N(0, I) vs N(μ·1, 4I) in d dims: ‖μ·1‖² + d (1 + 4 − 2·2) = d μ² + d. Sampling error with
+    // n = 20000 is about 2–3% of the value here.
+    let d = 8;
+    let a = gaussian(20000, d, 0.0, 1.0, 1);
+    let b = gaussian(20000, d, 0.5, 2.0, 2);
+    let fd = frechet_distance(&a, &b);
+    let exact = d as f64 * 0.25 + d as f64;
+    assert!((fd - exact).abs() < 0.05 * exact, "FD {fd} vs closed form {exact}");
+    assert!(frechet_distance(&a, &a) < 1e-6, "a set against itself: {}", frechet_distance(&a, &a));
+}
+
+#[test]
+fn linear_probe_scores_chance_on_random_features_and_high_on_informative_ones() {
+    let mut r = rand::rngs::StdRng::seed_from_u64(5);
+    let labels = |n: usize, r: &mut rand::rngs::StdRng| (0..n).map(|_| r.random_range(0..10u8)).collect::<Vec<_>>();
+    let (ytr, yte) = (labels(2000, &mut r), labels(1000, &mut r));
+    let acc = linear_probe(&gaussian(2000, 16, 0.0, 1.0, 3), &ytr, &gaussian(1000, 16, 0.0, 1.0, 4), &yte, 10);
+    // Chance 0.1; 1000 test labels give a standard error of ~0.01, overfitting 16×10 weights a little more.
+    assert!((0.05..0.16).contains(&acc), "random features: {acc}");
+    // Features = class one-hot plus unit noise: separable well above chance.
+    let informative = |y: &[u8], seed: u64| {
+        let mut h = gaussian(y.len(), 16, 0.0, 1.0, seed);
+        for (i, &l) in y.iter().enumerate() {
+            h.data[i * 16 + l as usize] += 3.0;
+        }
+        h
+    };
+    let acc = linear_probe(&informative(&ytr, 6), &ytr, &informative(&yte, 7), &yte, 10);
+    assert!(acc > 0.8, "informative features: {acc}");
+}
+
+#[test]
+fn classifier_metrics_on_real_data() {
+    let gpu = gpu();
+    let (train, test) = synthetic(2000, 600, 0);
+    let mut clf = Classifiers::train(gpu, &train, &test, TrainOptions { epochs: 2, ..Default::default() }, |_, _, _| {}).unwrap();
+    eprintln!("held-out accuracy {:?}", clf.accuracy);
+    assert!(clf.accuracy.iter().all(|&a| a > 0.7), "classifiers barely learned: {:?}", clf.accuracy);
+    let idx: Vec<usize> = (0..test.len()).collect();
+    let x = test.batch(&idx);
+    // Coherence of real test images (classified in batches, the last one padded) = accuracy.
+    let mut preds = Vec::new();
+    let mut feats = Vec::new();
+    for m in 0..5 {
+        let (p, f) = clf.predict(gpu, m, &x[m]).unwrap();
+        assert_eq!(f.shape, vec![test.len(), FEATURES]);
+        assert_eq!(accuracy(&p, test.labels()), clf.accuracy[m], "modality {m}");
+        preds.push(p);
+        feats.push(f);
+    }
+    // Saved and loaded classifiers predict the same.
+    let path = std::env::temp_dir().join(format!("mmebm-clf-{}.safetensors", std::process::id()));
+    clf.save(gpu, &path).unwrap();
+    let mut back = Classifiers::load(gpu, &path, 5, [3, 28, 28]).unwrap();
+    assert_eq!(back.predict(gpu, 2, &x[2]).unwrap().0, preds[2]);
+    assert!(Classifiers::load(gpu, &path, 4, [3, 28, 28]).is_err());
+
+    // Unconditional coherence: aligned real examples agree often; modalities drawn
+    // independently (each shuffled differently) agree at about the chance rate Σ_c p_c⁵ ≈ 1e-4.
+    let aligned = agreement(&preds);
+    let mut r = rand::rngs::StdRng::seed_from_u64(9);
+    let shuffled: Vec<Vec<u8>> = preds
+        .iter()
+        .map(|p| {
+            let mut q = p.clone();
+            for i in (1..q.len()).rev() {
+                q.swap(i, r.random_range(0..=i));
+            }
+            q
+        })
+        .collect();
+    let independent = agreement(&shuffled);
+    eprintln!("agreement: aligned {aligned:.3}, independent {independent:.4}");
+    assert!(aligned > 0.4, "aligned real data agree on {aligned}");
+    assert!(independent < 0.01, "independent draws agree on {independent}");
+
+    // Fréchet distance in classifier features: a set against itself ~0, against a disjoint
+    // half of the test set small, against uniform noise large.
+    let f = &feats[0];
+    let half = |k: usize| Host::new(&[300, FEATURES], f.data[k * 300 * FEATURES..(k + 1) * 300 * FEATURES].to_vec());
+    let same = frechet_distance(f, f);
+    let halves = frechet_distance(&half(0), &half(1));
+    let noise = Host::new(&[600, 3, 28, 28], rand_host(&[600 * 3 * 28 * 28], 11, -1.0, 1.0).data);
+    let (_, nf) = clf.predict(gpu, 0, &noise).unwrap();
+    let to_noise = frechet_distance(f, &nf);
+    eprintln!("FD: self {same:.2e}, halves {halves:.3}, noise {to_noise:.3}");
+    assert!(same < 1e-6 * (1.0 + halves));
+    assert!(halves < 0.2 * to_noise, "halves {halves} not small next to noise {to_noise}");
+}

@@ -1,0 +1,117 @@
+//! The `sample` binary on a tiny trained checkpoint: every mode writes images of the right size
+//! and count, the same seed gives identical files, and bad input gives one clear line.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mmebm-sample-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// A checkpoint of a tiny model trained for 4 iterations (once per test binary).
+fn checkpoint() -> &'static Path {
+    static C: OnceLock<PathBuf> = OnceLock::new();
+    C.get_or_init(|| {
+        let out = tmp("ckpt");
+        let o = Command::new(env!("CARGO_BIN_EXE_train"))
+            .args(["--plain", "--iterations", "4", "--out", out.to_str().unwrap()])
+            .args(["--set", "data.train_size=100", "--set", "data.test_size=30", "--set", "train.batch=8"])
+            .args(["--set", "model.ebm_width=4", "--set", "model.gen_width=4", "--set", "model.enc_width=4", "--set", "model.latent=4"])
+            .args(["--set", "langevin.kx=2", "--set", "langevin.kz=2", "--set", "train.sample_every=100"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out.join("checkpoint.safetensors")
+    })
+}
+
+fn sample(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sample")).args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) {
+    let o = sample(args);
+    assert!(o.status.success(), "sample {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// One clear line: exit status 1 and a single `error: ...` line on stderr mentioning `needle`.
+fn fails_with(args: &[&str], needle: &str) {
+    let o = sample(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("adapter:")).collect();
+    assert_eq!(o.status.code(), Some(1), "sample {args:?} should fail: {err}");
+    assert_eq!(lines.len(), 1, "sample {args:?}: expected one error line, got:\n{err}");
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(needle), "sample {args:?}: '{}' does not mention '{needle}'", lines[0]);
+}
+
+fn png_size(p: &Path) -> (u32, u32) {
+    image::image_dimensions(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Grid of `cols` × `rows` 28×28 cells with 1-px separators.
+fn grid(cols: u32, rows: u32) -> (u32, u32) {
+    (cols * 29 + 1, rows * 29 + 1)
+}
+
+#[test]
+fn every_mode_writes_the_right_images() {
+    let c = checkpoint().to_str().unwrap();
+    let out = tmp("modes");
+    let o = out.to_str().unwrap();
+    ok(&["unconditional", "--checkpoint", c, "--out", o, "--count", "3", "--kx", "2", "--raw"]);
+    assert_eq!(png_size(&out.join("generator.png")), grid(5, 3));
+    assert_eq!(png_size(&out.join("revised.png")), grid(5, 3));
+    assert_eq!(png_size(&out.join("raw/revised/002_m4.png")), (28, 28));
+    assert_eq!(std::fs::read_dir(out.join("raw/generator")).unwrap().count(), 15);
+    ok(&["cross", "--checkpoint", c, "--out", o, "--given", "0,2", "--index", "3..5", "--count", "2", "--kz", "2", "--kx", "1"]);
+    assert_eq!(png_size(&out.join("cross_from_m0m2.png")), grid(5, 4));
+    ok(&["interpolate", "--checkpoint", c, "--out", o, "--from", "1", "--to", "2", "--frames", "5"]);
+    assert_eq!(png_size(&out.join("interpolate_1_2.png")), grid(5, 5));
+    ok(&["trajectory", "--checkpoint", c, "--out", o, "--count", "1", "--kx", "4", "--kz", "3", "--every", "2"]);
+    assert_eq!(png_size(&out.join("trajectory_x.png")), grid(5, 3)); // start + after 2 + after 4
+    assert_eq!(png_size(&out.join("trajectory_z.png")), grid(5, 3)); // start + after 2 + after 3
+    // A user's PNG (any size of the model's aspect ratio is resized).
+    let png = out.join("digit.png");
+    image::save_buffer(&png, &vec![200u8; 56 * 56], 56, 56, image::ExtendedColorType::L8).unwrap();
+    ok(&["cross", "--checkpoint", c, "--out", o, "--input", &format!("m1={}", png.display()), "--count", "3", "--raw"]);
+    assert_eq!(png_size(&out.join("cross_from_m1.png")), grid(5, 3));
+    assert!(out.join("values.safetensors").exists());
+}
+
+#[test]
+fn the_same_seed_gives_identical_files() {
+    let c = checkpoint().to_str().unwrap();
+    let (a, b, d) = (tmp("seed-a"), tmp("seed-b"), tmp("seed-c"));
+    for (dir, seed) in [(&a, "7"), (&b, "7"), (&d, "8")] {
+        ok(&["cross", "--checkpoint", c, "--out", dir.to_str().unwrap(), "--given", "1", "--index", "4", "--count", "3", "--kz", "2", "--kx", "2", "--seed", seed, "--raw"]);
+    }
+    let read = |p: &Path| std::fs::read(p.join("values.safetensors")).unwrap();
+    assert_eq!(read(&a), read(&b), "same seed, different values");
+    assert_eq!(std::fs::read(a.join("cross_from_m1.png")).unwrap(), std::fs::read(b.join("cross_from_m1.png")).unwrap());
+    assert_ne!(read(&a), read(&d), "a different seed should change the samples");
+}
+
+#[test]
+fn bad_input_gives_one_clear_line() {
+    let c = checkpoint().to_str().unwrap();
+    let out = tmp("bad");
+    let o = out.to_str().unwrap();
+    fails_with(&["cross", "--checkpoint", c, "--out", o, "--given", "7"], "modality 7 does not exist");
+    fails_with(&["cross", "--checkpoint", c, "--out", o, "--given", "a"], "not a number");
+    fails_with(&["cross", "--checkpoint", c, "--out", o, "--given", "0,1,2,3,4"], "nothing is left to generate");
+    fails_with(&["cross", "--checkpoint", c, "--out", o, "--index", "999"], "--index");
+    fails_with(&["unconditional", "--checkpoint", "/nonexistent/checkpoint.safetensors"], "no such checkpoint");
+    std::fs::create_dir_all(&out).unwrap();
+    let wide = out.join("wide.png");
+    image::save_buffer(&wide, &vec![0u8; 30 * 20], 30, 20, image::ExtendedColorType::L8).unwrap();
+    fails_with(&["cross", "--checkpoint", c, "--out", o, "--input", &format!("m0={}", wide.display())], "30×20");
+    let junk = out.join("junk.png");
+    std::fs::write(&junk, b"not a png").unwrap();
+    fails_with(&["cross", "--checkpoint", c, "--out", o, "--input", &format!("m0={}", junk.display())], "cannot read");
+    fails_with(&["cross", "--checkpoint", c, "--out", o, "--input", "m0"], "expected mK=FILE.png");
+    let notckpt = out.join("not.safetensors");
+    std::fs::write(&notckpt, b"garbage").unwrap();
+    fails_with(&["unconditional", "--checkpoint", notckpt.to_str().unwrap()], "not a readable safetensors");
+}
