@@ -7,3 +7,9 @@ cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-runtime}
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 cargo test --release --all-targets "$@"
+# The examples, with small settings, so they never rot.
+ex=$(mktemp -d)
+cargo run --release --quiet --example custom_op
+cargo run --release --quiet --example tiny_train -- --iterations 3 --out "$ex"
+cargo run --release --quiet --example cross_modal -- --checkpoint "$ex/checkpoint.safetensors" --index 2
+rm -rf "$ex"

@@ -13,7 +13,6 @@ use mmebm::model::Config;
 use mmebm::sample::Sampler;
 use mmebm::train::{checkpoint, Trainer, METRICS};
 use mmebm::{Error, Result};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -208,7 +207,7 @@ fn run(args: Args) -> Result<()> {
             }
         }
         if it % cfg.train.checkpoint_every == 0 || it == total {
-            save_checkpoint(&gpu, &trainer, &cfg, last_state, &ckpt_path)?;
+            save_checkpoint(&gpu, &trainer, last_state, &ckpt_path)?;
         }
     }
     bar.finish();
@@ -261,18 +260,8 @@ fn truncate_metrics(path: &Path, iteration: u64) -> Result<()> {
     std::fs::write(path, body).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
 }
 
-fn save_checkpoint(gpu: &Gpu, trainer: &Trainer, cfg: &Config, state: SamplerState, path: &Path) -> Result<()> {
-    let mut tensors = Vec::new();
-    for name in trainer.state_names() {
-        tensors.push((name.clone(), trainer.store.get(gpu, &name)?));
-    }
-    let mut meta = BTreeMap::new();
-    meta.insert("config".to_string(), cfg.to_toml());
-    meta.insert("iteration".to_string(), trainer.iteration.to_string());
-    meta.insert("sampler".to_string(), serde_json::to_string(&state).expect("plain data"));
-    meta.insert("modalities".to_string(), trainer.model.modalities.to_string());
-    meta.insert("image".to_string(), format!("{:?}", trainer.model.image));
-    checkpoint::save(path, &tensors, &meta)
+fn save_checkpoint(gpu: &Gpu, trainer: &Trainer, state: SamplerState, path: &Path) -> Result<()> {
+    trainer.save(gpu, path, &[("sampler", serde_json::to_string(&state).expect("plain data"))])
 }
 
 /// EBM alone: the revised chains of this iteration (they started from uniform noise).

@@ -26,6 +26,7 @@ pub fn save_grid(path: &Path, columns: &[Host]) -> Result<()> {
     let file_name = path
         .file_name()
         .ok_or_else(|| Error::Io(format!("grid path {} has no file name", path.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("cannot create folder {}: {e}", dir.display())))?;
     let tmp = dir.join(format!(".{}.tmp{}", file_name.to_string_lossy(), std::process::id()));
     let write = || -> Result<()> {
         let f = std::fs::File::create(&tmp).map_err(|e| Error::Io(format!("cannot create {}: {e}", tmp.display())))?;

@@ -188,6 +188,21 @@ impl Gpu {
         }
     }
 
+    /// Registers WGSL `source` as shader `name` for this device: a kernel of your own, outside
+    /// `shaders/` (see `examples/custom_op.rs`). The built-in names cannot be replaced.
+    pub fn add_shader(&self, name: &str, source: &str) -> Result<()> {
+        if shader_file(name).is_ok() {
+            return Err(Error::Config(format!("shader name '{name}' is taken by shaders/{name}.wgsl")));
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let m = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("shader '{name}': {e}")));
+        }
+        self.modules.lock().unwrap().insert(name.to_string(), m);
+        Ok(())
+    }
+
     /// A compute pipeline for `shader`'s `entry` with override `constants`, compiled once.
     pub fn pipeline(
         &self,

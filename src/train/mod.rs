@@ -276,4 +276,23 @@ impl Trainer {
         }
         Ok(out)
     }
+
+    /// Writes every state tensor, the config and `extra` metadata (e.g. the data order) to
+    /// `path` atomically; [`checkpoint::Trained::load`] reads it back.
+    pub fn save(&self, gpu: &Gpu, path: &std::path::Path, extra: &[(&str, String)]) -> Result<()> {
+        let mut tensors = Vec::new();
+        for name in self.state_names() {
+            tensors.push((name.clone(), self.store.get(gpu, &name)?));
+        }
+        let mut meta = std::collections::BTreeMap::new();
+        meta.insert("config".to_string(), self.cfg.to_toml());
+        meta.insert("iteration".to_string(), self.iteration.to_string());
+        meta.insert("modalities".to_string(), self.model.modalities.to_string());
+        meta.insert("image".to_string(), format!("{:?}", self.model.image));
+        for (k, v) in extra {
+            meta.insert(k.to_string(), v.clone());
+        }
+        checkpoint::save(path, &tensors, &meta)
+    }
 }
+
