@@ -1,0 +1,81 @@
+//! `eval` and `plot` end to end on tiny checkpoints: ours and the EBM-alone ablation, each
+//! writing a complete report with numbers in range.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mmebm-eval-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn train(out: &Path, extra: &[&str]) {
+    let o = Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(["--plain", "--iterations", "3", "--out", out.to_str().unwrap()])
+        .args(["--set", "data.train_size=200", "--set", "data.test_size=40", "--set", "train.batch=8", "--set", "train.log_every=1"])
+        .args(["--set", "model.ebm_width=4", "--set", "model.gen_width=4", "--set", "model.enc_width=4", "--set", "model.latent=4"])
+        .args(["--set", "langevin.kx=2", "--set", "langevin.kz=2", "--set", "train.sample_every=100"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn eval(ckpt: &Path, clf: &Path, out: &Path) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_eval"))
+        .args(["--checkpoint", ckpt.to_str().unwrap(), "--classifiers", clf.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--classifier-epochs", "1", "--conditional", "30", "--unconditional", "50", "--probe-train", "60", "--probe-test", "30", "--batch", "16"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(out.join("eval.md")).unwrap();
+    assert!(md.contains("Conditional coherence") && md.contains("not Inception FID"), "{md}");
+    serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap()
+}
+
+fn unit(v: &serde_json::Value, what: &str) -> f64 {
+    let x = v.as_f64().unwrap_or_else(|| panic!("{what} is {v}"));
+    assert!((0.0..=1.0).contains(&x), "{what} = {x} outside [0, 1]");
+    x
+}
+
+#[test]
+fn eval_reports_ours_and_the_ebm_alone_ablation() {
+    let root = tmp("runs");
+    let clf = root.join("classifiers.safetensors");
+    let ours = root.join("ours");
+    train(&ours, &[]);
+    let r = eval(&ours.join("checkpoint.safetensors"), &clf, &ours.join("eval"));
+    assert!(clf.exists(), "classifiers were not saved");
+    let by = r["conditional"]["by_observed"].as_array().unwrap();
+    assert_eq!(by.len(), 4);
+    for row in by {
+        unit(&row["without_langevin"], "coherence without Langevin");
+        unit(&row["with_langevin"], "coherence with Langevin");
+    }
+    // 5 sources × 4 targets + 10 pairs × 3 + 10 triples × 2 + 5 quadruples × 1.
+    assert_eq!(r["conditional"]["per_subset"].as_array().unwrap().len(), 20 + 30 + 20 + 5);
+    unit(&r["unconditional"]["generator"], "unconditional generator");
+    unit(&r["unconditional"]["revised"], "unconditional revised");
+    unit(&r["latent_probe"]["accuracy"], "latent probe");
+    assert_eq!(r["frechet"]["generator"].as_array().unwrap().len(), 5);
+    assert!(r["cost"].as_array().unwrap().iter().any(|c| c["mode"] == "unconditional, revised" && c["evaluations"] == 3));
+
+    let alone = root.join("alone");
+    train(&alone, &["--set", "model.generator=false"]);
+    let r = eval(&alone.join("checkpoint.safetensors"), &clf, &alone.join("eval"));
+    for row in r["conditional"]["by_observed"].as_array().unwrap() {
+        unit(&row["ebm_from_noise"], "EBM-alone coherence");
+    }
+    unit(&r["unconditional"]["ebm_from_noise"], "EBM-alone unconditional");
+    assert!(r["latent_probe"].is_null());
+
+    let o = Command::new(env!("CARGO_BIN_EXE_plot"))
+        .args([ours.join("metrics.jsonl").to_str().unwrap(), alone.join("metrics.jsonl").to_str().unwrap(), "--out", root.join("c.svg").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(root.join("c.svg")).unwrap();
+    assert!(svg.contains("<polyline") || svg.contains("<path"), "no curve in the SVG");
+    assert!(svg.contains("loss_ebm"));
+}
