@@ -115,3 +115,22 @@ fn bad_input_gives_one_clear_line() {
     std::fs::write(&notckpt, b"garbage").unwrap();
     fails_with(&["unconditional", "--checkpoint", notckpt.to_str().unwrap()], "not a readable safetensors");
 }
+
+#[test]
+fn an_ebm_alone_model_samples_from_noise() {
+    let out = tmp("alone");
+    let o = Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(["--plain", "--iterations", "2", "--out", out.to_str().unwrap(), "--set", "model.generator=false"])
+        .args(["--set", "data.train_size=50", "--set", "data.test_size=10", "--set", "train.batch=4", "--set", "model.ebm_width=4"])
+        .args(["--set", "langevin.kx=2", "--set", "train.sample_every=100"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = out.join("checkpoint.safetensors");
+    let (c, o) = (c.to_str().unwrap(), out.to_str().unwrap());
+    ok(&["unconditional", "--checkpoint", c, "--out", o, "--count", "2", "--kx", "2"]);
+    assert_eq!(png_size(&out.join("ebm_from_noise.png")), grid(5, 2));
+    ok(&["cross", "--checkpoint", c, "--out", o, "--given", "3", "--count", "2", "--kx", "2"]);
+    assert_eq!(png_size(&out.join("cross_from_m3.png")), grid(5, 2));
+    fails_with(&["interpolate", "--checkpoint", c, "--out", o, "--from", "0", "--to", "1"], "EBM-alone");
+}

@@ -15,7 +15,7 @@ use mmebm::data::{self, grid::save_grid, Dataset};
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::graph::Store;
 use mmebm::ops::{Host, Target};
-use mmebm::sample::{cross_modal_steps, evaluations, unconditional_steps, Phase, Sampler, Step};
+use mmebm::sample::{cross_modal_steps, ebm_alone_steps, evaluations, unconditional_steps, Phase, Sampler, Step};
 use mmebm::train::checkpoint::{self, Trained};
 use mmebm::{Error, Result};
 use std::collections::BTreeMap;
@@ -31,7 +31,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Mode {
-    /// Generator samples (1 network evaluation) and their EBM revision (K_x more).
+    /// Generator samples (1 network evaluation) and their EBM revision (K_x more); for an
+    /// EBM-alone model, K_x EBM steps from uniform noise.
     Unconditional(Common),
     /// The missing modalities from observed ones, from the dataset or from your own PNGs.
     Cross {
@@ -154,6 +155,17 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Fails with a clear line for modes that need the generator and encoder.
+    fn needs_generator(&self, mode: &str) -> Result<()> {
+        if self.trained.cfg.model.generator {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "{}: an EBM-alone model has no generator or encoder, so '{mode}' does not apply (unconditional and cross work: chains from noise)",
+            self.trained.path.display()
+        )))
+    }
+
     fn new(c: &Common, cross: bool) -> Result<Ctx> {
         let mut trained = Trained::load(&c.checkpoint)?;
         let l = &mut trained.cfg.langevin;
@@ -170,12 +182,6 @@ impl Ctx {
         }
         if c.split != "test" && c.split != "train" {
             return Err(Error::Config(format!("--split {}: expected test or train", c.split)));
-        }
-        if !trained.cfg.model.generator {
-            return Err(Error::Config(format!(
-                "{} is an EBM-alone model (no generator or encoder); its samples are the chain states train writes",
-                c.checkpoint.display()
-            )));
         }
         let gpu = Gpu::new(&GpuOptions { backend: c.backend.clone(), ..Default::default() })?;
         let target = match c.target.as_str() {
@@ -353,6 +359,15 @@ fn run(cli: Cli) -> Result<()> {
             let mut ctx = Ctx::new(&c, false)?;
             let mm = ctx.trained.model.modalities;
             let mut s = ctx.sampler(c.count, c.seed)?;
+            if !ctx.trained.cfg.model.generator {
+                let steps = ebm_alone_steps(mm, &[], ctx.kx);
+                let t = Instant::now();
+                s.run(&ctx.gpu, &mut ctx.store, &steps)?;
+                report(&format!("EBM from noise (K_x = {})", ctx.kx), &steps, c.count, t.elapsed().as_secs_f64());
+                let x = s.read_x(&ctx.gpu, &ctx.store)?;
+                ctx.save("ebm_from_noise", &x)?;
+                return ctx.finish();
+            }
             let gen_steps = unconditional_steps(mm, 0);
             let t = Instant::now();
             s.run(&ctx.gpu, &mut ctx.store, &gen_steps)?;
@@ -375,16 +390,25 @@ fn run(cli: Cli) -> Result<()> {
             let n = xs[0].shape[0];
             let mut s = ctx.sampler(n, c.seed)?;
             let pairs: Vec<(usize, &Host)> = given.iter().copied().zip(xs.iter()).collect();
-            let steps = cross_modal_steps(s.modalities, &given, ctx.kz, ctx.kx, mean);
+            let steps = if ctx.trained.cfg.model.generator {
+                cross_modal_steps(s.modalities, &given, ctx.kz, ctx.kx, mean)
+            } else {
+                // No encoder: the missing modalities start from noise and the EBM moves them.
+                ebm_alone_steps(s.modalities, &given, c.kx.unwrap_or(ctx.trained.cfg.langevin.kx))
+            };
             let t = Instant::now();
-            let out = s.cross_modal(&ctx.gpu, &mut ctx.store, &pairs, ctx.kz, ctx.kx, mean)?;
-            report(&format!("cross-modal from {given:?} (K_z = {}, K_x = {})", ctx.kz, ctx.kx), &steps, n, t.elapsed().as_secs_f64());
+            s.set_x(&ctx.gpu, &mut ctx.store, &pairs)?;
+            s.run(&ctx.gpu, &mut ctx.store, &steps)?;
+            let out = s.read_x(&ctx.gpu, &ctx.store)?;
+            let what = if ctx.trained.cfg.model.generator { format!("K_z = {}, K_x = {}", ctx.kz, ctx.kx) } else { format!("EBM from noise, K_x = {}", evaluations(&steps)) };
+            report(&format!("cross-modal from {given:?} ({what})"), &steps, n, t.elapsed().as_secs_f64());
             let name = format!("cross_from_{}", given.iter().map(|m| format!("m{m}")).collect::<Vec<_>>().join(""));
             ctx.save(&name, &out)?;
             ctx.finish()
         }
         Mode::Interpolate { common: c, from, to, given, frames } => {
             let mut ctx = Ctx::new(&c, false)?;
+            ctx.needs_generator("interpolate")?;
             if frames < 2 {
                 return Err(Error::Config("--frames must be at least 2".into()));
             }
@@ -412,6 +436,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Mode::Trajectory { common: c, given: g, every } => {
             let mut ctx = Ctx::new(&c, false)?;
+            ctx.needs_generator("trajectory")?;
             if every == 0 {
                 return Err(Error::Config("--every must be at least 1".into()));
             }
