@@ -9,22 +9,20 @@ use mmebm::sample::Sampler;
 use mmebm::train::checkpoint::Trained;
 use std::path::PathBuf;
 
-fn arg(name: &str) -> Option<String> {
-    let a: Vec<String> = std::env::args().collect();
-    a.iter().position(|x| x == name).and_then(|i| a.get(i + 1).cloned())
+#[derive(clap::Parser)]
+struct Args {
+    #[arg(long, default_value = "runs/quick/checkpoint.safetensors")]
+    checkpoint: PathBuf,
+    /// Test example.
+    #[arg(long, default_value_t = 0)]
+    index: usize,
+    /// Observed modality.
+    #[arg(long, default_value_t = 0)]
+    given: usize,
 }
 
-fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn run() -> mmebm::Result<()> {
-    let ckpt = PathBuf::from(arg("--checkpoint").unwrap_or("runs/quick/checkpoint.safetensors".into()));
-    let index: usize = arg("--index").map_or(0, |s| s.parse().expect("--index N"));
-    let given: usize = arg("--given").map_or(0, |s| s.parse().expect("--given M"));
+fn main() -> mmebm::Result<()> {
+    let Args { checkpoint: ckpt, index, given } = clap::Parser::parse();
     let trained = Trained::load(&ckpt)?;
     let d = &trained.cfg.data;
     let test = synthetic_split(Split::Test, d.test_size.max(index + 1), d.seed);

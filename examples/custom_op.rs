@@ -83,14 +83,7 @@ impl Op for Softplus {
     }
 }
 
-fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn run() -> mmebm::Result<()> {
+fn main() -> mmebm::Result<()> {
     let gpu = Gpu::new(&GpuOptions { verbose: true, ..Default::default() })?;
     gpu.add_shader("softplus_example", WGSL)?;
     // loss = Σ softplus(x)²: a graph mixing the new op with built-in ones, differentiated w.r.t. x.

@@ -12,21 +12,16 @@ use mmebm::train::Trainer;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-fn arg(name: &str) -> Option<String> {
-    let a: Vec<String> = std::env::args().collect();
-    a.iter().position(|x| x == name).and_then(|i| a.get(i + 1).cloned())
+#[derive(clap::Parser)]
+struct Args {
+    #[arg(long, default_value_t = 300)]
+    iterations: u64,
+    #[arg(long, default_value = "runs/tiny")]
+    out: PathBuf,
 }
 
-fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn run() -> mmebm::Result<()> {
-    let iterations: u64 = arg("--iterations").map_or(300, |s| s.parse().expect("--iterations N"));
-    let out = PathBuf::from(arg("--out").unwrap_or("runs/tiny".into()));
+fn main() -> mmebm::Result<()> {
+    let Args { iterations, out } = clap::Parser::parse();
     // quick.toml, made smaller: narrow networks, short chains.
     let mut cfg = Config::from_toml(include_str!("../configs/quick.toml"), "configs/quick.toml")?;
     for s in ["model.ebm_width=8", "model.gen_width=8", "model.enc_width=8", "model.latent=8", "train.batch=16", "langevin.kx=3", "langevin.kz=5"] {

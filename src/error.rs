@@ -2,7 +2,7 @@
 //! problem (file, field, shape, limit) so binaries can print it as one line.
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Error {
     /// No usable GPU adapter; the message says what to install.
     NoAdapter(String),
@@ -38,6 +38,13 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The message, as for Display: `fn main() -> mmebm::Result<()>` then ends with one readable line.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
