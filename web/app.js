@@ -40,6 +40,8 @@ async function main() {
   // ---- controls ----
   const sel = $('modality');
   for (let m = 0; m < M.modalities; m++) sel.add(new Option(`m${m}${STYLE_NAMES[m] ? ' · ' + STYLE_NAMES[m] : ''}`, m));
+  // ?m=1 picks the observed modality, ?auto=0 skips the generation on load.
+  sel.value = String(Math.min(Math.max(+(params.get('m') || 0), 0), M.modalities - 1));
   const L = M.langevin;
   const slider = (id, value, fmt, toValue) => {
     const el = $(id);
@@ -253,7 +255,7 @@ async function main() {
       busy = (async () => {
         if (w.kind === 'unconditional') return unconditional(settings());
         const bytes = w.kind === 'drawing' ? drawnBytes(current.index, given) : exampleBytes(current.index, given);
-        const label = w.kind === 'drawing' ? `drawing on example ${current.index}'s style` : `test example ${current.index}`;
+        const label = w.kind === 'drawing' ? 'drawn' : `test example ${current.index}`;
         return cross({ given, bytes, label, ...settings() });
       })();
       try { await busy; } catch (e) { status(`Error: ${e.message}`); console.error(e.message); }
@@ -270,6 +272,6 @@ async function main() {
   demo.idle = async () => { while (busy || pending) await (busy || new Promise((res) => setTimeout(res, 20))).catch(() => {}); };
 
   status('Ready: pick an example, draw a digit, or ask for unconditional samples.');
-  await request({ kind: 'example' });
+  if (params.get('auto') !== '0') await request({ kind: 'example' });
   return { webgpu: true, compileMs: r.compileMs, loadMs: r.loadMs, pipelines: r.pipelineCount, plans: Object.keys(M.plans).length, shaders: M.shaders };
 }

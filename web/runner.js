@@ -127,6 +127,10 @@ export class Runner {
       }
       return pipelines.get(key);
     };
+    // Every pipeline is requested before any is awaited, so the browser may compile them in
+    // parallel.
+    for (const plan of Object.values(this.plans)) plan.dispatches.forEach(pipeline);
+    await Promise.all(pipelines.values());
     this.exes = {};
     for (const [key, plan] of Object.entries(this.plans)) {
       const bufs = plan.buffers.map((b) => (b.kind === 'temp' ? this.storage(`${key}/${b.name}`, b.bytes) : this.buffer(b.name, b.shape, b.bytes)));

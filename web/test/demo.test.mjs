@@ -11,7 +11,9 @@
 //    generation with posterior refinement (K_x = 0), then with EBM revision, and unconditional
 //    generation (generator samples and their revision).
 // 3. The shipped model (web/model): the page works, simulated mouse strokes on the pad produce
-//    four generated images, and a screenshot is saved to OUT/demo.png.
+//    four generated images, and a screenshot is saved to OUT/demo.png. With
+//    --shipped-checkpoint CKPT (the checkpoint it was exported from; not in git), its
+//    cross-modal generation is compared with native as well.
 // Exits non-zero, naming the failure, on any mismatch or error.
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
@@ -27,6 +29,7 @@ const CHECKPOINT = resolve(arg('--checkpoint'));
 const NATIVE = resolve(arg('--native'));
 const OUT = resolve(arg('--out'));
 const SHIPPED = arg('--shipped', 'web/model');
+const SHIPPED_CHECKPOINT = arg('--shipped-checkpoint', '');
 const TOL = 1e-3;
 mkdirSync(OUT, { recursive: true });
 
@@ -69,9 +72,9 @@ function safetensors(path) {
   return out;
 }
 const nativeTimes = {};
-function native(mode, name, flags) {
+function native(mode, name, flags, checkpoint = CHECKPOINT) {
   const dir = join(OUT, 'native', name);
-  const args = [mode, '--checkpoint', CHECKPOINT, '--count', '1', '--target', 'webgpu', '--out', dir, '--raw', ...flags.flatMap(([k, v]) => [`--${k}`, String(v)])];
+  const args = [mode, '--checkpoint', checkpoint, '--count', '1', '--target', 'webgpu', '--out', dir, '--raw', ...flags.flatMap(([k, v]) => [`--${k}`, String(v)])];
   const text = execFileSync(NATIVE, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   const m = /([\d.]+) s per generation/.exec(text);
   if (m) nativeTimes[name] = +m[1] * 1000;
@@ -118,19 +121,18 @@ const summary = { diffs: {}, browser_ms: {}, native_ms: nativeTimes };
 try {
   // 1–2. The tiny model: exactness against native.
   log('tiny model: loading the page');
-  const { page, errors, ready } = await open(`${BASE}/web/index.html?bundle=/__bundle/`);
+  const { page, errors, ready } = await open(`${BASE}/web/index.html?bundle=/__bundle/&auto=0`);
   if (ready.error || !ready.webgpu) throw new Error(`the page did not start: ${ready.error || 'no WebGPU'}`);
   console.log(`  ok   ${ready.shaders.length} shaders (${ready.shaders.join(', ')}) and ${ready.pipelines} pipelines of ${ready.plans} plans compiled in Chromium in ${ready.compileMs.toFixed(0)} ms`);
   const cases = [
-    { name: 'cross_posterior', mode: 'cross', given: 1, index: 3, seed: 7, kz: 6, kx: 0 },
-    { name: 'cross_revised', mode: 'cross', given: 2, index: 5, seed: 12345, kz: 4, kx: 6 },
-    { name: 'unconditional', mode: 'unconditional', seed: 99, kx: 6 },
+    { name: 'cross_posterior', mode: 'cross', given: 1, index: 3, seed: 7, kz: 5, kx: 0 },
+    { name: 'cross_revised', mode: 'cross', given: 2, index: 5, seed: 12345, kz: 3, kx: 4 },
+    { name: 'unconditional', mode: 'unconditional', seed: 99, kx: 4 },
   ];
   for (const c of cases) {
     log(`case ${c.name}`);
     if (c.mode === 'cross') {
       const want = native('cross', c.name, [['given', c.given], ['index', c.index], ['kz', c.kz], ['kx', c.kx], ['seed', c.seed]]);
-      await page.evaluate((c) => window.demo.cross(c), c); // warm-up
       const got = await page.evaluate((c) => window.demo.cross(c), c);
       summary.browser_ms[c.name] = got.ms;
       let worst = 0;
@@ -138,7 +140,6 @@ try {
       summary.diffs[c.name] = worst;
     } else {
       const want = native('unconditional', c.name, [['kx', c.kx], ['seed', c.seed]]);
-      await page.evaluate((c) => window.demo.unconditional(c), c);
       const got = await page.evaluate((c) => window.demo.unconditional(c), c);
       summary.browser_ms[c.name] = got.ms;
       let worst = 0;
@@ -154,16 +155,21 @@ try {
   // 3. The shipped model: the UI, drawing, screenshot.
   log(`shipped model (${SHIPPED}): loading the page`);
   const shipped = SHIPPED.replace(/^\/+|\/+$/g, '');
-  const s = await open(shipped === 'web/model' ? `${BASE}/web/index.html` : `${BASE}/web/index.html?bundle=/${shipped}/`);
+  const q0 = '?auto=0&m=1';
+  const s = await open(shipped === 'web/model' ? `${BASE}/web/index.html${q0}` : `${BASE}/web/index.html${q0}&bundle=/${shipped}/`);
   if (s.ready.error || !s.ready.webgpu) throw new Error(`the shipped demo did not start: ${s.ready.error || 'no WebGPU'}`);
   console.log(`  ok   shipped model: ${s.ready.pipelines} pipelines of ${s.ready.plans} plans compiled in ${s.ready.compileMs.toFixed(0)} ms`);
   const p = s.page;
-  await p.evaluate(() => window.demo.idle());
-  const timed = await p.evaluate(async () => { await window.demo.cross({ given: 0, index: 0, seed: 1, kz: 10, kx: 5 }); return window.demo.cross({ given: 0, index: 0, seed: 1, kz: 10, kx: 5 }); });
+  const timed = await p.evaluate(() => window.demo.cross({ given: 1, index: 0, seed: 1, kz: 10, kx: 5 }));
   summary.browser_ms.shipped_cross_kz10_kx5 = timed.ms;
+  // With the checkpoint the shipped bundle was exported from, compare it with native too.
+  if (SHIPPED_CHECKPOINT) {
+    const want = native('cross', 'shipped_cross_kz10_kx5', [['given', 1], ['index', 0], ['kz', 10], ['kx', 5], ['seed', 1]], SHIPPED_CHECKPOINT);
+    let worst = 0;
+    timed.x.forEach((x, m) => { worst = Math.max(worst, compare(`shipped model x${m}`, x, pick(want, `x${m}`))); });
+    summary.diffs.shipped_cross_kz10_kx5 = worst;
+  }
   // Draw a "7" with the mouse on the pad (modality 1's style), then let the live chain run.
-  await p.selectOption('#modality', '1');
-  await p.evaluate(() => window.demo.idle());
   await p.click('#clear');
   const before = await p.evaluate(() => window.demo.generations);
   const box = await p.locator('#pad').boundingBox();

@@ -3,7 +3,8 @@
 # `export`, then web/test/demo.test.mjs compares headless Chromium's generations with the native
 # ones (examples/web_reference: the library API of `sample`) and exercises the shipped model's
 # page. Needs /usr/bin/chromium and `npm ci` (scripts/setup.sh). Outputs in $OUT (default
-# <target>/web-test): the screenshot demo.png and summary.json.
+# <target>/web-test): the screenshot demo.png and summary.json. Arguments go to demo.test.mjs
+# (e.g. --shipped-checkpoint CKPT).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-runtime}
@@ -19,4 +20,4 @@ BIN=$TARGET/release
   --set train.log_every=1 --set train.sample_every=1000 --set train.checkpoint_every=4 > "$OUT/train.log"
 "$BIN/export" --checkpoint "$OUT/run/checkpoint.safetensors" --out "$OUT/bundle" --examples 8
 node web/test/demo.test.mjs --bundle "$OUT/bundle" --checkpoint "$OUT/run/checkpoint.safetensors" \
-  --native "$BIN/examples/web_reference" --out "$OUT"
+  --native "$BIN/examples/web_reference" --out "$OUT" "$@"
