@@ -173,29 +173,26 @@ async function main() {
   const readX = async () => { const xs = []; for (const v of M.vars.x) xs.push(await r.read(v)); return xs; };
   const first = (a) => a.subarray(0, per);
 
-  // Runs `steps`; live: one submit per chain step, images refreshed as it goes (`preview`
-  // decodes z after a posterior step; decoding has no randomness, so the result is unchanged).
-  async function runSteps(steps, live, onStep) {
+  // Runs `steps`: one submit per step (its K iterations recorded in one pass) or, live, one
+  // submit per iteration with the images refreshed as it goes (`onIter`; after a posterior step
+  // z is decoded for the preview: decoding draws no noise, so the result is unchanged).
+  // `afterStep(s)` runs after each step. Returns the GPU time in ms (previews excluded).
+  async function runSteps(steps, live, onIter, afterStep = async () => {}) {
     const rows = [];
     let total = 0;
-    if (!live) {
-      const t0 = performance.now();
-      await r.replay(steps.filter((s) => s.times > 0).map((s) => ({ key: s.key, times: s.times })));
-      total = performance.now() - t0;
-      reportTimes([['all steps, one submit', steps.reduce((a, s) => a + s.times, 0), total]], total);
-      return total;
-    }
     const decode = steps.find((s) => s.phase === 'decode');
     for (const s of steps) {
       let ms = 0;
-      for (let t = 0; t < s.times; t++) {
+      for (let t = 0; t < (live ? s.times : Math.min(s.times, 1)); t++) {
         const t0 = performance.now();
-        await r.replay([{ key: s.key, times: 1 }]);
+        await r.replay([{ key: s.key, times: live ? 1 : s.times }]);
         ms += performance.now() - t0;
+        if (!live) continue;
         status(`${s.key}: ${t + 1} / ${s.times}`);
         if (s.phase === 'langevin_z' && decode) await r.replay([{ key: decode.key, times: 1 }]);
-        if (s.phase !== 'encode') await onStep(s, t);
+        if (s.phase !== 'encode') await onIter(s, t);
       }
+      await afterStep(s);
       if (s.times) rows.push([s.key, s.times, ms]);
       total += ms;
       reportTimes(rows, total);
@@ -230,14 +227,14 @@ async function main() {
     r.setStepSizes(stepSizes());
     r.seed(seed);
     const shown = async (what) => { const xs = await readX(); xs.forEach((a, m) => show(m, first(a), `m${m} ${what}`)); return xs; };
-    // The generator's samples are read between the two steps (what `sample unconditional` saves).
-    const t0 = await runSteps(steps.slice(0, 1), live, async () => {});
-    const generator = await shown('generator');
-    const t1 = await runSteps(steps.slice(1), live, async (s, t) => { await shown(`x step ${t + 1}`); });
+    // The generator's samples are read after the prior step (what `sample unconditional` saves).
+    let generator = null;
+    const ms = await runSteps(steps, live, async (s, t) => { if (s.phase === 'langevin_x') await shown(`x step ${t + 1}`); },
+      async (s) => { if (s.phase === 'prior') generator = await shown('generator'); });
     const revised = await shown(kx ? 'revised' : 'generator');
-    status(`Unconditional samples in ${(t0 + t1).toFixed(0)} ms: K_x ${kx}, seed ${seed}.`);
+    status(`Unconditional samples in ${ms.toFixed(0)} ms: K_x ${kx}, seed ${seed}.`);
     demo.generations++;
-    demo.last = { kind: 'unconditional', ms: t0 + t1, generator: generator.map((a) => Array.from(a)), revised: revised.map((a) => Array.from(a)) };
+    demo.last = { kind: 'unconditional', ms, generator: generator.map((a) => Array.from(a)), revised: revised.map((a) => Array.from(a)) };
     return demo.last;
   }
 
