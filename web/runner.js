@@ -33,6 +33,28 @@ async function fetchOk(url) {
 const fetchText = async (url) => (await fetchOk(url)).text();
 const fetchBytes = async (url) => new Uint8Array(await (await fetchOk(url)).arrayBuffer());
 
+// Compiles shaders/<name>.wgsl for each of `names` on a fresh device (with subgroups when the
+// adapter has them); returns {name: [error messages]} (empty lists when they compile). For
+// tests: every kernel must compile in the browser, not only those a bundle uses.
+export async function checkShaders(base, names) {
+  const adapter = await navigator.gpu.requestAdapter();
+  const sub = adapter.features.has('subgroups');
+  const device = await adapter.requestDevice({ requiredFeatures: sub ? ['subgroups'] : [] });
+  const out = {};
+  for (const name of names) {
+    const src = await shaderSource(base.endsWith('/') ? base : base + '/', name, fetchText);
+    if (usesSubgroups(src) && !sub) { out[name] = ['uses subgroups; this adapter has none (not compiled)']; continue; }
+    device.pushErrorScope('validation');
+    const mod = device.createShaderModule({ label: name, code: usesSubgroups(src) ? 'enable subgroups;\n' + src : src });
+    const info = await mod.getCompilationInfo();
+    const err = await device.popErrorScope();
+    out[name] = info.messages.filter((m) => m.type === 'error').map((m) => `line ${m.lineNum}:${m.linePos} ${m.message}`);
+    if (err && !out[name].length) out[name].push(err.message);
+  }
+  device.destroy();
+  return out;
+}
+
 export class Runner {
   // `bundle`: URL of the folder holding model.json; `shaders`: URL of shaders/.
   static async create({ bundle, shaders, log = () => {} }) {

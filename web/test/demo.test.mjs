@@ -17,7 +17,7 @@
 // Exits non-zero, naming the failure, on any mismatch or error.
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
-import { readFileSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve, extname, dirname } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -124,6 +124,13 @@ try {
   const { page, errors, ready } = await open(`${BASE}/web/index.html?bundle=/__bundle/&auto=0`);
   if (ready.error || !ready.webgpu) throw new Error(`the page did not start: ${ready.error || 'no WebGPU'}`);
   console.log(`  ok   ${ready.shaders.length} shaders (${ready.shaders.join(', ')}) and ${ready.pipelines} pipelines of ${ready.plans} plans compiled in Chromium in ${ready.compileMs.toFixed(0)} ms`);
+  // Every kernel in shaders/ (not only those the plans use) compiles in Chromium.
+  const names = readdirSync(join(ROOT, 'shaders')).filter((f) => f.endsWith('.wgsl')).map((f) => f.slice(0, -5)).sort();
+  const compiled = await page.evaluate(async (names) => (await import('./runner.js')).checkShaders('../shaders/', names), names);
+  for (const [name, errs] of Object.entries(compiled)) {
+    if (errs.length) fail(`shaders/${name}.wgsl in Chromium: ${errs.join('; ')}`);
+  }
+  console.log(`  ${Object.values(compiled).every((e) => !e.length) ? 'ok  ' : 'FAIL'} every shader compiles in Chromium (Tint): ${names.join(', ')}`);
   const cases = [
     { name: 'cross_posterior', mode: 'cross', given: 1, index: 3, seed: 7, kz: 5, kx: 0 },
     { name: 'cross_revised', mode: 'cross', given: 2, index: 5, seed: 12345, kz: 3, kx: 4 },
