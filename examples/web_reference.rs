@@ -7,6 +7,8 @@
 //!     cargo run --release --example web_reference -- unconditional --checkpoint C --count 1 \
 //!         --kx 5 --seed 7 --out DIR                            # generator.x{m}, revised.x{m}
 //!
+//! `--x-step A --x-noise B --z-step A --z-noise B` override the checkpoint's step sizes.
+//!
 //! Also prints the seconds per generation (a second, timed run after a warm-up that compiles
 //! the pipelines; it must reproduce the first bit for bit).
 use mmebm::gpu::{Gpu, GpuOptions};
@@ -34,10 +36,17 @@ fn main() -> mmebm::Result<()> {
     let kx: u32 = arg(&args, "--kx", Some("0")).parse().unwrap();
     let seed: u64 = arg(&args, "--seed", Some("0")).parse().unwrap();
     let out = PathBuf::from(arg(&args, "--out", None));
+    // Step sizes as `sample`'s --x-step, --x-noise, --z-step, --z-noise.
+    let mut langevin = t.cfg.langevin.clone();
+    for (flag, dst) in [("--x-step", &mut langevin.x_step), ("--x-noise", &mut langevin.x_noise), ("--z-step", &mut langevin.z_step), ("--z-noise", &mut langevin.z_noise)] {
+        if args.iter().any(|a| a == flag) {
+            *dst = arg(&args, flag, None).parse().unwrap();
+        }
+    }
     let gpu = Gpu::new(&GpuOptions::default())?;
     let mut store = Store::new();
     t.upload(&gpu, &mut store)?;
-    let mut s = Sampler::for_target(&gpu, &mut store, &t.model, n, &t.cfg.langevin, seed, Target::webgpu())?;
+    let mut s = Sampler::for_target(&gpu, &mut store, &t.model, n, &langevin, seed, Target::webgpu())?;
     let mut tensors: Vec<(String, Host)> = Vec::new();
     let mut times = Vec::new();
     match mode.as_str() {

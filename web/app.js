@@ -200,9 +200,9 @@ async function main() {
     return total;
   }
 
-  async function cross({ given, bytes, seed, kz, kx, live, label }) {
+  async function cross({ given, bytes, seed, kz, kx, live, label, sizes }) {
     const steps = setTimes(M.recipes.cross[given], kz, kx);
-    r.setStepSizes(stepSizes());
+    r.setStepSizes(sizes || stepSizes());
     r.seed(seed);
     const x = new Float32Array(n * per);
     for (let k = 0; k < n * per; k++) x[k] = lut[bytes[k % per]];
@@ -222,9 +222,9 @@ async function main() {
     return demo.last;
   }
 
-  async function unconditional({ seed, kx, live }) {
+  async function unconditional({ seed, kx, live, sizes }) {
     const steps = setTimes(M.recipes.unconditional, 0, kx);
-    r.setStepSizes(stepSizes());
+    r.setStepSizes(sizes || stepSizes());
     r.seed(seed);
     const shown = async (what) => { const xs = await readX(); xs.forEach((a, m) => show(m, first(a), `m${m} ${what}`)); return xs; };
     // The generator's samples are read after the prior step (what `sample unconditional` saves).
@@ -263,9 +263,10 @@ async function main() {
   $('uncond').addEventListener('click', () => request({ kind: 'unconditional' }));
 
   // Hooks for the browser test: the same runs, with explicit settings.
-  demo.cross = ({ given, index, seed, kz, kx, live = false }) =>
-    cross({ given, bytes: exampleBytes(index, given), seed, kz, kx, live, label: `test example ${index}` });
-  demo.unconditional = ({ seed, kx, live = false }) => unconditional({ seed, kx, live });
+  // `sizes`: step sizes ({x_step, z_step, ...}) instead of the sliders'.
+  demo.cross = ({ given, index, seed, kz, kx, live = false, sizes }) =>
+    cross({ given, bytes: exampleBytes(index, given), seed, kz, kx, live, sizes, label: `test example ${index}` });
+  demo.unconditional = ({ seed, kx, live = false, sizes }) => unconditional({ seed, kx, live, sizes });
   demo.idle = async () => { while (busy || pending) await (busy || new Promise((res) => setTimeout(res, 20))).catch(() => {}); };
 
   status('Ready: pick an example, draw a digit, or ask for unconditional samples.');

@@ -133,13 +133,17 @@ try {
   console.log(`  ${Object.values(compiled).every((e) => !e.length) ? 'ok  ' : 'FAIL'} every shader compiles in Chromium (Tint): ${names.join(', ')}`);
   const cases = [
     { name: 'cross_posterior', mode: 'cross', given: 1, index: 3, seed: 7, kz: 5, kx: 0 },
+    // Step sizes patched into the plans' uniforms by the page (sliders), against native --x-step.
+    { name: 'cross_step_sizes', mode: 'cross', given: 0, index: 2, seed: 3, kz: 3, kx: 3, sizes: { z_step: 0.0009765625, x_step: 2.25, x_noise: 0.0078125 } },
+    // After it, the bundle's own step sizes again, bit for bit.
     { name: 'cross_revised', mode: 'cross', given: 2, index: 5, seed: 12345, kz: 3, kx: 4 },
     { name: 'unconditional', mode: 'unconditional', seed: 99, kx: 4 },
   ];
   for (const c of cases) {
     log(`case ${c.name}`);
     if (c.mode === 'cross') {
-      const want = native('cross', c.name, [['given', c.given], ['index', c.index], ['kz', c.kz], ['kx', c.kx], ['seed', c.seed]]);
+      const flags = Object.entries(c.sizes || {}).map(([k, v]) => [k.replace('_', '-'), v]);
+      const want = native('cross', c.name, [['given', c.given], ['index', c.index], ['kz', c.kz], ['kx', c.kx], ['seed', c.seed], ...flags]);
       const got = await page.evaluate((c) => window.demo.cross(c), c);
       summary.browser_ms[c.name] = got.ms;
       let worst = 0;
