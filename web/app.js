@@ -15,13 +15,23 @@ window.demo = demo;
 
 function status(text) { $('status').textContent = text; }
 
-if (!navigator.gpu) {
+function noWebGPU(what) {
   const p = $('nogpu');
-  p.textContent = 'This demo needs WebGPU, which this browser does not offer: open it in a recent Chrome or Edge (version 113 or later) on a desktop.';
+  p.textContent = `This demo needs WebGPU, which ${what}: open it in a recent Chrome or Edge (version 113 or later) on a desktop.`;
   p.hidden = false;
-  demo.ready = Promise.resolve({ webgpu: false });
+  $('app').hidden = true;
+  return { webgpu: false };
+}
+
+if (!navigator.gpu) {
+  demo.ready = Promise.resolve(noWebGPU('this browser does not offer'));
 } else {
-  demo.ready = main().catch((e) => { status(`Error: ${e.message}`); console.error(e.message); throw e; });
+  demo.ready = main().catch((e) => {
+    if (e.message === 'WebGPU has no adapter') return noWebGPU('this browser offers but cannot run here (no adapter)');
+    status(`Error: ${e.message}`);
+    console.error(e.message);
+    throw e;
+  });
 }
 
 async function main() {
