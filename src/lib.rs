@@ -4,7 +4,8 @@
 //! `gpu` (device, buffers, pipelines) → `ops` (one Rust wrapper beside each WGSL file, with its
 //! CPU reference and its gradient rule) → `graph` (build, differentiate, plan, replay) → `nn`
 //! (layers, parameters) → `model` (EBM, generator, encoder) → `train` (cooperative learning) and
-//! `sample` (generation) → `eval` (classifiers, metrics) → binaries. `data` (datasets, grids) stands beside, on the CPU.
+//! `sample` (generation) → `eval` (classifiers, metrics) and `export` (the browser demo's bundle) →
+//! binaries. `data` (datasets, grids) stands beside, on the CPU.
 pub mod error;
 pub mod gpu;
 pub mod ops;
@@ -15,5 +16,6 @@ pub mod model;
 pub mod train;
 pub mod sample;
 pub mod eval;
+pub mod export;
 
 pub use error::{Error, Result};

@@ -344,9 +344,17 @@ fn observed(ctx: &Ctx, c: &Common, g: &Given) -> Result<(Vec<usize>, Vec<Host>)>
     Ok((given.clone(), given.iter().map(|&m| repeat(&batch[m], c.count)).collect()))
 }
 
+/// Compiles every plan of `steps`, so that the time reported is the sampling alone.
+fn warm(ctx: &mut Ctx, s: &mut Sampler, steps: &[Step]) -> Result<()> {
+    for st in steps {
+        s.plan(&ctx.gpu, &mut ctx.store, &st.phase)?;
+    }
+    Ok(())
+}
+
 fn report(what: &str, steps: &[Step], n: usize, seconds: f64) {
     println!(
-        "{what}: {n} samples, {} network evaluations each, {:.3}s ({:.4}s per sample)",
+        "{what}: {n} samples, {} network evaluations each, {:.3}s ({:.4}s per sample, plans compiled beforehand)",
         evaluations(steps),
         seconds,
         seconds / n as f64
@@ -361,6 +369,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut s = ctx.sampler(c.count, c.seed)?;
             if !ctx.trained.cfg.model.generator {
                 let steps = ebm_alone_steps(mm, &[], ctx.kx);
+                warm(&mut ctx, &mut s, &steps)?;
                 let t = Instant::now();
                 s.run(&ctx.gpu, &mut ctx.store, &steps)?;
                 report(&format!("EBM from noise (K_x = {})", ctx.kx), &steps, c.count, t.elapsed().as_secs_f64());
@@ -369,6 +378,8 @@ fn run(cli: Cli) -> Result<()> {
                 return ctx.finish();
             }
             let gen_steps = unconditional_steps(mm, 0);
+            let kx = ctx.kx;
+            warm(&mut ctx, &mut s, &unconditional_steps(mm, kx))?;
             let t = Instant::now();
             s.run(&ctx.gpu, &mut ctx.store, &gen_steps)?;
             let gen = s.read_x(&ctx.gpu, &ctx.store)?;
@@ -396,6 +407,7 @@ fn run(cli: Cli) -> Result<()> {
                 // No encoder: the missing modalities start from noise and the EBM moves them.
                 ebm_alone_steps(s.modalities, &given, c.kx.unwrap_or(ctx.trained.cfg.langevin.kx))
             };
+            warm(&mut ctx, &mut s, &steps)?;
             let t = Instant::now();
             s.set_x(&ctx.gpu, &mut ctx.store, &pairs)?;
             s.run(&ctx.gpu, &mut ctx.store, &steps)?;

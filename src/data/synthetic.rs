@@ -274,7 +274,47 @@ const PALETTES: [[[f32; 3]; 3]; SYNTH_MODALITIES] = [
     [[235.0, 215.0, 160.0], [150.0, 100.0, 45.0], [20.0, 40.0, 160.0]],
 ];
 
+/// What a glyph is composited onto in modality `m` of one example: the background colour plane
+/// (planar `3×H×W`, 0–255 before rounding) and the glyph colour. A pixel with stroke coverage
+/// `c` in [0, 1] is `bg + (glyph − bg)·c`, rounded to a byte (the browser demo composites a drawn
+/// digit this way).
+pub struct Style {
+    pub background: Vec<f32>,
+    pub glyph: [f32; 3],
+}
+
+/// The [`Style`] of modality `m` of example `index` of `split` (its glyph not drawn).
+pub fn render_style(split: Split, index: usize, m: usize, seed: u64) -> Style {
+    assert!(m < SYNTH_MODALITIES, "render_style: modality {m}");
+    let label = synthetic_label(split, index, seed);
+    let mut s = Scratch::default();
+    let col = render_layers(split, index, m, label, seed, &mut s);
+    let mut background = vec![0.0; 3 * H * W];
+    for ch in 0..3 {
+        let (c0, c1) = (col[0][ch], col[1][ch]);
+        for p in 0..H * W {
+            background[ch * H * W + p] = c0 + (c1 - c0) * s.bg[p];
+        }
+    }
+    Style { background, glyph: col[2] }
+}
+
 fn render_into(split: Split, index: usize, m: usize, label: u8, seed: u64, out: &mut [u8], s: &mut Scratch) {
+    let col = render_layers(split, index, m, label, seed, s);
+    for ch in 0..3 {
+        let (c0, c1, g) = (col[0][ch], col[1][ch], col[2][ch]);
+        for p in 0..H * W {
+            let b = c0 + (c1 - c0) * s.bg[p];
+            let v = b + (g - b) * s.cov[p];
+            // v >= 0, so truncation is floor; the cast saturates at 255.
+            out[ch * H * W + p] = (v.max(0.0) + 0.5) as u8;
+        }
+    }
+}
+
+/// Glyph coverage into `s.cov`, background intensity into `s.bg`; returns the two background
+/// colours and the glyph colour.
+fn render_layers(split: Split, index: usize, m: usize, label: u8, seed: u64, s: &mut Scratch) -> [[f32; 3]; 3] {
     let mut rng = StdRng::seed_from_u64(mix(&[seed, split.tag(), index as u64, m as u64]));
     let rng = &mut rng;
 
@@ -333,15 +373,7 @@ fn render_into(split: Split, index: usize, m: usize, label: u8, seed: u64, out: 
             c[ch] = (pal[k][ch] + shared + uniform(rng, -0.4 * amp, 0.4 * amp)).clamp(0.0, 255.0);
         }
     }
-    for ch in 0..3 {
-        let (c0, c1, g) = (col[0][ch], col[1][ch], col[2][ch]);
-        for p in 0..H * W {
-            let b = c0 + (c1 - c0) * s.bg[p];
-            let v = b + (g - b) * s.cov[p];
-            // v >= 0, so truncation is floor; the cast saturates at 255.
-            out[ch * H * W + p] = (v.max(0.0) + 0.5) as u8;
-        }
-    }
+    col
 }
 
 /// Anti-aliased coverage of thick strokes along `segs` (pixel units; pixel centres at +0.5).

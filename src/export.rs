@@ -1,0 +1,304 @@
+//! The browser demo's bundle: everything `web/` needs to replay generation exactly as the
+//! native [`Sampler`](crate::sample::Sampler) does, with the same WGSL (`shaders/`, fetched by the
+//! page, never copied) and the same plans.
+//!
+//! `<out>/model.json` describes the bundle; beside it:
+//! - `weights.bin`: every parameter of the three networks, f32 little-endian, back to back
+//!   (`weights[k].offset` in bytes);
+//! - `plans/<phase key>.json`: one [`Plan`] per phase the demo runs (encode m, langevin_z m,
+//!   decode the others, langevin_x the others, for every m; prior; langevin_x of all), compiled
+//!   for [`Target::webgpu`] at `n` examples;
+//! - `examples.bin`: `examples` test examples, `[example][modality][C][H][W]` bytes;
+//! - `styles.bin`: for the built-in data, each of those examples' backgrounds without the glyph
+//!   (same layout), with the glyph colours in `model.json` (drawn digits are composited onto them
+//!   as the dataset composites its glyphs: `bg + (glyph − bg)·coverage`).
+//!
+//! The step lists (`recipes`) are [`cross_modal_steps`] and [`unconditional_steps`] serialised, so
+//! the page does not re-implement the recipe: sliders only set `times`. Step sizes live in the
+//! plans' uniform words; `patches` names, per plan, the words that hold each Langevin step size
+//! (found by compiling the plan again with other step sizes and comparing), so the page can
+//! change them without recompiling.
+use crate::data::synthetic::{render_style, Split};
+use crate::error::{Error, Result};
+use crate::graph::Plan;
+use crate::model::config::LangevinConfig;
+use crate::ops::Target;
+use crate::sample::{cross_modal_steps, unconditional_steps, Phase, Phases, Step};
+use crate::train::checkpoint::Trained;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Bumped when the bundle's layout changes incompatibly.
+pub const FORMAT: u32 = 1;
+
+/// The Langevin step sizes the page may change, by their `LangevinConfig` names.
+pub const STEP_PARAMS: [&str; 4] = ["z_step", "z_noise", "x_step", "x_noise"];
+
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    /// Examples generated at once (the batch of every plan).
+    pub n: usize,
+    /// Test examples shipped with the bundle.
+    pub examples: usize,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions { n: 1, examples: 30 }
+    }
+}
+
+#[derive(Serialize)]
+struct TensorEntry {
+    name: String,
+    shape: Vec<usize>,
+    offset: u64,
+}
+
+#[derive(Serialize)]
+struct Patch {
+    /// Index of the u32 word in the plan's `uniforms`.
+    word: usize,
+    /// Which step size it holds (its f32 bits).
+    param: &'static str,
+}
+
+#[derive(Serialize)]
+struct Manifest {
+    format: u32,
+    checkpoint: String,
+    iteration: u64,
+    config: String,
+    modalities: usize,
+    image: [usize; 3],
+    n: usize,
+    latent_total: usize,
+    langevin: LangevinConfig,
+    vars: Vars,
+    weights: Vec<TensorEntry>,
+    weights_file: &'static str,
+    weights_bytes: u64,
+    plans: BTreeMap<String, String>,
+    patches: BTreeMap<String, Vec<Patch>>,
+    shaders: Vec<String>,
+    recipes: Recipes,
+    examples: Examples,
+    /// `byte_to_unit(b)` for b in 0..256 as f32 bits: the page maps bytes to [-1, 1] through
+    /// this table, so its inputs are bit-identical to the native ones.
+    byte_to_unit_bits: Vec<u32>,
+}
+
+#[derive(Serialize)]
+struct Vars {
+    rng: &'static str,
+    z: &'static str,
+    x: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Recipes {
+    /// `cross[m]`: cross-modal generation from modality m alone.
+    cross: Vec<Vec<KeyedStep>>,
+    unconditional: Vec<KeyedStep>,
+}
+
+/// A serialised [`Step`] with its phase's plan name (`Phase::key`).
+#[derive(Serialize)]
+struct KeyedStep {
+    key: String,
+    #[serde(flatten)]
+    step: Step,
+}
+
+fn keyed(steps: &[Step]) -> Vec<KeyedStep> {
+    steps.iter().map(|s| KeyedStep { key: s.phase.key(), step: s.clone() }).collect()
+}
+
+#[derive(Serialize)]
+struct Examples {
+    file: &'static str,
+    split: &'static str,
+    count: usize,
+    labels: Vec<u8>,
+    /// `null` unless the data is the built-in synthetic set.
+    styles_file: Option<&'static str>,
+    /// `glyph[example][modality]`: RGB 0–255.
+    glyph: Vec<Vec<[f32; 3]>>,
+}
+
+/// What `export` wrote.
+pub struct Summary {
+    pub files: Vec<(String, u64)>,
+    pub plans: usize,
+    pub dispatches: usize,
+}
+
+impl Summary {
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.1).sum()
+    }
+}
+
+/// The phases the demo runs for a model with `modalities` modalities: every step of every
+/// cross-modal recipe from one modality, and of unconditional generation.
+pub fn recipes(modalities: usize, langevin: &LangevinConfig) -> (Vec<Vec<Step>>, Vec<Step>) {
+    // K values only set `times`; at least 1 so that every phase is present in the list.
+    let (kz, kx) = (langevin.kz.max(1), langevin.kx.max(1));
+    let cross = (0..modalities).map(|m| cross_modal_steps(modalities, &[m], kz, kx, false)).collect();
+    (cross, unconditional_steps(modalities, kx))
+}
+
+fn compile(trained: &Trained, n: usize, langevin: &LangevinConfig, phase: &Phase) -> Result<Plan> {
+    let mut model = trained.model.clone();
+    let mut ph = Phases { model: &mut model, n, langevin: langevin.clone() };
+    phase.build(&mut ph)?.compile(&Target::webgpu())
+}
+
+/// The uniform words of `phase`'s plan that hold each step size: compiles it again with every
+/// step size changed and requires each changed word to be exactly one of them.
+fn find_patches(trained: &Trained, n: usize, langevin: &LangevinConfig, base: &Plan, phase: &Phase) -> Result<Vec<Patch>> {
+    let mut other = langevin.clone();
+    // Distinct values that appear nowhere else.
+    let probe = [0.3183099f32, 0.2718282, 0.1414213, 0.1732051];
+    other.z_step = probe[0];
+    other.z_noise = probe[1];
+    other.x_step = probe[2];
+    other.x_noise = probe[3];
+    let base_vals = [langevin.z_step, langevin.z_noise, langevin.x_step, langevin.x_noise];
+    let alt = compile(trained, n, &other, phase)?;
+    let bad = |why: String| Error::Config(format!("export: plan {}: {why}", phase.key()));
+    // Op names may mention the values; everything that runs must be the same.
+    let runs = |p: &Plan| p.dispatches.iter().map(|d| (d.shader.clone(), d.entry.clone(), d.constants.clone(), d.uniform_offset, d.bindings.clone(), d.workgroups)).collect::<Vec<_>>();
+    if runs(&alt) != runs(base) || alt.buffers != base.buffers || alt.uniforms.len() != base.uniforms.len() {
+        return Err(bad("changing a step size changed more than uniform values".into()));
+    }
+    let mut out = Vec::new();
+    for (k, (a, b)) in base.uniforms.iter().zip(&alt.uniforms).enumerate() {
+        if a == b {
+            continue;
+        }
+        let which = probe.iter().position(|p| p.to_bits() == *b).ok_or_else(|| bad(format!("uniform word {k} depends on a step size in a way the page cannot patch")))?;
+        if base_vals[which].to_bits() != *a {
+            return Err(bad(format!("uniform word {k} is not {} itself", STEP_PARAMS[which])));
+        }
+        out.push(Patch { word: k, param: STEP_PARAMS[which] });
+    }
+    Ok(out)
+}
+
+/// Writes the bundle of `trained` into `out` (created if missing).
+pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Summary> {
+    let io = |e: std::io::Error, p: &Path| Error::Io(format!("{}: {e}", p.display()));
+    let write = |name: &str, bytes: &[u8], files: &mut Vec<(String, u64)>| -> Result<()> {
+        let p = out.join(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).map_err(|e| io(e, d))?;
+        }
+        std::fs::write(&p, bytes).map_err(|e| io(e, &p))?;
+        files.push((name.to_string(), bytes.len() as u64));
+        Ok(())
+    };
+    if opts.n == 0 {
+        return Err(Error::Config("export: the number of examples per generation must be at least 1".into()));
+    }
+    let mm = trained.model.modalities;
+    let langevin = trained.cfg.langevin.clone();
+    let mut files = Vec::new();
+
+    // Weights.
+    let mut weights = Vec::new();
+    let mut blob: Vec<u8> = Vec::new();
+    for (name, h) in trained.weights() {
+        weights.push(TensorEntry { name, shape: h.shape.clone(), offset: blob.len() as u64 });
+        blob.extend(h.data.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    write("weights.bin", &blob, &mut files)?;
+
+    // Plans of every phase the recipes use.
+    let (cross, uncond) = recipes(mm, &langevin);
+    let mut phases: Vec<Phase> = Vec::new();
+    for s in cross.iter().flatten().chain(&uncond) {
+        if !phases.contains(&s.phase) {
+            phases.push(s.phase.clone());
+        }
+    }
+    let mut plans = BTreeMap::new();
+    let mut patches = BTreeMap::new();
+    let mut shaders: Vec<String> = Vec::new();
+    let mut dispatches = 0;
+    for phase in &phases {
+        let plan = compile(trained, opts.n, &langevin, phase)?;
+        let key = phase.key();
+        let p = find_patches(trained, opts.n, &langevin, &plan, phase)?;
+        if !p.is_empty() {
+            patches.insert(key.clone(), p);
+        }
+        for d in &plan.dispatches {
+            if !shaders.contains(&d.shader) {
+                shaders.push(d.shader.clone());
+            }
+        }
+        dispatches += plan.dispatches.len();
+        let file = format!("plans/{key}.json");
+        write(&file, plan.to_json().as_bytes(), &mut files)?;
+        plans.insert(key, file);
+    }
+    shaders.sort();
+
+    // Test examples (and their styles, for drawing).
+    let data = &trained.cfg.data;
+    let test = crate::data::synthetic::synthetic_split(Split::Test, opts.examples.min(data.test_size), data.seed);
+    let count = test.len();
+    let [c, h, w] = trained.model.image;
+    if test.image_shape() != [c, h, w] || test.modalities() != mm {
+        return Err(Error::Config("export: the model was not trained on the built-in data's shape; cannot ship its test examples".into()));
+    }
+    let mut ex = Vec::with_capacity(count * mm * c * h * w);
+    let mut styles = Vec::with_capacity(ex.capacity());
+    let mut glyph = Vec::new();
+    for i in 0..count {
+        let mut g = Vec::new();
+        for m in 0..mm {
+            ex.extend_from_slice(test.image_bytes(m, i).expect("in range"));
+            let s = render_style(Split::Test, i, m, data.seed);
+            styles.extend(s.background.iter().map(|v| (v.max(0.0) + 0.5) as u8));
+            g.push(s.glyph);
+        }
+        glyph.push(g);
+    }
+    write("examples.bin", &ex, &mut files)?;
+    write("styles.bin", &styles, &mut files)?;
+
+    let manifest = Manifest {
+        format: FORMAT,
+        checkpoint: trained.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        iteration: trained.iteration,
+        config: trained.cfg.to_toml(),
+        modalities: mm,
+        image: trained.model.image,
+        n: opts.n,
+        latent_total: trained.model.latent_total(),
+        langevin,
+        vars: Vars { rng: crate::sample::RNG, z: crate::sample::Z, x: (0..mm).map(crate::sample::x_var).collect() },
+        weights,
+        weights_file: "weights.bin",
+        weights_bytes: blob.len() as u64,
+        plans,
+        patches,
+        shaders,
+        recipes: Recipes { cross: cross.iter().map(|c| keyed(c)).collect(), unconditional: keyed(&uncond) },
+        examples: Examples {
+            file: "examples.bin",
+            split: "test",
+            count,
+            labels: test.labels().to_vec(),
+            styles_file: Some("styles.bin"),
+            glyph,
+        },
+        byte_to_unit_bits: (0..=255u8).map(|b| crate::data::byte_to_unit(b).to_bits()).collect(),
+    };
+    let json = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Config(format!("export: manifest: {e}")))?;
+    write("model.json", json.as_bytes(), &mut files)?;
+    Ok(Summary { plans: phases.len(), dispatches, files })
+}
