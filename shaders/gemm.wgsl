@@ -206,7 +206,7 @@ fn conv_wperm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 // `conv_wperm` (THIN) to [Co][KH][KW] vec4 over Ci (zero past Ci). VEC_B: OW % 4 == 0 (dy rows
 // aligned); VEC_C: W % 4 == 0 (dx quads aligned and full).
 override TR: u32 = 4u;
-override TQ: u32 = 2u; // 1 or 2; TR <= 4, TKH <= 5, TKW <= 5
+override TQ: u32 = 2u; // TR * TQ * TCI <= 64, TR <= 8, TQ <= 8, TKH <= 5, TKW <= 5
 override TKH: u32 = 3u;
 override TKW: u32 = 3u;
 override TPAD: u32 = 1u;
@@ -231,62 +231,90 @@ fn thin_ld(e: i32, col: i32, ok: bool) -> vec4<f32> {
 // The products of conv_thin are written with constant arguments and guards instead of loops:
 // after inlining every array index is a constant, so llvmpipe keeps acc, wts and win in
 // registers (a loop that it does not unroll would index them through memory, ~6x slower).
-// acc[(r * TQ + q) * 4 + c] += wv[c] * v for the TCI channels.
-fn thin_q(acc: ptr<function, array<vec4<f32>, 32>>, v: vec4<f32>, wv: vec4<f32>, r: u32, q: u32) {
-    let b = (r * TQ + q) * 4u;
-    (*acc)[b] = fma(vec4<f32>(wv.x), v, (*acc)[b]);
-    if (TCI > 1u) { (*acc)[b + 1u] = fma(vec4<f32>(wv.y), v, (*acc)[b + 1u]); }
-    if (TCI > 2u) { (*acc)[b + 2u] = fma(vec4<f32>(wv.z), v, (*acc)[b + 2u]); }
-    if (TCI > 3u) { (*acc)[b + 3u] = fma(vec4<f32>(wv.w), v, (*acc)[b + 3u]); }
+// Each accumulator takes all KW taps of a row in one chain (fewer spills of acc).
+// acc[b + c] += sum over kx of w[kx][c] * v[kx].
+fn thin_c(acc: ptr<function, array<vec4<f32>, 64>>, b: u32, c: u32, v: array<vec4<f32>, 5>, w: array<vec4<f32>, 5>) {
+    if (c >= TCI) { return; }
+    var x = fma(vec4<f32>(w[0][c]), v[0], (*acc)[b + c]);
+    if (TKW > 1u) { x = fma(vec4<f32>(w[1][c]), v[1], x); }
+    if (TKW > 2u) { x = fma(vec4<f32>(w[2][c]), v[2], x); }
+    if (TKW > 3u) { x = fma(vec4<f32>(w[3][c]), v[3], x); }
+    if (TKW > 4u) { x = fma(vec4<f32>(w[4][c]), v[4], x); }
+    (*acc)[b + c] = x;
 }
 
-// Tap (ky, kx) of output row r: quad q reads the window from element 4q + 4 + pad - kx.
-fn thin_tap(acc: ptr<function, array<vec4<f32>, 32>>, win: ptr<function, array<vec4<f32>, 4>>,
-            wts: ptr<function, array<vec4<f32>, 25>>, r: u32, ky: u32, kx: u32) {
-    if (kx >= TKW) { return; }
-    let wv = (*wts)[ky * TKW + kx];
+// Window columns of quad q for tap kx: from element 4q + 4 + pad - kx.
+fn thin_shift(win: ptr<function, array<vec4<f32>, 10>>, q: u32, kx: u32) -> vec4<f32> {
+    if (kx >= TKW) { return vec4<f32>(0.0); }
     let tt = 4u + TPAD - kx;
-    let i0 = tt / 4u;
-    thin_q(acc, shift4((*win)[i0], (*win)[i0 + 1u], tt % 4u), wv, r, 0u);
-    if (TQ > 1u) { thin_q(acc, shift4((*win)[i0 + 1u], (*win)[i0 + 2u], tt % 4u), wv, r, 1u); }
+    return shift4((*win)[q + tt / 4u], (*win)[q + tt / 4u + 1u], tt % 4u);
 }
 
-// Window row j adds to output row r through tap ky = r + TKH - 1 - j, if there is one.
-fn thin_rj(acc: ptr<function, array<vec4<f32>, 32>>, win: ptr<function, array<vec4<f32>, 4>>,
+// Row ky of taps for output row r, quad q.
+fn thin_rq(acc: ptr<function, array<vec4<f32>, 64>>, win: ptr<function, array<vec4<f32>, 10>>,
+           wts: ptr<function, array<vec4<f32>, 25>>, r: u32, ky: u32, q: u32) {
+    if (q >= TQ) { return; }
+    let v = array<vec4<f32>, 5>(thin_shift(win, q, 0u), thin_shift(win, q, 1u), thin_shift(win, q, 2u),
+                                thin_shift(win, q, 3u), thin_shift(win, q, 4u));
+    let t = ky * TKW;
+    let w = array<vec4<f32>, 5>((*wts)[t], (*wts)[min(t + 1u, 24u)], (*wts)[min(t + 2u, 24u)],
+                                (*wts)[min(t + 3u, 24u)], (*wts)[min(t + 4u, 24u)]);
+    let b = (r * TQ + q) * TCI;
+    thin_c(acc, b, 0u, v, w);
+    thin_c(acc, b, 1u, v, w);
+    thin_c(acc, b, 2u, v, w);
+    thin_c(acc, b, 3u, v, w);
+}
+
+// Window row j adds to output row r through tap row ky = r + TKH - 1 - j, if there is one.
+fn thin_rj(acc: ptr<function, array<vec4<f32>, 64>>, win: ptr<function, array<vec4<f32>, 10>>,
            wts: ptr<function, array<vec4<f32>, 25>>, j: u32, r: u32) {
     if (r >= TR || r + TKH - 1u < j || r > j) { return; }
     let ky = r + TKH - 1u - j;
-    thin_tap(acc, win, wts, r, ky, 0u);
-    thin_tap(acc, win, wts, r, ky, 1u);
-    thin_tap(acc, win, wts, r, ky, 2u);
-    thin_tap(acc, win, wts, r, ky, 3u);
-    thin_tap(acc, win, wts, r, ky, 4u);
+    thin_rq(acc, win, wts, r, ky, 0u);
+    thin_rq(acc, win, wts, r, ky, 1u);
+    thin_rq(acc, win, wts, r, ky, 2u);
+    thin_rq(acc, win, wts, r, ky, 3u);
+    thin_rq(acc, win, wts, r, ky, 4u);
+    thin_rq(acc, win, wts, r, ky, 5u);
+    thin_rq(acc, win, wts, r, ky, 6u);
+    thin_rq(acc, win, wts, r, ky, 7u);
 }
 
 // Window row j (dy row iy0 + j, columns xc ..) of one co, added to every output row it reaches.
-fn thin_row(acc: ptr<function, array<vec4<f32>, 32>>, wts: ptr<function, array<vec4<f32>, 25>>, j: u32,
+fn thin_row(acc: ptr<function, array<vec4<f32>, 64>>, wts: ptr<function, array<vec4<f32>, 25>>, j: u32,
             base: i32, iy0: i32, xc: i32) {
     if (j >= TR + TKH - 1u) { return; }
     let iy = iy0 + i32(j);
     let rok = iy >= 0 && iy < i32(p.oh);
     let e = base + i32(j) * i32(p.ow);
-    var win: array<vec4<f32>, 4>;
+    var win: array<vec4<f32>, 10>;
     win[0] = thin_ld(e, xc, rok);
     win[1] = thin_ld(e + 4, xc + 4, rok);
     win[2] = thin_ld(e + 8, xc + 8, rok);
     if (TQ > 1u) { win[3] = thin_ld(e + 12, xc + 12, rok); }
+    if (TQ > 2u) { win[4] = thin_ld(e + 16, xc + 16, rok); }
+    if (TQ > 3u) { win[5] = thin_ld(e + 20, xc + 20, rok); }
+    if (TQ > 4u) { win[6] = thin_ld(e + 24, xc + 24, rok); }
+    if (TQ > 5u) { win[7] = thin_ld(e + 28, xc + 28, rok); }
+    if (TQ > 6u) { win[8] = thin_ld(e + 32, xc + 32, rok); }
+    if (TQ > 7u) { win[9] = thin_ld(e + 36, xc + 36, rok); }
     thin_rj(acc, &win, wts, j, 0u);
     thin_rj(acc, &win, wts, j, 1u);
     thin_rj(acc, &win, wts, j, 2u);
     thin_rj(acc, &win, wts, j, 3u);
+    thin_rj(acc, &win, wts, j, 4u);
+    thin_rj(acc, &win, wts, j, 5u);
+    thin_rj(acc, &win, wts, j, 6u);
+    thin_rj(acc, &win, wts, j, 7u);
 }
 
 // Stores quad q of output row r for every channel (constant r, q: see thin_q).
-fn thin_put(acc: ptr<function, array<vec4<f32>, 32>>, img: u32, y0: u32, x0: u32, r: u32, q: u32) {
+fn thin_put(acc: ptr<function, array<vec4<f32>, 64>>, img: u32, y0: u32, x0: u32, r: u32, q: u32) {
     let y = y0 + r;
     let x = x0 + 4u * q;
     if (r >= TR || q >= TQ || y >= p.h || x >= p.w) { return; }
-    let b = (r * TQ + q) * 4u;
+    let b = (r * TQ + q) * TCI;
     thin_put1((*acc)[b], img, 0u, y, x);
     if (TCI > 1u) { thin_put1((*acc)[b + 1u], img, 1u, y, x); }
     if (TCI > 2u) { thin_put1((*acc)[b + 2u], img, 2u, y, x); }
@@ -324,7 +352,7 @@ fn conv_thin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let iy0 = i32(y0 + TPAD) - i32(TKH - 1u);
     let xc = i32(x0) - 4;
     var base = i32(img * p.co) * plane + iy0 * i32(p.ow) + xc;
-    var acc: array<vec4<f32>, 32>; // [(r * TQ + q) * 4 + c]
+    var acc: array<vec4<f32>, 64>; // [(r * TQ + q) * TCI + c]
     for (var o = 0u; o < p.co; o++) {
         var wts: array<vec4<f32>, 25>;
         let wo = o * TKH * TKW;
@@ -361,14 +389,74 @@ fn conv_thin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         thin_row(&acc, &wts, 5u, base, iy0, xc);
         thin_row(&acc, &wts, 6u, base, iy0, xc);
         thin_row(&acc, &wts, 7u, base, iy0, xc);
+        thin_row(&acc, &wts, 8u, base, iy0, xc);
+        thin_row(&acc, &wts, 9u, base, iy0, xc);
+        thin_row(&acc, &wts, 10u, base, iy0, xc);
+        thin_row(&acc, &wts, 11u, base, iy0, xc);
         base += plane;
     }
     thin_put(&acc, img, y0, x0, 0u, 0u);
     thin_put(&acc, img, y0, x0, 0u, 1u);
+    thin_put(&acc, img, y0, x0, 0u, 2u);
+    thin_put(&acc, img, y0, x0, 0u, 3u);
+    thin_put(&acc, img, y0, x0, 0u, 4u);
+    thin_put(&acc, img, y0, x0, 0u, 5u);
+    thin_put(&acc, img, y0, x0, 0u, 6u);
+    thin_put(&acc, img, y0, x0, 0u, 7u);
     thin_put(&acc, img, y0, x0, 1u, 0u);
     thin_put(&acc, img, y0, x0, 1u, 1u);
+    thin_put(&acc, img, y0, x0, 1u, 2u);
+    thin_put(&acc, img, y0, x0, 1u, 3u);
+    thin_put(&acc, img, y0, x0, 1u, 4u);
+    thin_put(&acc, img, y0, x0, 1u, 5u);
+    thin_put(&acc, img, y0, x0, 1u, 6u);
+    thin_put(&acc, img, y0, x0, 1u, 7u);
     thin_put(&acc, img, y0, x0, 2u, 0u);
     thin_put(&acc, img, y0, x0, 2u, 1u);
+    thin_put(&acc, img, y0, x0, 2u, 2u);
+    thin_put(&acc, img, y0, x0, 2u, 3u);
+    thin_put(&acc, img, y0, x0, 2u, 4u);
+    thin_put(&acc, img, y0, x0, 2u, 5u);
+    thin_put(&acc, img, y0, x0, 2u, 6u);
+    thin_put(&acc, img, y0, x0, 2u, 7u);
     thin_put(&acc, img, y0, x0, 3u, 0u);
     thin_put(&acc, img, y0, x0, 3u, 1u);
+    thin_put(&acc, img, y0, x0, 3u, 2u);
+    thin_put(&acc, img, y0, x0, 3u, 3u);
+    thin_put(&acc, img, y0, x0, 3u, 4u);
+    thin_put(&acc, img, y0, x0, 3u, 5u);
+    thin_put(&acc, img, y0, x0, 3u, 6u);
+    thin_put(&acc, img, y0, x0, 3u, 7u);
+    thin_put(&acc, img, y0, x0, 4u, 0u);
+    thin_put(&acc, img, y0, x0, 4u, 1u);
+    thin_put(&acc, img, y0, x0, 4u, 2u);
+    thin_put(&acc, img, y0, x0, 4u, 3u);
+    thin_put(&acc, img, y0, x0, 4u, 4u);
+    thin_put(&acc, img, y0, x0, 4u, 5u);
+    thin_put(&acc, img, y0, x0, 4u, 6u);
+    thin_put(&acc, img, y0, x0, 4u, 7u);
+    thin_put(&acc, img, y0, x0, 5u, 0u);
+    thin_put(&acc, img, y0, x0, 5u, 1u);
+    thin_put(&acc, img, y0, x0, 5u, 2u);
+    thin_put(&acc, img, y0, x0, 5u, 3u);
+    thin_put(&acc, img, y0, x0, 5u, 4u);
+    thin_put(&acc, img, y0, x0, 5u, 5u);
+    thin_put(&acc, img, y0, x0, 5u, 6u);
+    thin_put(&acc, img, y0, x0, 5u, 7u);
+    thin_put(&acc, img, y0, x0, 6u, 0u);
+    thin_put(&acc, img, y0, x0, 6u, 1u);
+    thin_put(&acc, img, y0, x0, 6u, 2u);
+    thin_put(&acc, img, y0, x0, 6u, 3u);
+    thin_put(&acc, img, y0, x0, 6u, 4u);
+    thin_put(&acc, img, y0, x0, 6u, 5u);
+    thin_put(&acc, img, y0, x0, 6u, 6u);
+    thin_put(&acc, img, y0, x0, 6u, 7u);
+    thin_put(&acc, img, y0, x0, 7u, 0u);
+    thin_put(&acc, img, y0, x0, 7u, 1u);
+    thin_put(&acc, img, y0, x0, 7u, 2u);
+    thin_put(&acc, img, y0, x0, 7u, 3u);
+    thin_put(&acc, img, y0, x0, 7u, 4u);
+    thin_put(&acc, img, y0, x0, 7u, 5u);
+    thin_put(&acc, img, y0, x0, 7u, 6u);
+    thin_put(&acc, img, y0, x0, 7u, 7u);
 }

@@ -439,10 +439,22 @@ pub(crate) fn lower_thin(g: &Gemm, w: Slot, dy: Slot, bias: Option<Slot>) -> Res
         bindings: vec![w, Slot::Scratch(0)],
         workgroups: grid(nw, 256),
     });
-    // Rows per thread: 4 (the fewest padded rows on ties among 4, 3, 2 for small images); two
-    // quads of columns, one when the image is at most 4 wide.
-    let tr = [4usize, 3, 2].into_iter().min_by_key(|&r| (c.h.next_multiple_of(r), 4 - r)).unwrap();
-    let tq = if c.w <= 4 { 1 } else { 2 };
+    // Block of TR rows x TQ quads per thread (TR, TQ <= 8, TR * TQ * Ci <= 64 accumulators):
+    // the one that loads least over the whole image, counting per co the window rows
+    // (TR + KH - 1) x (TQ + 2) vec4 and the KH*KW weight vec4 of each thread.
+    let mut best = (usize::MAX, 1, 1);
+    for tr in 1..=8usize {
+        for tq in 1..=8usize {
+            if tr * tq * c.ci > 64 {
+                continue;
+            }
+            let loads = c.h.div_ceil(tr) * c.w.div_ceil(4 * tq) * ((tr + c.kh - 1) * (tq + 2) + c.kh * c.kw);
+            if loads < best.0 {
+                best = (loads, tr, tq);
+            }
+        }
+    }
+    let (_, tr, tq) = best;
     let threads = c.nimg * c.h.div_ceil(tr) * c.w.div_ceil(4 * tq);
     let (act, _) = g.act.code();
     let b2 = |x: bool| if x { 1.0 } else { 0.0 };
