@@ -5,7 +5,8 @@ override MODE: u32 = 0u;
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 // Runs of 4 in A (along k; along m when TRANS_A), B (along n; along k when TRANS_B; the runs of
-// x or dy in MODE 1-3) and C quads are 16-byte aligned: one vec4 load or store each.
+// x or dy in MODE 1-3) and C quads are 16-byte aligned: one vec4 load or store each. VEC_C also
+// means every quad that holds a real column holds 4 (N, or the rows it is padded by, % 4 == 0).
 override VEC_A: bool = false;
 override VEC_B: bool = false;
 override VEC_C: bool = false;
@@ -139,7 +140,8 @@ fn row_at(zb: u32, m: u32) -> Row {
     r.m = min(m, p.M - 1u);
     switch MODE {
         case 0u: { r.ap = zb * p.a_bs + select(r.m * p.K, r.m, TRANS_A); }
-        case 1u: { r.ap = r.m * p.K; }
+        // VEC_A with K % 4 != 0: the host padded the rows of w to K rounded up to 4.
+        case 1u: { r.ap = r.m * select(p.K, (p.K + 3u) & ~3u, VEC_A); }
         case 2u: { r.ap = r.m * p.co; }
         default: { r.ap = r.m * p.oh * p.ow; }
     }
@@ -456,7 +458,10 @@ fn put4(zb: u32, kz: u32, r: Row, c: Col, v: vec4<f32>, bc: vec4<f32>) {
     if (BIAS == 1u) { x += vec4<f32>(bias[r.m]); }
     x = vec4<f32>(act(x.x), act(x.y), act(x.z), act(x.w));
     let o = c.cp + r.m * c_rs();
-    if (VEC_C && c.nv == 4u) {
+    // VEC_C: the host also guarantees every quad with a real column is full (no tail loop: on
+    // lavapipe even the untaken loop with its dynamic-component stores costs up to a third of a
+    // short-K convolution).
+    if (VEC_C) {
         out[o / 4u] = x;
         return;
     }

@@ -42,6 +42,15 @@ const GEOS: &[Geo] = &[
     (2, 16, 10, 10, 12, 3, 1, 1), // Ci*9 and OH*OW multiples of 4 (vector paths)
     (1, 2, 5, 6, 3, 5, 1, 2),   // 5x5
     (1, 3, 4, 4, 36, 4, 2, 1),  // even kernel, stride 2, Co % 4 == 0 (transposed: vector path)
+    // Thin and pointwise paths (ops::conv picks them from the shapes):
+    (1, 1, 28, 28, 4, 3, 1, 1), // Ci 1, batch 1: transposed conv_thin with aligned rows
+    (2, 3, 8, 8, 8, 3, 1, 1),   // first-layer-like: K = 27 padded (flat), conv_thin aligned
+    (2, 3, 9, 13, 6, 5, 1, 0),  // conv_thin: 5x5 no padding, 3 rows per thread, partial quads
+    (1, 2, 4, 5, 3, 3, 1, 3),   // conv_thin: padding 3 (window edge), output larger than input
+    (3, 4, 6, 8, 7, 3, 1, 0),   // conv_thin: Ci 4, no padding
+    (1, 4, 5, 7, 3, 1, 1, 0),   // 1x1 as a batched matmul: H*W = 35 (no vector C), Ci 4
+    (2, 8, 4, 4, 12, 1, 1, 0),  // 1x1 as a batched matmul: every vector path
+    (2, 3, 7, 7, 5, 1, 2, 0),   // 1x1 stride 2, Ci 3 (stays an implicit GEMM)
 ];
 
 fn inputs(g: Geo, seed: u64) -> (Host, Host, Host) {
@@ -298,4 +307,33 @@ fn conv_shape_errors_name_op_and_shapes() {
     let e = bw.shape(&[&[1, 3, 8, 8], &[1, 4, 5, 4]]).unwrap_err().to_string();
     assert!(e.contains("conv2d_backward_weight") && e.contains("[1, 4, 5, 4]"), "{e}");
     assert_eq!(bw.shape(&[&[1, 3, 8, 8], &[1, 4, 4, 4]]).unwrap(), vec![4, 3, 3, 3]);
+}
+
+#[test]
+fn thin_and_pointwise_lowerings_are_chosen() {
+    // The shapes alone pick the path, for any target (training gets it too).
+    let t = Target::webgpu();
+    let entries = |op: &dyn Op, shapes: &[&[usize]]| -> Vec<(&'static str, Vec<(String, f64)>)> {
+        let out = op.shape(shapes).unwrap();
+        op.lower(shapes, &out, &t).unwrap().dispatches.into_iter().map(|d| (d.entry, d.constants)).collect()
+    };
+    let mode = |c: &[(String, f64)]| c.iter().find(|(k, _)| k == "MODE").map(|(_, v)| *v);
+    // Backward-data of a 3-channel first layer: conv_thin.
+    let bd = Conv2dBackwardData::backward_data(1, 1, [28, 28], [3, 3]);
+    let e = entries(&bd, &[&[64, 32, 28, 28], &[32, 3, 3, 3]]);
+    assert_eq!(e.iter().map(|d| d.0).collect::<Vec<_>>(), ["conv_wperm", "conv_thin"]);
+    // Five channels, or stride 2: the implicit GEMM.
+    let e = entries(&bd, &[&[64, 32, 28, 28], &[32, 5, 3, 3]]);
+    assert_eq!(e.last().unwrap().0, "gemm");
+    // 1x1, stride 1, no padding: MODE 0 (a batched matmul), forward and backward-data.
+    let e = entries(&Conv2d::new(1, 0), &[&[64, 32, 28, 28], &[64, 32, 1, 1]]);
+    assert_eq!((e.len(), mode(&e[0].1)), (1, Some(0.0)));
+    let bd = Conv2dBackwardData::backward_data(1, 0, [28, 28], [1, 1]);
+    let e = entries(&bd, &[&[64, 64, 28, 28], &[64, 32, 1, 1]]);
+    assert_eq!((e.len(), mode(&e[0].1)), (1, Some(0.0)));
+    let e = entries(&Conv2d::new(2, 0), &[&[64, 32, 28, 28], &[64, 32, 1, 1]]);
+    assert_eq!(mode(&e[0].1), Some(1.0));
+    // K = 27: weights padded to rows of 28 first.
+    let e = entries(&Conv2d::new(1, 1), &[&[64, 3, 28, 28], &[32, 3, 3, 3]]);
+    assert_eq!(e.iter().map(|d| d.0).collect::<Vec<_>>(), ["conv_wperm", "gemm"]);
 }

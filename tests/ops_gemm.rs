@@ -49,6 +49,7 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (1, 100, 37),
     (70, 3, 44),
     (36, 68, 140),
+    (5, 784, 9), // 196 quads: subgroup variants narrow their workgroups to pad N least
 ];
 
 #[test]

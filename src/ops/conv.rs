@@ -4,7 +4,7 @@
 //! Weights are always `[Co, Ci, KH, KW]` where Co is the channel count of the *forward*
 //! convolution's output (PyTorch's layout for both Conv2d and ConvTranspose2d weights).
 //! Stride and padding are the same along both axes.
-use super::gemm::{lower_gemm, Act, ConvGeo, Gemm};
+use super::gemm::{lower_gemm, lower_thin, thin_ok, Act, ConvGeo, Gemm};
 use super::reduce::Reduce;
 use super::{Builder, Host, Lowered, Op, Slot, Target, Tid};
 use crate::error::Result;
@@ -83,6 +83,12 @@ impl Op for Conv2d {
     }
     fn lower(&self, i: &[&[usize]], _out: &[usize], target: &Target) -> Result<Lowered> {
         let c = self.geo(i)?;
+        let bias = (i.len() == 3).then_some(Slot::Input(2));
+        if pointwise(&c) {
+            // y[img] = w [Co, Ci] x[img] [Ci, H*W]: a batched matmul, no im2col.
+            let g = pointwise_gemm(&c, false, self.act, bias.is_some(), format!("{} on x {:?}, w {:?}", self.name(), i[0], i[1]));
+            return lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), bias);
+        }
         let k = c.ci * c.kh * c.kw;
         let g = Gemm {
             mode: 1,
@@ -107,7 +113,7 @@ impl Op for Conv2d {
             conv: c,
             what: format!("{} on x {:?}, w {:?}", self.name(), i[0], i[1]),
         };
-        lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), (i.len() == 3).then_some(Slot::Input(2)))
+        lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), bias)
     }
     fn cpu(&self, i: &[&Host]) -> Vec<Host> {
         let shapes: Vec<&[usize]> = i.iter().map(|h| h.shape.as_slice()).collect();
@@ -203,6 +209,12 @@ impl Op for ConvTranspose2d {
     }
     fn lower(&self, i: &[&[usize]], _out: &[usize], target: &Target) -> Result<Lowered> {
         let c = self.geo(i)?;
+        let bias = (i.len() == 3).then_some(Slot::Input(2));
+        if pointwise(&c) {
+            // dx[img] = w^T [Ci, Co] dy[img] [Co, H*W]: a batched matmul, no im2col.
+            let g = pointwise_gemm(&c, true, self.act, bias.is_some(), format!("{} on u {:?}, w {:?}", self.name(), i[0], i[1]));
+            return lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), bias);
+        }
         let s = c.s;
         let g = Gemm {
             mode: 2,
@@ -227,7 +239,12 @@ impl Op for ConvTranspose2d {
             conv: c,
             what: format!("{} on u {:?}, w {:?}", self.name(), i[0], i[1]),
         };
-        lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), (i.len() == 3).then_some(Slot::Input(2)))
+        if thin_ok(&c) {
+            // At most 4 output channels: the direct kernel (a GEMM with M = Ci would waste most
+            // of every gathered dy element).
+            return lower_thin(&g, Slot::Input(1), Slot::Input(0), bias);
+        }
+        lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), bias)
     }
     fn cpu(&self, i: &[&Host]) -> Vec<Host> {
         let shapes: Vec<&[usize]> = i.iter().map(|h| h.shape.as_slice()).collect();
@@ -330,6 +347,41 @@ impl Op for Conv2dBackwardWeight {
         let dx = b.push(Arc::new(dx), &[i[1], dout]);
         let ddy = b.push(Arc::new(Conv2d::new(self.stride, self.pad)), &[i[0], dout]);
         vec![Some(dx), Some(ddy)]
+    }
+}
+
+/// 1x1 kernel, stride 1, no padding: the convolution is a matmul per image over H*W pixels.
+fn pointwise(c: &ConvGeo) -> bool {
+    c.kh == 1 && c.kw == 1 && c.s == 1 && c.pad == 0
+}
+
+/// The batched matmul (MODE 0) of a [`pointwise`] convolution: forward y[img] = w x[img]
+/// (M = Co, K = Ci), or with `transpose` the data gradient dx[img] = w^T dy[img] (M = Ci,
+/// K = Co); A is the weight matrix shared by every image, the bias is per row (channel).
+fn pointwise_gemm(c: &ConvGeo, transpose: bool, act: Act, bias: bool, what: String) -> Gemm {
+    let hw = c.h * c.w;
+    let (m, k) = if transpose { (c.ci, c.co) } else { (c.co, c.ci) };
+    Gemm {
+        mode: 0,
+        m,
+        n: hw,
+        k,
+        nz: c.nimg,
+        a_bs: 0,
+        b_bs: k * hw,
+        c_bs: m * hw,
+        ta: transpose,
+        tb: false,
+        // A runs along k ([Co, Ci] read as is), or along m when transposed: Ci both times.
+        vec_a: c.ci % 4 == 0,
+        vec_b: hw % 4 == 0,
+        vec_c: hw % 4 == 0,
+        unit: true,
+        flat: false,
+        bias: if bias { 1 } else { 0 },
+        act,
+        conv: *c,
+        what,
     }
 }
 
