@@ -293,33 +293,13 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
     let params = gemm_params(g, ksplit)?;
     if g.mode == 2 {
         // Weights to [KH][KW][Ci][Co].
-        let n = g.conv.co * g.conv.ci * g.conv.kh * g.conv.kw;
-        low.scratch.push(n);
-        low.dispatches.push(Dispatch {
-            shader: "gemm",
-            entry: "conv_wperm",
-            constants: vec![],
-            params: params.clone(),
-            bindings: vec![a, Slot::Scratch(0)],
-            workgroups: grid(n, 256),
-        });
-        a = Slot::Scratch(0);
+        a = wperm(&mut low, None, &params, a, g.conv.co * g.conv.ci * g.conv.kh * g.conv.kw);
     }
     // MODE 1 with K % 4 != 0 (3-channel images: K = 27): weights copied to rows of K rounded up
     // to 4 (zeros after K), so that every A load is one aligned vec4 instead of two and a shift.
     let pad_a = g.mode == 1 && g.k % 4 != 0;
     if pad_a {
-        let n = g.m * g.k.next_multiple_of(4);
-        low.scratch.push(n);
-        low.dispatches.push(Dispatch {
-            shader: "gemm",
-            entry: "conv_wperm",
-            constants: vec![("WPAD".into(), 1.0)],
-            params: params.clone(),
-            bindings: vec![a, Slot::Scratch(low.scratch.len() - 1)],
-            workgroups: grid(n, 256),
-        });
-        a = Slot::Scratch(low.scratch.len() - 1);
+        a = wperm(&mut low, Some("WPAD"), &params, a, g.m * g.k.next_multiple_of(4));
     }
     let split = ksplit > 1;
     let out = if split {
@@ -422,6 +402,22 @@ fn gemm_params(g: &Gemm, ksplit: usize) -> Result<Vec<u32>> {
     ]))
 }
 
+/// Appends a `conv_wperm` dispatch (with override flag `flag` set, if any) copying weights `src`
+/// into a new scratch buffer of `n` floats; returns that buffer's slot.
+fn wperm(low: &mut Lowered, flag: Option<&str>, params: &[u32], src: Slot, n: usize) -> Slot {
+    low.scratch.push(n);
+    let dst = Slot::Scratch(low.scratch.len() - 1);
+    low.dispatches.push(Dispatch {
+        shader: "gemm",
+        entry: "conv_wperm",
+        constants: flag.map(|f| vec![(f.into(), 1.0)]).unwrap_or_default(),
+        params: params.to_vec(),
+        bindings: vec![src, dst],
+        workgroups: grid(n, 256),
+    });
+    dst
+}
+
 /// Whether `conv_thin` (gemm.wgsl) can run the transposed convolution / backward-data of `c`
 /// (stride 1, at most 4 output channels, taps within its register window), and pays: as a
 /// GEMM its M would be Ci <= 4.
@@ -436,16 +432,7 @@ pub(crate) fn lower_thin(g: &Gemm, w: Slot, dy: Slot, bias: Option<Slot>) -> Res
     debug_assert!(thin_ok(c));
     let params = gemm_params(g, 1)?;
     let mut low = Lowered::default();
-    let nw = c.co * c.kh * c.kw * 4;
-    low.scratch.push(nw);
-    low.dispatches.push(Dispatch {
-        shader: "gemm",
-        entry: "conv_wperm",
-        constants: vec![("THIN".into(), 1.0)],
-        params: params.clone(),
-        bindings: vec![w, Slot::Scratch(0)],
-        workgroups: grid(nw, 256),
-    });
+    wperm(&mut low, Some("THIN"), &params, w, c.co * c.kh * c.kw * 4);
     // Block of TR rows x TQ quads per thread (TR, TQ <= 8, TR * TQ * Ci <= 64 accumulators):
     // the one that loads least over the whole image, counting per co the window rows
     // (TR + KH - 1) x (TQ + 2) vec4 and the KH*KW weight vec4 of each thread.
