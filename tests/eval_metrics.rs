@@ -121,3 +121,10 @@ fn classifier_metrics_on_real_data() {
     assert!(same < 1e-6 * (1.0 + halves));
     assert!(halves < 0.2 * to_noise, "halves {halves} not small next to noise {to_noise}");
 }
+
+#[test]
+fn agreed_classes_counts_the_agreeing_samples_per_class() {
+    let preds = vec![vec![1u8, 2, 3, 1], vec![1, 2, 4, 1], vec![1, 0, 3, 1]];
+    assert_eq!(agreement(&preds), 0.5);
+    assert_eq!(mmebm::eval::metrics::agreed_classes(&preds, 5), vec![0, 2, 0, 0, 0]);
+}

@@ -21,6 +21,18 @@ pub fn agreement(preds: &[Vec<u8>]) -> f64 {
     (0..n).filter(|&i| preds.iter().all(|p| p[i] == preds[0][i])).count() as f64 / n as f64
 }
 
+/// How the samples on which every modality agrees spread over the classes: the count per
+/// class. Coherence alone rewards a sampler that puts every modality in one class (or draws
+/// images every classifier maps to one default class); this shows it.
+pub fn agreed_classes(preds: &[Vec<u8>], classes: usize) -> Vec<usize> {
+    let mut h = vec![0; classes];
+    let n = preds.first().map_or(0, |p| p.len());
+    for i in (0..n).filter(|&i| preds.iter().all(|p| p[i] == preds[0][i])) {
+        h[preds[0][i] as usize] += 1;
+    }
+    h
+}
+
 /// Mean and covariance (unbiased) of the rows of `x` `[n, d]`, in f64.
 pub fn moments(x: &Host) -> (Vec<f64>, Vec<f64>) {
     let (n, d) = (x.shape[0], x.shape[1]);

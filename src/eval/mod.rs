@@ -204,6 +204,7 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         let c = metrics::agreement(&preds);
         log(&format!("unconditional coherence, {name}: {c:.3} ({nu} samples)"));
         uncond[*name] = round(c);
+        uncond[format!("{name}_agreed_per_class")] = json!(metrics::agreed_classes(&preds, classifier::CLASSES));
         fd[*name] = json!(fds);
         cost.push(json!({"mode": format!("unconditional, {name}"), "evaluations": evaluations(steps), "seconds_per_sample": sps}));
     }
@@ -293,6 +294,12 @@ pub fn markdown(r: &Value) -> String {
         }
     }
     s += &format!("| real test data | {} |\n", num(&r["real"]["unconditional_coherence"]));
+    for k in ["generator", "revised", "ebm_from_noise"] {
+        if let Some(h) = u[format!("{k}_agreed_per_class")].as_array() {
+            s += &format!("\n{k}: agreeing samples per class 0–9: {} (coherence from one class only means collapse, not quality)", h.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "));
+        }
+    }
+    s += "\n";
     s += "\n## Fréchet distance per modality (classifier features, not Inception FID)\n\n| images vs real test | per modality |\n|---|---|\n";
     for k in ["generator", "revised", "ebm_from_noise", "real_test_vs_train"] {
         if let Some(a) = r["frechet"][k].as_array() {
