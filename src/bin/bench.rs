@@ -11,7 +11,10 @@
 //! Options: `--variants a,b,..` (default: all this adapter can run), `--quick` (1024³ and two
 //! conv layers only), `--skip-matmul`, `--skip-conv`, `--layer n,ci,h,co,k,s,p` (time this
 //! convolution layer instead of the EBM's), `--save` (see above), `--cputime` (time by process
-//! CPU seconds / 2 instead of wall clock: A/B comparisons on a machine others are using).
+//! CPU seconds / 2 instead of wall clock: A/B comparisons on a machine others are using),
+//! `--ops fwd,bwd-data,bwd-w` (time only these), `--no-pairs` (skip the paired conv/matmul
+//! ratios at the end), `--runs n` (exactly n runs per measurement, no
+//! warm-up: fixed work for an outside profiler).
 //! `MMEBM_SHADER_DIR=dir` compiles `dir/<shader>.wgsl` instead of the embedded shaders (kernel
 //! experiments without rebuilding).
 use mmebm::gpu::{pack_uniforms, uniform_size, Gpu, GpuOptions};
@@ -28,6 +31,8 @@ struct Bench {
     /// Report process CPU time / 2 instead of wall time (A/B tests on a busy 2-core machine).
     cputime: bool,
     shader_dir: Option<String>,
+    /// `--runs n`: exactly n runs per measurement.
+    runs: Option<usize>,
     cache: HashMap<String, Arc<wgpu::ComputePipeline>>,
 }
 
@@ -107,6 +112,14 @@ impl Bench {
             gpu.wait()?;
             Ok(t.elapsed().as_secs_f64())
         };
+        if let Some(n) = self.runs {
+            // Fixed work for an outside profiler: n runs, no warm-up.
+            let t0 = Instant::now();
+            for _ in 0..n {
+                run(&self.gpu)?;
+            }
+            return Ok(t0.elapsed().as_secs_f64() / n as f64);
+        }
         if self.cputime {
             run(&self.gpu)?;
             let (c0, t0) = (cpu_seconds(), Instant::now());
@@ -269,7 +282,21 @@ struct Layer {
     p: usize,
 }
 
+type Timed = (&'static str, Box<dyn Op>, Vec<Vec<usize>>);
+
 impl Layer {
+    /// The layer's forward, backward-data and backward-weight ops with their input shapes.
+    fn ops(&self) -> [Timed; 3] {
+        let (oh, kk) = (self.oh(), [self.k, self.k]);
+        let xs = vec![self.n, self.ci, self.h, self.h];
+        let ws = vec![self.co, self.ci, self.k, self.k];
+        let ys = vec![self.n, self.co, oh, oh];
+        [
+            ("fwd", Box::new(Conv2d::new(self.s, self.p)), vec![xs.clone(), ws.clone()]),
+            ("bwd-data", Box::new(Conv2dBackwardData::backward_data(self.s, self.p, [self.h, self.h], kk)), vec![ys, ws]),
+            ("bwd-w", Box::new(Conv2dBackwardWeight { stride: self.s, pad: self.p, kernel: kk }), vec![xs, vec![self.n, self.co, oh, oh]]),
+        ]
+    }
     fn oh(&self) -> usize {
         (self.h + 2 * self.p - self.k) / self.s + 1
     }
@@ -349,6 +376,8 @@ fn run() -> Result<()> {
     let flag = |f: &str| args.iter().any(|a| a == f);
     let opt = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).cloned();
     let quick = flag("--quick");
+    let only = opt("--ops");
+    let wanted = |op: &str| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == op));
     let started = Instant::now();
     let gpu = Gpu::new(&GpuOptions::default())?;
     let base = Target::of(&gpu);
@@ -365,7 +394,10 @@ fn run() -> Result<()> {
         let want: Vec<&str> = list.split(',').collect();
         vs.retain(|v| want.contains(&v.name));
     }
-    let mut b = Bench { gpu, cputime: flag("--cputime"), shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(), cache: HashMap::new() };
+    let mut b = Bench { gpu, cputime: flag("--cputime"), shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(),
+        runs: opt("--runs").and_then(|r| r.parse().ok()),
+        cache: HashMap::new(),
+    };
     // Correctness first: a variant that gets a wrong answer is reported and left out.
     let mut broken = Vec::new();
     let shader_dir = b.shader_dir.is_some();
@@ -438,6 +470,7 @@ fn run() -> Result<()> {
     }
 
     let mut conv_g: HashMap<(&str, &str, &str), f64> = HashMap::new();
+    let mut layers: Vec<Layer> = Vec::new();
     if !flag("--skip-conv") {
         let all = [
             Layer { name: "conv1 3->32 28x28 3x3", n: 64, ci: 3, h: 28, co: 32, k: 3, s: 1, p: 1 },
@@ -445,7 +478,7 @@ fn run() -> Result<()> {
             Layer { name: "block 64->64 14x14 3x3", n: 64, ci: 64, h: 14, co: 64, k: 3, s: 1, p: 1 },
             Layer { name: "shortcut 32->64 28x28 1x1", n: 64, ci: 32, h: 28, co: 64, k: 1, s: 1, p: 0 },
         ];
-        let mut layers: Vec<Layer> = if quick { vec![all[1], all[2]] } else { all.to_vec() };
+        layers = if quick { vec![all[1], all[2]] } else { all.to_vec() };
         if let Some(spec) = opt("--layer") {
             // n,ci,h,co,k,s,p
             let v: Vec<usize> = spec.split(',').map(|x| x.parse().expect("--layer n,ci,h,co,k,s,p")).collect();
@@ -465,17 +498,10 @@ fn run() -> Result<()> {
         let mut best_conv: HashMap<&str, (f64, &str)> = HashMap::new();
         for l in &layers {
             let cpu = cpu_conv_seconds(l);
-            let (oh, kk) = (l.oh(), [l.k, l.k]);
-            let xs = vec![l.n, l.ci, l.h, l.h];
-            let ws = vec![l.co, l.ci, l.k, l.k];
-            let ys = vec![l.n, l.co, oh, oh];
-            type Timed = (&'static str, Box<dyn Op>, Vec<Vec<usize>>);
-            let ops: [Timed; 3] = [
-                ("fwd", Box::new(Conv2d::new(l.s, l.p)), vec![xs.clone(), ws.clone()]),
-                ("bwd-data", Box::new(Conv2dBackwardData::backward_data(l.s, l.p, [l.h, l.h], kk)), vec![ys.clone(), ws.clone()]),
-                ("bwd-w", Box::new(Conv2dBackwardWeight { stride: l.s, pad: l.p, kernel: kk }), vec![xs.clone(), ys.clone()]),
-            ];
-            for (oi, (oname, op, shapes)) in ops.iter().enumerate() {
+            for (oi, (oname, op, shapes)) in l.ops().iter().enumerate() {
+                if !wanted(oname) {
+                    continue;
+                }
                 print!("{:<27}{:<10}{:>8.2}", l.name, oname, gf(l.flops(), cpu[oi]));
                 let mut fastest = f64::MAX;
                 for v in &cvs {
@@ -555,9 +581,39 @@ fn run() -> Result<()> {
             }
             ratios.sort();
             if !ratios.is_empty() {
-                println!("{pick}: conv GFLOP/s over its matmul 1024³ (target >= 0.5): {}", ratios.join("; "));
+                println!("{pick}: conv GFLOP/s over its matmul 1024³ above (target >= 0.5): {}", ratios.join("; "));
                 println!("{pick}: lowest conv ratio {worst:.2}");
             }
+        }
+        if !layers.is_empty() && !flag("--skip-matmul") && !flag("--no-pairs") {
+            // The tables above are minutes apart, and lavapipe's speed drifts with the host's load:
+            // time each conv op right after the matmul, 3 times, and report the median ratio.
+            let t = Target { gemm_variant: pick.into(), ..base.clone() };
+            let mm = MatMul::new(false, false);
+            let mm_shapes = [vec![1024, 1024], vec![1024, 1024]];
+            let mm_flops = 2.0 * 1024f64.powi(3);
+            println!("\n{pick}: conv / matmul 1024³ GFLOP/s, each conv timed right after the matmul, median of 3 pairs (target >= 0.5)");
+            let mut worst = (f64::MAX, String::new());
+            for l in &layers {
+                for (oname, op, shapes) in l.ops().iter() {
+                    if !wanted(oname) {
+                        continue;
+                    }
+                    let mut r = Vec::new();
+                    for _ in 0..3 {
+                        let m = gf(mm_flops, b.time_op(&t, &mm, &mm_shapes, 0.5)?);
+                        let c = gf(l.flops(), b.time_op(&t, op.as_ref(), shapes, 0.5)?);
+                        r.push((c / m, c, m));
+                    }
+                    r.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let (ratio, c, m) = r[1];
+                    println!("  {:<27}{:<10}{:>6.2}   ({c:.1} / {m:.1} GFLOP/s)", l.name, oname, ratio);
+                    if ratio < worst.0 {
+                        worst = (ratio, format!("{} {oname}", l.name));
+                    }
+                }
+            }
+            println!("{pick}: lowest paired conv ratio {:.2} ({})", worst.0, worst.1);
         }
         println!("bench took {:.0} s", started.elapsed().as_secs_f64());
         println!("gemm_variant = \"{}\"  # this adapter ({}) picks it", ranked[0].1, b.gpu.info.name);
