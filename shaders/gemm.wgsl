@@ -166,11 +166,18 @@ fn gemm_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // -> rows of K rounded up to 4, zeros after K (see row_at).
 override THIN: bool = false;
 override WPAD: bool = false;
+// ROW4 (MODE 1): [Co][Ci][KH][KW] -> [Co][Ci][KH][4], zeros after KW; p.K = Ci * KH * 4.
 @group(0) @binding(2) var<storage, read_write> wperm: array<f32>;
 
 @compute @workgroup_size(256)
 fn conv_wperm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
+    if (ROW4) {
+        if (i >= p.M * p.K) { return; }
+        let t = i % 4u;
+        wperm[i] = select(0.0, a[(i / 4u) * p.kw + min(t, p.kw - 1u)], t < p.kw);
+        return;
+    }
     if (WPAD) {
         let k4 = (p.K + 3u) & ~3u;
         if (i >= p.M * k4) { return; }

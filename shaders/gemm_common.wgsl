@@ -14,6 +14,10 @@ override UNIT: bool = true;   // MODE 1 and 3: stride 1, a quad of pixels is one
 // MODE 1, 2, 3 with stride 1, output size = input size and OH*OW % 4 == 0 (OW >= 4): pixel quads
 // run over the flattened image (no row padding); runs of x (dy) stay contiguous across rows.
 override FLAT: bool = false;
+// MODE 1, UNIT, KW <= 4: k runs over rows (ci, kh) of 4 taps (weights padded from KW to 4 taps,
+// the extra ones zero), so the 4 k of a step are one row of x and one window of 3 aligned vec4
+// serves all four taps (b_row4) instead of two loads and a shift per tap.
+override ROW4: bool = false;
 override BIAS: u32 = 0u;      // 0 none, 1 per row m (conv channel), 2 per column n (matmul)
 override ACT: u32 = 0u;       // 0 none, 1 relu, 2 leaky relu (p.slope), 3 tanh
 override SPLIT: bool = false; // write raw partial sums [ksplit][nz][M][N rounded to 4] for gemm_sum
@@ -165,7 +169,7 @@ struct KS { k: u32, ka: u32, kb: i32, ky: vec4<i32>, kx: vec4<i32>, q0: u32, c0:
 
 fn ks_lim(g: Geo) -> vec2<u32> {
     switch MODE {
-        case 1u: { return vec2<u32>(p.kw, p.kh); }
+        case 1u: { return vec2<u32>(select(p.kw, 4u, ROW4), p.kh); }
         case 2u: { return vec2<u32>(p.co, g.kwc); }
         default: {
             if (FLAT) { return vec2<u32>(p.oh * p.ow / 4u, p.nimg); }
@@ -395,8 +399,31 @@ fn tr4(x: array<vec4<f32>, 4>) -> array<vec4<f32>, 4> {
         vec4<f32>(x[0].z, x[1].z, x[2].z, x[3].z), vec4<f32>(x[0].w, x[1].w, x[2].w, x[3].w));
 }
 
+// Tap t of a ROW4 window: x elements e+t .. e+t+3 (e = 4q + r is the first pixel's tap 0),
+// zero where the pixel's column x+t or the row is outside the image.
+fn row4_tap(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, r: u32, t: u32, x: vec4<i32>, ok: vec4<bool>) -> vec4<f32> {
+    let s = r + t;
+    let v = select(shift4(v0, v1, s), shift4(v1, v2, s - 4u), s >= 4u);
+    return select(vec4<f32>(0.0), v, ok & (vec4<u32>(x + vec4<i32>(i32(t))) < vec4<u32>(p.w)));
+}
+
+// MODE 1 with ROW4: the 4 taps of row (ci, kh) for the quad's pixels from 3 aligned vec4 of x.
+fn b_row4(c: Col, ks: KS, ke: u32) -> array<vec4<f32>, 4> {
+    let e = c.bn.x + ks.kb;
+    let q = e >> 2u;
+    let r = u32(e & 3);
+    let v0 = b4[u32(max(q, 0))];
+    let v1 = b4[u32(max(q + 1, 0))];
+    let v2 = b4[u32(max(q + 2, 0))];
+    let ok = vec4<bool>(ks.k < ke) & (vec4<u32>(c.ny + ks.ky) < vec4<u32>(p.h));
+    let x = c.nx + ks.kx;
+    return array<vec4<f32>, 4>(row4_tap(v0, v1, v2, r, 0u, x, ok), row4_tap(v0, v1, v2, r, 1u, x, ok),
+                               row4_tap(v0, v1, v2, r, 2u, x, ok), row4_tap(v0, v1, v2, r, 3u, x, ok));
+}
+
 // B block of a step: result[kk] = B(k+kk, n0..n0+3).
 fn b_block(c: Col, ks: array<KS, 4>, ke: u32) -> array<vec4<f32>, 4> {
+    if (MODE == 1u && ROW4) { return b_row4(c, ks[0], ke); }
     if (MODE == 3u || (MODE == 0u && TRANS_B)) {
         return tr4(array<vec4<f32>, 4>(b_col(c, 0u, ks[0], ke), b_col(c, 1u, ks[0], ke), b_col(c, 2u, ks[0], ke), b_col(c, 3u, ks[0], ke)));
     }

@@ -10,6 +10,9 @@
 // #include gemm_common
 
 override TM: u32 = 32u; // rows per workgroup: 8, 16, 32 or 64
+// Two column quads per thread, WGX quads apart: each broadcast row of A serves both, halving the
+// A loads per product (short-K products, where loads and stores outweigh the arithmetic).
+override WIDE: bool = false;
 
 fn bc8(v: vec4<f32>) -> array<vec4<f32>, 8> {
     return array<vec4<f32>, 8>(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u),
@@ -45,6 +48,32 @@ fn put8(zb: u32, kz: u32, m0: u32, c: Col, acc: array<vec4<f32>, 8>, bc: vec4<f3
     for (var r = 0u; r < 8u; r++) { put4(zb, kz, row_at(zb, m0 + r), c, acc[r], bc); }
 }
 
+// 8 rows of A (k..k+3) times the B block of the first quad, and of the second when WIDE.
+fn mma8w(acc: ptr<function, array<vec4<f32>, 8>>, accw: ptr<function, array<vec4<f32>, 8>>,
+         ar: array<vec4<f32>, 8>, bb: array<vec4<f32>, 4>, bw: array<vec4<f32>, 4>) {
+    mma8(acc, ar, bb);
+    if (WIDE) { mma8(accw, ar, bw); }
+}
+
+// The rows m0.. of the accumulators, 8 per array (TM / 8 arrays).
+fn put_rows(zb: u32, kz: u32, m0: u32, c: Col, a0: array<vec4<f32>, 8>, a1: array<vec4<f32>, 8>,
+            a2: array<vec4<f32>, 8>, a3: array<vec4<f32>, 8>, a4: array<vec4<f32>, 8>,
+            a5: array<vec4<f32>, 8>, a6: array<vec4<f32>, 8>, a7: array<vec4<f32>, 8>) {
+    let bc = bias_cols(c);
+    put8(zb, kz, m0, c, a0, bc);
+    if (TM > 8u) { put8(zb, kz, m0 + 8u, c, a1, bc); }
+    if (TM > 16u) {
+        put8(zb, kz, m0 + 16u, c, a2, bc);
+        put8(zb, kz, m0 + 24u, c, a3, bc);
+    }
+    if (TM > 32u) {
+        put8(zb, kz, m0 + 32u, c, a4, bc);
+        put8(zb, kz, m0 + 40u, c, a5, bc);
+        put8(zb, kz, m0 + 48u, c, a6, bc);
+        put8(zb, kz, m0 + 56u, c, a7, bc);
+    }
+}
+
 @compute @workgroup_size(WGX)
 fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32,
            @builtin(subgroup_invocation_id) lane: u32) {
@@ -52,13 +81,14 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let kz = wid.z % p.ksplit;
     let g = geo(zb);
     let m0 = wid.y * TM;
-    let n0 = (wid.x * WGX + t) * 4u;
+    let q0 = wid.x * WGX * select(1u, 2u, WIDE);
     // Whole workgroups leave together: subgroups stay complete.
-    if (m0 >= p.M || wid.x * WGX * 4u >= g.n) { return; }
+    if (m0 >= p.M || q0 * 4u >= g.n) { return; }
     let kr = k_range(g, kz, 4u);
     let l8 = lane % 8u;
     let lm = MODE == 0u && TRANS_A;
-    let cs = col_at(g, zb, n0);
+    let cs = col_at(g, zb, (q0 + t) * 4u);
+    let cw = col_at(g, zb, (q0 + WGX + t) * 4u);
     // Lane l (mod 8) reads row 8i+l of group i (along k), or with TRANS_A rows 32h+4l..+3.
     var ra: array<Row, 8>;
     for (var i = 0u; i < 8u; i++) { ra[i] = row_at(zb, m0 + 8u * i + l8); }
@@ -72,18 +102,29 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     var acc5: array<vec4<f32>, 8>;
     var acc6: array<vec4<f32>, 8>;
     var acc7: array<vec4<f32>, 8>;
+    // The second quad's (WIDE only; the host keeps TM <= 32 then, so w4..w7 stay unused).
+    var w0: array<vec4<f32>, 8>;
+    var w1: array<vec4<f32>, 8>;
+    var w2: array<vec4<f32>, 8>;
+    var w3: array<vec4<f32>, 8>;
+    var w4: array<vec4<f32>, 8>;
+    var w5: array<vec4<f32>, 8>;
+    var w6: array<vec4<f32>, 8>;
+    var w7: array<vec4<f32>, 8>;
     var ks = ks_at(g, kr.x);
     for (var k = kr.x; k < kr.y; k += 4u) {
         let kk = ks4(g, ks);
         ks = ks_next(g, kk[3]);
         let bb = b_block(cs, kk, kr.y);
+        var bw: array<vec4<f32>, 4>;
+        if (WIDE) { bw = b_block(cw, kk, kr.y); }
         if (lm) {
             let x = bcast_m(rm0, kk, kr.y);
-            mma8(&acc0, rows_m(x, 0u), bb);
-            if (TM > 8u) { mma8(&acc1, rows_m(x, 1u), bb); }
+            mma8w(&acc0, &w0, rows_m(x, 0u), bb, bw);
+            if (TM > 8u) { mma8w(&acc1, &w1, rows_m(x, 1u), bb, bw); }
             if (TM > 16u) {
-                mma8(&acc2, rows_m(x, 2u), bb);
-                mma8(&acc3, rows_m(x, 3u), bb);
+                mma8w(&acc2, &w2, rows_m(x, 2u), bb, bw);
+                mma8w(&acc3, &w3, rows_m(x, 3u), bb, bw);
             }
             if (TM > 32u) {
                 let y = bcast_m(rm1, kk, kr.y);
@@ -93,11 +134,11 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
                 mma8(&acc7, rows_m(y, 3u), bb);
             }
         } else {
-            mma8(&acc0, bc8(a_k4(ra[0], kk, kr.y)), bb);
-            if (TM > 8u) { mma8(&acc1, bc8(a_k4(ra[1], kk, kr.y)), bb); }
+            mma8w(&acc0, &w0, bc8(a_k4(ra[0], kk, kr.y)), bb, bw);
+            if (TM > 8u) { mma8w(&acc1, &w1, bc8(a_k4(ra[1], kk, kr.y)), bb, bw); }
             if (TM > 16u) {
-                mma8(&acc2, bc8(a_k4(ra[2], kk, kr.y)), bb);
-                mma8(&acc3, bc8(a_k4(ra[3], kk, kr.y)), bb);
+                mma8w(&acc2, &w2, bc8(a_k4(ra[2], kk, kr.y)), bb, bw);
+                mma8w(&acc3, &w3, bc8(a_k4(ra[3], kk, kr.y)), bb, bw);
             }
             if (TM > 32u) {
                 mma8(&acc4, bc8(a_k4(ra[4], kk, kr.y)), bb);
@@ -107,17 +148,6 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
             }
         }
     }
-    let bc = bias_cols(cs);
-    put8(zb, kz, m0, cs, acc0, bc);
-    if (TM > 8u) { put8(zb, kz, m0 + 8u, cs, acc1, bc); }
-    if (TM > 16u) {
-        put8(zb, kz, m0 + 16u, cs, acc2, bc);
-        put8(zb, kz, m0 + 24u, cs, acc3, bc);
-    }
-    if (TM > 32u) {
-        put8(zb, kz, m0 + 32u, cs, acc4, bc);
-        put8(zb, kz, m0 + 40u, cs, acc5, bc);
-        put8(zb, kz, m0 + 48u, cs, acc6, bc);
-        put8(zb, kz, m0 + 56u, cs, acc7, bc);
-    }
+    put_rows(zb, kz, m0, cs, acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+    if (WIDE) { put_rows(zb, kz, m0, cw, w0, w1, w2, w3, w4, w5, w6, w7); }
 }

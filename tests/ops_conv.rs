@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvTranspose2d};
-use mmebm::ops::gemm::{variants, Act, Kind};
+use mmebm::ops::gemm::{variants, Act, Kind, MatMul};
 use mmebm::ops::{eager, Host, Op, Target};
 
 fn atol(k: usize) -> f32 {
@@ -336,4 +336,22 @@ fn thin_and_pointwise_lowerings_are_chosen() {
     // K = 27: weights padded to rows of 28 first.
     let e = entries(&Conv2d::new(1, 1), &[&[64, 3, 28, 28], &[32, 3, 3, 3]]);
     assert_eq!(e.iter().map(|d| d.0).collect::<Vec<_>>(), ["conv_wperm", "gemm"]);
+
+    // The subgroup kernel (lavapipe's pick) reads short-K convolutions by rows of 4 taps (ROW4,
+    // weights padded per row) and gives short-K products two column quads per thread (WIDE).
+    let sg = Target { gemm_variant: "sg64w32".into(), subgroups: true, ..Target::webgpu() };
+    let lowered = |op: &dyn Op, shapes: &[&[usize]]| {
+        let out = op.shape(shapes).unwrap();
+        op.lower(shapes, &out, &sg).unwrap().dispatches
+    };
+    let on = |c: &[(String, f64)], k: &str| c.iter().any(|(n, v)| n == k && *v == 1.0);
+    let d = lowered(&Conv2d::new(1, 1), &[&[64, 3, 28, 28], &[32, 3, 3, 3]]);
+    assert!(on(&d[0].constants, "ROW4") && on(&d[1].constants, "ROW4"), "{d:?}");
+    assert_eq!(d[1].params[2], 3 * 3 * 4, "K counts 4 taps per row");
+    let d = lowered(&Conv2d::new(1, 1), &[&[64, 64, 28, 28], &[64, 64, 3, 3]]);
+    assert!(!on(&d.last().unwrap().constants, "ROW4"), "long K keeps the plain gather");
+    let d = lowered(&Conv2d::new(1, 0), &[&[64, 32, 28, 28], &[64, 32, 1, 1]]);
+    assert!(on(&d[0].constants, "WIDE"));
+    let d = lowered(&MatMul::new(false, false), &[&[1024, 1024], &[1024, 1024]]);
+    assert!(!on(&d[0].constants, "WIDE") && !on(&d[0].constants, "ROW4"));
 }

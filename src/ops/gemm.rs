@@ -235,6 +235,16 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
     let var = select_variant(target)?;
     let mut low = Lowered::default();
     let mut a = a;
+    // A short-K stride-1 convolution on lavapipe (a first layer on 3 channels, K = 27): k over
+    // rows of 4 taps (see ROW4 in gemm_common.wgsl), each row of x read as one window.
+    let row4 = var.kind == Kind::Subgroup && g.mode == 1 && g.unit && (2..=4).contains(&g.conv.kw) && g.k <= 64;
+    let padded;
+    let g = if row4 {
+        padded = Gemm { k: g.conv.ci * g.conv.kh * 4, vec_a: true, ..g.clone() };
+        &padded
+    } else {
+        g
+    };
     // The largest k range of any z slice (MODE 2's parity classes have fewer taps than K).
     let kmax = if g.mode == 2 {
         g.conv.co * g.conv.kh.div_ceil(g.conv.s) * g.conv.kw.div_ceil(g.conv.s)
@@ -257,12 +267,19 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
         }
     }
     let rows = if var.kind == Kind::Subgroup { tm } else { var.rows_per_group() } as usize;
+    // A short-K product (a 1x1 convolution): loads and stores outweigh the arithmetic on
+    // lavapipe, and two column quads per thread halve the A loads per product (shortcut 32->64
+    // at batch 64: forward 0.46 -> 0.55, backward-data 0.44 -> 0.61 of the 1024³ matmul; MODE 1
+    // measured slower with it).
+    let wide = var.kind == Kind::Subgroup && tm <= 32 && g.k <= 64 && g.mode == 0;
+    let per = if wide { 2 } else { 1 };
     let mut wgx = var.wgx;
     if var.kind == Kind::Subgroup {
         // Narrow workgroups when N is small (no idle lanes), at least one subgroup of 8; and of
         // the widths var.wgx, var.wgx/2, .., 8 the one that pads the quads of N least (a batch of
-        // 28x28 images as 196 quads each: 32 wide pads to 224, 8 wide to 200).
-        let quads = g.n.div_ceil(4).max(1);
+        // 28x28 images as 196 quads each: 32 wide pads to 224, 8 wide to 200). With `wide` a
+        // thread takes 2 quads, so "quads" here counts pairs.
+        let quads = g.n.div_ceil(4 * per).max(1);
         wgx = wgx.min((quads.next_multiple_of(8)).max(8) as u32);
         let mut w = wgx;
         while w >= 16 && w % 16 == 0 {
@@ -272,7 +289,7 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
             }
         }
     }
-    let cols = (wgx * var.tn) as usize;
+    let cols = (wgx * var.tn) as usize * per;
     let (gx, gy) = (g.n.div_ceil(cols).max(1), g.m.div_ceil(rows).max(1));
     // Split k when there are few tiles and much k (more parallel work; also keeps every loop
     // below llvmpipe's 65535 iterations).
@@ -301,6 +318,9 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
     if pad_a {
         a = wperm(&mut low, Some("WPAD"), &params, a, g.m * g.k.next_multiple_of(4));
     }
+    if row4 {
+        a = wperm(&mut low, Some("ROW4"), &params, a, g.m * g.k);
+    }
     let split = ksplit > 1;
     let out = if split {
         low.scratch.push(ksplit * g.nz * g.m * g.n.next_multiple_of(4));
@@ -318,6 +338,7 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
         ("VEC_C".into(), b2(g.vec_c)),
         ("UNIT".into(), b2(g.unit)),
         ("FLAT".into(), b2(g.flat)),
+        ("ROW4".into(), b2(row4)),
         ("BIAS".into(), if split { 0.0 } else { g.bias as f64 }),
         ("ACT".into(), if split { 0.0 } else { act as f64 }),
         ("SPLIT".into(), b2(split)),
@@ -325,7 +346,7 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
     ];
     let (shader, entry) = match var.kind {
         Kind::Subgroup => {
-            constants.push(("TM".into(), tm as f64));
+            constants.extend([("TM".into(), tm as f64), ("WIDE".into(), b2(wide))]);
             ("gemm_subgroup", "gemm_sg")
         }
         Kind::Tiled => {
