@@ -13,8 +13,8 @@
 //! convolution layer instead of the EBM's), `--save` (see above), `--cputime` (time by process
 //! CPU seconds / 2 instead of wall clock: A/B comparisons on a machine others are using),
 //! `--ops fwd,bwd-data,bwd-w` (time only these), `--no-pairs` (skip the paired conv/matmul
-//! ratios at the end), `--runs n` (exactly n runs per measurement, no
-//! warm-up: fixed work for an outside profiler).
+//! ratios at the end), `--runs n` (exactly n runs per measurement, no warm-up: fixed work for
+//! an outside profiler).
 //! `MMEBM_SHADER_DIR=dir` compiles `dir/<shader>.wgsl` instead of the embedded shaders (kernel
 //! experiments without rebuilding).
 use mmebm::gpu::{pack_uniforms, uniform_size, Gpu, GpuOptions};
@@ -293,8 +293,8 @@ impl Layer {
         let ys = vec![self.n, self.co, oh, oh];
         [
             ("fwd", Box::new(Conv2d::new(self.s, self.p)), vec![xs.clone(), ws.clone()]),
-            ("bwd-data", Box::new(Conv2dBackwardData::backward_data(self.s, self.p, [self.h, self.h], kk)), vec![ys, ws]),
-            ("bwd-w", Box::new(Conv2dBackwardWeight { stride: self.s, pad: self.p, kernel: kk }), vec![xs, vec![self.n, self.co, oh, oh]]),
+            ("bwd-data", Box::new(Conv2dBackwardData::backward_data(self.s, self.p, [self.h, self.h], kk)), vec![ys.clone(), ws]),
+            ("bwd-w", Box::new(Conv2dBackwardWeight { stride: self.s, pad: self.p, kernel: kk }), vec![xs, ys]),
         ]
     }
     fn oh(&self) -> usize {
@@ -394,7 +394,10 @@ fn run() -> Result<()> {
         let want: Vec<&str> = list.split(',').collect();
         vs.retain(|v| want.contains(&v.name));
     }
-    let mut b = Bench { gpu, cputime: flag("--cputime"), shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(),
+    let mut b = Bench {
+        gpu,
+        cputime: flag("--cputime"),
+        shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(),
         runs: opt("--runs").and_then(|r| r.parse().ok()),
         cache: HashMap::new(),
     };
