@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use mmebm::ops::elementwise::{AddBias, Fill, Map, MapFn, MapGrad, Zip};
 use mmebm::ops::reduce::{Broadcast, Reduce, ReduceKind};
-use mmebm::ops::{eager, Op};
+use mmebm::ops::{eager, Op, Target};
 
 const SHAPES: &[&[usize]] = &[&[1], &[7], &[1, 3, 5, 5], &[3, 17, 9], &[2, 300, 300]];
 
@@ -50,13 +50,23 @@ fn zips_fill_bias_match_cpu() {
 
 #[test]
 fn reductions_match_cpu() {
+    // Both lowerings on every shape: the GPU rule (a tree per output unless mid <= 64) and the
+    // CPU-adapter rule (a serial loop per output unless fewer than 8 outputs or mid >= 65536).
+    let base = Target::of(gpu());
+    let targets = [Target { cpu: false, ..base.clone() }, Target { cpu: true, ..base }];
+    let mut entries = std::collections::BTreeSet::new();
     for (k, s) in SHAPES.iter().enumerate() {
         let x = rand_host(s, k as u64, -3.0, 3.0);
         for start in 0..s.len() {
             for end in start + 1..=s.len() {
                 for kind in [ReduceKind::Sum, ReduceKind::Mean, ReduceKind::SumSq] {
                     let r = Reduce { kind, start, end };
-                    check(&r, &[&x], 1e-4, 1e-5);
+                    for t in &targets {
+                        let got = eager::run_on(gpu(), t, &r, &[&x]).unwrap();
+                        assert_close(&format!("{} on {s:?} (cpu {})", r.name(), t.cpu), &got[0], &r.cpu(&[&x])[0], 1e-4, 1e-5);
+                        let out = r.shape(&[s]).unwrap();
+                        entries.insert(r.lower(&[s], &out, t).unwrap().dispatches[0].entry);
+                    }
                     let out = r.shape(&[s]).unwrap();
                     let d = rand_host(&out, 9, -1.0, 1.0);
                     check(&Broadcast { start, end, shape: s.to_vec(), scale: 0.5 }, &[&d], 1e-6, 0.0);
@@ -64,6 +74,7 @@ fn reductions_match_cpu() {
             }
         }
     }
+    assert_eq!(entries.into_iter().collect::<Vec<_>>(), ["reduce_mid", "reduce_rows"], "both kernels ran");
 }
 
 

@@ -52,6 +52,7 @@ impl Target {
             max_workgroup_storage: gpu.limits.max_compute_workgroup_storage_size,
             max_invocations: gpu.limits.max_compute_invocations_per_workgroup,
             subgroups: gpu.has_subgroups(),
+            cpu: gpu.info.device_type == wgpu::DeviceType::Cpu,
             gemm_variant: gemm_variant_for(gpu),
         }
     }

@@ -91,6 +91,9 @@ pub struct Target {
     pub max_workgroup_storage: u32,
     pub max_invocations: u32,
     pub subgroups: bool,
+    /// A CPU implementation (lavapipe): workgroup barriers cost a switch between subgroups,
+    /// serial loops per thread are cheap.
+    pub cpu: bool,
     /// Name of the GEMM tile variant (see `ops::gemm`); chosen per adapter by the bench.
     pub gemm_variant: String,
 }
@@ -104,6 +107,7 @@ impl Target {
             max_workgroup_storage: 16384,
             max_invocations: 256,
             subgroups: false,
+            cpu: false,
             gemm_variant: String::new(),
         }
     }
