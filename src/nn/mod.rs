@@ -5,7 +5,7 @@ use crate::graph::Graph;
 use crate::ops::adam::Adam;
 use crate::ops::conv::{Conv2d, ConvTranspose2d};
 use crate::ops::copy::Concat;
-use crate::ops::elementwise::{AddBias, Map, MapFn, Zip};
+use crate::ops::elementwise::{Map, MapFn, Zip};
 use crate::ops::gemm::MatMul;
 use crate::ops::pool::{AvgPool2, GlobalAvgPool};
 use crate::ops::random::Tick;
@@ -102,13 +102,13 @@ impl Params {
     }
 }
 
-/// `x [B, in] -> [B, out]`, weight `[out, in]` as in PyTorch.
+/// `x [B, in] -> [B, out]`, weight `[out, in]` as in PyTorch. Layers add their bias in the
+/// product's epilogue (no separate pass over the output).
 pub fn linear(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, out: usize) -> Result<Tid> {
     let fan_in = g.shape_of(x)[1];
     let w = ps.param(g, &format!("{name}.w"), &[out, fan_in], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[out], Init::FanIn { fan_in, gain: 1.0 })?;
-    let y = g.op(Arc::new(MatMul::new(false, true)), &[x, w])?;
-    g.op(Arc::new(AddBias { axis: 1 }), &[y, b])
+    g.op(Arc::new(MatMul::new(false, true)), &[x, w, b])
 }
 
 /// `x [B, Ci, H, W] -> [B, cout, H', W']`, weight `[cout, Ci, k, k]`.
@@ -117,8 +117,7 @@ pub fn conv(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: 
     let fan_in = cin * k * k;
     let w = ps.param(g, &format!("{name}.w"), &[cout, cin, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[cout], Init::FanIn { fan_in, gain: 1.0 })?;
-    let y = g.op(Arc::new(Conv2d::new(stride, pad)), &[x, w])?;
-    g.op(Arc::new(AddBias { axis: 1 }), &[y, b])
+    g.op(Arc::new(Conv2d::new(stride, pad)), &[x, w, b])
 }
 
 /// Transposed convolution `x [B, Ci, H, W] -> [B, cout, H', W']`, weight `[Ci, cout, k, k]`.
@@ -128,8 +127,7 @@ pub fn conv_t(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k
     let fan_in = cin * k * k / (stride * stride).max(1);
     let w = ps.param(g, &format!("{name}.w"), &[cin, cout, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[cout], Init::FanIn { fan_in, gain: 1.0 })?;
-    let y = g.op(Arc::new(ConvTranspose2d::new(stride, pad, out_pad)), &[x, w])?;
-    g.op(Arc::new(AddBias { axis: 1 }), &[y, b])
+    g.op(Arc::new(ConvTranspose2d::new(stride, pad, out_pad)), &[x, w, b])
 }
 
 pub fn map(g: &mut Graph, f: MapFn, x: Tid) -> Result<Tid> {
