@@ -12,7 +12,7 @@ pub use inference::stream;
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::nn::{self, Params};
+use crate::nn::{self, Act, Params};
 use crate::ops::Tid;
 pub use config::{Config, ModelConfig};
 
@@ -95,20 +95,19 @@ impl Model {
     fn ebm_block(&mut self, g: &mut Graph, name: &str, x: Tid, out: usize, down: bool, head: bool) -> Result<Tid> {
         let cin = g.shape_of(x)[1];
         let mut h = if head { x } else { nn::relu(g, x)? };
-        h = nn::conv(g, &mut self.ebm, &format!("{name}.c1"), h, out, 3, 1, 1)?;
-        h = nn::relu(g, h)?;
-        h = nn::conv(g, &mut self.ebm, &format!("{name}.c2"), h, out, 3, 1, 1)?;
+        h = nn::conv(g, &mut self.ebm, &format!("{name}.c1"), h, out, 3, 1, 1, Act::Relu)?;
+        h = nn::conv(g, &mut self.ebm, &format!("{name}.c2"), h, out, 3, 1, 1, Act::None)?;
         if down {
             h = nn::avgpool2(g, h)?;
         }
         let s = if head {
             let p = nn::avgpool2(g, x)?;
-            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), p, out, 1, 1, 0)?
+            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), p, out, 1, 1, 0, Act::None)?
         } else if down {
-            let c = nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0)?;
+            let c = nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0, Act::None)?;
             nn::avgpool2(g, c)?
         } else if cin != out {
-            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0)?
+            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0, Act::None)?
         } else {
             x
         };
@@ -121,7 +120,7 @@ impl Model {
         let c1 = self.ebm_first_width();
         let mut firsts = Vec::with_capacity(xs.len());
         for (k, &x) in xs.iter().enumerate() {
-            firsts.push(nn::conv(g, &mut self.ebm, &format!("in{k}"), x, c1, 3, 1, 1)?);
+            firsts.push(nn::conv(g, &mut self.ebm, &format!("in{k}"), x, c1, 3, 1, 1, Act::None)?);
         }
         let h = nn::concat(g, &firsts, 1)?;
         let h = self.ebm_block(g, "b1", h, nef, true, true)?;
@@ -130,7 +129,7 @@ impl Model {
         let h = self.ebm_block(g, "b4", h, nef, false, false)?;
         let h = nn::relu(g, h)?;
         let h = nn::global_avgpool(g, h)?;
-        let f = nn::linear(g, &mut self.ebm, "out", h, 1)?;
+        let f = nn::linear(g, &mut self.ebm, "out", h, 1, Act::None)?;
         let b = g.shape_of(f)[0];
         g.reshape(f, &[b])
     }
@@ -141,13 +140,11 @@ impl Model {
         let w2 = 2 * self.cfg.gen_width;
         let b = g.shape_of(h)[0];
         let name = format!("d{m}");
-        let x = nn::linear(g, &mut self.gen, &format!("{name}.fc"), h, w2 * (hh / 4) * (ww / 4))?;
+        let leak = Act::LeakyRelu(LEAK);
+        let x = nn::linear(g, &mut self.gen, &format!("{name}.fc"), h, w2 * (hh / 4) * (ww / 4), leak)?;
         let x = g.reshape(x, &[b, w2, hh / 4, ww / 4])?;
-        let x = nn::leaky(g, x, LEAK)?;
-        let x = nn::conv_t(g, &mut self.gen, &format!("{name}.t1"), x, self.cfg.gen_width, 4, 2, 1, 0)?;
-        let x = nn::leaky(g, x, LEAK)?;
-        let x = nn::conv_t(g, &mut self.gen, &format!("{name}.t2"), x, c, 4, 2, 1, 0)?;
-        nn::tanh(g, x)
+        let x = nn::conv_t(g, &mut self.gen, &format!("{name}.t1"), x, self.cfg.gen_width, 4, 2, 1, 0, leak)?;
+        nn::conv_t(g, &mut self.gen, &format!("{name}.t2"), x, c, 4, 2, 1, 0, Act::Tanh)
     }
 
     /// q_φm(· | x_m): returns (μ, log σ), each `[B, expert_latent]`.
@@ -156,14 +153,13 @@ impl Model {
         let w = self.cfg.enc_width;
         let b = g.shape_of(x)[0];
         let name = format!("e{m}");
-        let h = nn::conv(g, &mut self.enc, &format!("{name}.c1"), x, w, 4, 2, 1)?;
-        let h = nn::leaky(g, h, LEAK)?;
-        let h = nn::conv(g, &mut self.enc, &format!("{name}.c2"), h, 2 * w, 4, 2, 1)?;
-        let h = nn::leaky(g, h, LEAK)?;
+        let leak = Act::LeakyRelu(LEAK);
+        let h = nn::conv(g, &mut self.enc, &format!("{name}.c1"), x, w, 4, 2, 1, leak)?;
+        let h = nn::conv(g, &mut self.enc, &format!("{name}.c2"), h, 2 * w, 4, 2, 1, leak)?;
         let h = g.reshape(h, &[b, 2 * w * (hh / 4) * (ww / 4)])?;
         let d = self.expert_latent();
-        let mu = nn::linear(g, &mut self.enc, &format!("{name}.mu"), h, d)?;
-        let ls = nn::linear(g, &mut self.enc, &format!("{name}.logsigma"), h, d)?;
+        let mu = nn::linear(g, &mut self.enc, &format!("{name}.mu"), h, d, Act::None)?;
+        let ls = nn::linear(g, &mut self.enc, &format!("{name}.logsigma"), h, d, Act::None)?;
         Ok((mu, ls))
     }
 

@@ -7,6 +7,7 @@ use crate::ops::conv::{Conv2d, ConvTranspose2d};
 use crate::ops::copy::Concat;
 use crate::ops::elementwise::{Map, MapFn, Zip};
 use crate::ops::gemm::MatMul;
+pub use crate::ops::gemm::Act;
 use crate::ops::pool::{AvgPool2, GlobalAvgPool};
 use crate::ops::random::Tick;
 use crate::ops::reduce::{Reduce, ReduceKind};
@@ -102,32 +103,33 @@ impl Params {
     }
 }
 
-/// `x [B, in] -> [B, out]`, weight `[out, in]` as in PyTorch. Layers add their bias in the
-/// product's epilogue (no separate pass over the output).
-pub fn linear(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, out: usize) -> Result<Tid> {
+/// `x [B, in] -> act([B, out])`, weight `[out, in]` as in PyTorch. Layers add their bias and
+/// apply `act` in the product's epilogue (no separate passes over the output).
+pub fn linear(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, out: usize, act: Act) -> Result<Tid> {
     let fan_in = g.shape_of(x)[1];
     let w = ps.param(g, &format!("{name}.w"), &[out, fan_in], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[out], Init::FanIn { fan_in, gain: 1.0 })?;
-    g.op(Arc::new(MatMul::new(false, true)), &[x, w, b])
+    g.op(Arc::new(MatMul::new(false, true).with_act(act)), &[x, w, b])
 }
 
-/// `x [B, Ci, H, W] -> [B, cout, H', W']`, weight `[cout, Ci, k, k]`.
-pub fn conv(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: usize, stride: usize, pad: usize) -> Result<Tid> {
+/// `x [B, Ci, H, W] -> act([B, cout, H', W'])`, weight `[cout, Ci, k, k]`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: usize, stride: usize, pad: usize, act: Act) -> Result<Tid> {
     let cin = g.shape_of(x)[1];
     let fan_in = cin * k * k;
     let w = ps.param(g, &format!("{name}.w"), &[cout, cin, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[cout], Init::FanIn { fan_in, gain: 1.0 })?;
-    g.op(Arc::new(Conv2d::new(stride, pad)), &[x, w, b])
+    g.op(Arc::new(Conv2d::new(stride, pad).with_act(act)), &[x, w, b])
 }
 
-/// Transposed convolution `x [B, Ci, H, W] -> [B, cout, H', W']`, weight `[Ci, cout, k, k]`.
+/// Transposed convolution `x [B, Ci, H, W] -> act([B, cout, H', W'])`, weight `[Ci, cout, k, k]`.
 #[allow(clippy::too_many_arguments)]
-pub fn conv_t(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: usize, stride: usize, pad: usize, out_pad: usize) -> Result<Tid> {
+pub fn conv_t(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: usize, stride: usize, pad: usize, out_pad: usize, act: Act) -> Result<Tid> {
     let cin = g.shape_of(x)[1];
     let fan_in = cin * k * k / (stride * stride).max(1);
     let w = ps.param(g, &format!("{name}.w"), &[cin, cout, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[cout], Init::FanIn { fan_in, gain: 1.0 })?;
-    g.op(Arc::new(ConvTranspose2d::new(stride, pad, out_pad)), &[x, w, b])
+    g.op(Arc::new(ConvTranspose2d::new(stride, pad, out_pad).with_act(act)), &[x, w, b])
 }
 
 pub fn map(g: &mut Graph, f: MapFn, x: Tid) -> Result<Tid> {
