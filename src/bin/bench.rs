@@ -21,7 +21,7 @@ use mmebm::gpu::{pack_uniforms, uniform_size, Gpu, GpuOptions};
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
 use mmebm::ops::gemm::{variants, Kind, MatMul};
 use mmebm::ops::{eager, numel, Host, Op, Slot, Target};
-use mmebm::Result;
+use mmebm::{Error, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -371,11 +371,49 @@ fn main() {
     }
 }
 
+const USAGE: &str = "usage: bench [--variants a,b,..] [--quick] [--skip-matmul] [--skip-conv]
+             [--layer n,ci,h,co,k,s,p] [--ops fwd,bwd-data,bwd-w] [--runs n] [--cputime]
+             [--no-pairs] [--save]
+Times matmul and the PolyMNIST EBM's convolutions for every GEMM variant this adapter runs,
+each next to a one-thread CPU yardstick, and ends with the variant to use (--save records it).
+--variants   only these GEMM variants        --quick      1024³ and two conv layers only
+--layer      time this convolution instead   --ops        only these conv ops
+--runs n     exactly n runs per measurement  --cputime    process CPU time / 2, not wall clock
+--no-pairs   skip the paired conv/matmul ratios at the end";
+
+const FLAGS: &[&str] = &["--quick", "--skip-matmul", "--skip-conv", "--cputime", "--no-pairs", "--save"];
+const VALUED: &[&str] = &["--variants", "--layer", "--ops", "--runs"];
+
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--help" || a == "-h" {
+            println!("{USAGE}");
+            return Ok(());
+        } else if VALUED.contains(&a.as_str()) {
+            if it.next().is_none() {
+                return Err(Error::Config(format!("{a} needs a value\n{USAGE}")));
+            }
+        } else if !FLAGS.contains(&a.as_str()) {
+            return Err(Error::Config(format!("unknown option '{a}'\n{USAGE}")));
+        }
+    }
     let flag = |f: &str| args.iter().any(|a| a == f);
     let opt = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).cloned();
     let quick = flag("--quick");
+    let custom = match opt("--layer") {
+        None => None,
+        Some(spec) => {
+            let v: Vec<usize> = spec.split(',').map(|x| x.trim().parse()).collect::<std::result::Result<_, _>>().unwrap_or_default();
+            if v.len() != 7 || v[0] == 0 || v[1] == 0 || v[3] == 0 || v[4] == 0 || v[5] == 0 || v[2] + 2 * v[6] < v[4] {
+                return Err(Error::Config(format!(
+                    "--layer '{spec}': want n,ci,h,co,k,s,p (batch, in channels, height = width, out channels, kernel, stride, padding), all positive but p, with h + 2p >= k"
+                )));
+            }
+            Some(Layer { name: "custom", n: v[0], ci: v[1], h: v[2], co: v[3], k: v[4], s: v[5], p: v[6] })
+        }
+    };
     let only = opt("--ops");
     let wanted = |op: &str| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == op));
     let started = Instant::now();
@@ -392,13 +430,20 @@ fn run() -> Result<()> {
     let mut vs: Vec<_> = variants().into_iter().filter(|v| v.kind != Kind::Subgroup || base.subgroups).collect();
     if let Some(list) = opt("--variants") {
         let want: Vec<&str> = list.split(',').collect();
+        if let Some(bad) = want.iter().find(|w| !vs.iter().any(|v| v.name == **w)) {
+            let names: Vec<&str> = vs.iter().map(|v| v.name).collect();
+            return Err(Error::Config(format!("--variants: '{bad}' is not a variant this adapter runs ({})", names.join(", "))));
+        }
         vs.retain(|v| want.contains(&v.name));
     }
     let mut b = Bench {
         gpu,
         cputime: flag("--cputime"),
         shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(),
-        runs: opt("--runs").and_then(|r| r.parse().ok()),
+        runs: match opt("--runs") {
+            None => None,
+            Some(r) => Some(r.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| Error::Config(format!("--runs '{r}': want a positive count")))?),
+        },
         cache: HashMap::new(),
     };
     // Correctness first: a variant that gets a wrong answer is reported and left out.
@@ -482,10 +527,8 @@ fn run() -> Result<()> {
             Layer { name: "shortcut 32->64 28x28 1x1", n: 64, ci: 32, h: 28, co: 64, k: 1, s: 1, p: 0 },
         ];
         layers = if quick { vec![all[1], all[2]] } else { all.to_vec() };
-        if let Some(spec) = opt("--layer") {
-            // n,ci,h,co,k,s,p
-            let v: Vec<usize> = spec.split(',').map(|x| x.parse().expect("--layer n,ci,h,co,k,s,p")).collect();
-            layers = vec![Layer { name: "custom", n: v[0], ci: v[1], h: v[2], co: v[3], k: v[4], s: v[5], p: v[6] }];
+        if let Some(l) = custom {
+            layers = vec![l];
         }
         println!("\nPolyMNIST EBM convolutions, batch 64, GFLOP/s (CPU: im2col + sgemm, 1 thread)");
         // Variants far behind on matmul are not worth their minutes here.
