@@ -83,3 +83,25 @@ fn a_tensor_above_the_binding_limit_is_a_clear_error() {
         other => panic!("expected a shape error, got {other:?}"),
     }
 }
+
+#[test]
+fn layers_add_bias_and_activation_in_the_epilogue() {
+    // nn::conv / conv_t / linear are one GEMM-family dispatch each (plus a weight copy where the
+    // lowering wants one): no separate add_bias or map pass over the output.
+    use mmebm::nn::{self, Act, Params};
+    let mut g = Graph::new();
+    let mut ps = Params::new("p");
+    let x = g.var("x", &[2, 3, 8, 8]).unwrap();
+    let h = nn::conv(&mut g, &mut ps, "c", x, 4, 3, 1, 1, Act::LeakyRelu(0.2)).unwrap();
+    let h = nn::conv_t(&mut g, &mut ps, "t", h, 2, 4, 2, 1, 0, Act::Tanh).unwrap();
+    let h = g.reshape(h, &[2, 2 * 16 * 16]).unwrap();
+    let y = nn::linear(&mut g, &mut ps, "l", h, 5, Act::Relu).unwrap();
+    g.output("y", y);
+    for t in [Target::webgpu(), Target::of(gpu())] {
+        let plan = g.compile(&t).unwrap();
+        let mut ops: Vec<&str> = plan.dispatches.iter().map(|d| d.op.as_str()).collect();
+        ops.dedup(); // an op's dispatches (weight copy, product) share its name
+        assert!(ops.iter().all(|o| !o.starts_with("add_bias") && !o.starts_with("map")), "{ops:?}");
+        assert_eq!(ops.iter().filter(|o| o.contains("LeakyRelu") || o.contains("Tanh") || o.contains("Relu")).count(), 3, "{ops:?}");
+    }
+}
