@@ -4,6 +4,9 @@ use crate::error::Result;
 use crate::gpu::grid;
 use std::sync::Arc;
 
+/// Threads per workgroup of `reduce_mid` and `reduce_rows` (`WG` in reduce.wgsl).
+const WG: usize = 64;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ReduceKind {
     Sum,
@@ -64,7 +67,7 @@ impl Op for Reduce {
             constants: vec![("KIND".into(), code as f64)],
             params: words(&[Word::U(o as u32), Word::U(m as u32), Word::U(n as u32)]),
             bindings: vec![Slot::Input(0), Slot::Output],
-            workgroups: if rows { grid(o * n, 64) } else { grid(o * n, 1) },
+            workgroups: if rows { grid(o * n, WG) } else { grid(o * n, 1) },
         }))
     }
     fn cpu(&self, i: &[&Host]) -> Vec<Host> {
