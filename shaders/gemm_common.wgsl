@@ -18,6 +18,12 @@ override FLAT: bool = false;
 // the extra ones zero), so the 4 k of a step are one row of x and one window of 3 aligned vec4
 // serves all four taps (b_row4) instead of two loads and a shift per tap.
 override ROW4: bool = false;
+// ROW4 when the host knows every window's first element e (the quad's first pixel, tap 0) is
+// 4q + ROW4_R (W % 4 == 0, quads start at multiples of 4: ROW4_R = -pad mod 4); else -1. The
+// window is then read as its one aligned vec4 plus the scalars either side: 6 elements for a
+// 3-tap row instead of 3 vec4 (on lavapipe every loaded component costs a loop over the lanes).
+override ROW4_R: i32 = -1;
+override ROW4_KW: u32 = 4u; // ROW4: the real taps per row (KW)
 override BIAS: u32 = 0u;      // 0 none, 1 per row m (conv channel), 2 per column n (matmul)
 override ACT: u32 = 0u;       // 0 none, 1 relu, 2 leaky relu (p.slope), 3 tanh
 override SPLIT: bool = false; // write raw partial sums [ksplit][nz][M][N rounded to 4] for gemm_sum
@@ -410,13 +416,33 @@ fn row4_tap(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, r: u32, t: u32, x: vec4
 // MODE 1 with ROW4: the 4 taps of row (ci, kh) for the quad's pixels from 3 aligned vec4 of x.
 fn b_row4(c: Col, ks: KS, ke: u32) -> array<vec4<f32>, 4> {
     let e = c.bn.x + ks.kb;
+    let ok = vec4<bool>(ks.k < ke) & (vec4<u32>(c.ny + ks.ky) < vec4<u32>(p.h));
+    let x = c.nx + ks.kx;
+    if (ROW4_R >= 0) {
+        // w[i] = x element e + i, for i < KW + 3 (the rest stay 0: they meet zero weights).
+        let d = (4 - ROW4_R) % 4;
+        var w: array<f32, 8>;
+        for (var i = 0; i < d; i++) { w[i] = b[u32(max(e + i, 0))]; }
+        let v = b4[u32(max(e + d, 0)) / 4u];
+        w[d] = v.x;
+        w[d + 1] = v.y;
+        w[d + 2] = v.z;
+        w[d + 3] = v.w;
+        for (var i = d + 4; i < 7; i++) {
+            if (i < i32(p.kw) + 3) { w[i] = b[u32(max(e + i, 0))]; }
+        }
+        var r: array<vec4<f32>, 4>;
+        for (var t = 0u; t < 4u; t++) {
+            let m = ok & (vec4<u32>(x + vec4<i32>(i32(t))) < vec4<u32>(p.w));
+            r[t] = select(vec4<f32>(0.0), vec4<f32>(w[t], w[t + 1u], w[t + 2u], w[t + 3u]), m);
+        }
+        return r;
+    }
     let q = e >> 2u;
     let r = u32(e & 3);
     let v0 = b4[u32(max(q, 0))];
     let v1 = b4[u32(max(q + 1, 0))];
     let v2 = b4[u32(max(q + 2, 0))];
-    let ok = vec4<bool>(ks.k < ke) & (vec4<u32>(c.ny + ks.ky) < vec4<u32>(p.h));
-    let x = c.nx + ks.kx;
     return array<vec4<f32>, 4>(row4_tap(v0, v1, v2, r, 0u, x, ok), row4_tap(v0, v1, v2, r, 1u, x, ok),
                                row4_tap(v0, v1, v2, r, 2u, x, ok), row4_tap(v0, v1, v2, r, 3u, x, ok));
 }

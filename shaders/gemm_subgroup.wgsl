@@ -26,8 +26,9 @@ fn mma8(acc: ptr<function, array<vec4<f32>, 8>>, ar: array<vec4<f32>, 8>, bb: ar
         var v = (*acc)[r];
         v = fma(vec4<f32>(ar[r].x), bb[0], v);
         v = fma(vec4<f32>(ar[r].y), bb[1], v);
-        v = fma(vec4<f32>(ar[r].z), bb[2], v);
-        v = fma(vec4<f32>(ar[r].w), bb[3], v);
+        // (ROW4 rows are KW taps padded to 4 with zero weights: those products are skipped.)
+        if (!ROW4 || ROW4_KW > 2u) { v = fma(vec4<f32>(ar[r].z), bb[2], v); }
+        if (!ROW4 || ROW4_KW > 3u) { v = fma(vec4<f32>(ar[r].w), bb[3], v); }
         (*acc)[r] = v;
     }
 }

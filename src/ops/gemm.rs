@@ -344,6 +344,13 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
         ("SPLIT".into(), b2(split)),
         ("WGX".into(), wgx as f64),
     ];
+    if row4 {
+        constants.push(("ROW4_KW".into(), g.conv.kw as f64));
+        // Stride 1 and W % 4 == 0: every pixel quad and every row of x start at a multiple of 4.
+        if g.conv.w % 4 == 0 {
+            constants.push(("ROW4_R".into(), ((4 - g.conv.pad % 4) % 4) as f64));
+        }
+    }
     let (shader, entry) = match var.kind {
         Kind::Subgroup => {
             constants.extend([("TM".into(), tm as f64), ("WIDE".into(), b2(wide))]);
