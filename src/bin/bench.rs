@@ -16,7 +16,8 @@
 //! ratios at the end), `--runs n` (exactly n runs per measurement, no warm-up: fixed work for
 //! an outside profiler).
 //! `MMEBM_SHADER_DIR=dir` compiles `dir/<shader>.wgsl` instead of the embedded shaders (kernel
-//! experiments without rebuilding).
+//! experiments without rebuilding); `--against dir` times `dir`'s shaders alternately with the
+//! default ones, op by op (an A/B that survives this VM's jumps between speed levels).
 use mmebm::gpu::{pack_uniforms, uniform_size, Gpu, GpuOptions};
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
 use mmebm::ops::gemm::{variants, Kind, MatMul};
@@ -31,20 +32,23 @@ struct Bench {
     /// Report process CPU time / 2 instead of wall time (A/B tests on a busy 2-core machine).
     cputime: bool,
     shader_dir: Option<String>,
+    /// `--against dir`: also time each op with `dir`'s shaders, alternating with the default.
+    against: Option<String>,
     /// `--runs n`: exactly n runs per measurement.
     runs: Option<usize>,
     cache: HashMap<String, Arc<wgpu::ComputePipeline>>,
 }
 
 impl Bench {
-    fn pipeline(&mut self, shader: &str, entry: &str, consts: &[(String, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
-        let Some(dir) = &self.shader_dir else { return self.gpu.pipeline(shader, entry, consts) };
-        let key = format!("{shader}/{entry}/{consts:?}");
+    /// The pipeline of the embedded shaders, or of `dir/<shader>.wgsl` (includes read from `dir`).
+    fn pipeline(&mut self, dir: Option<&str>, shader: &str, entry: &str, consts: &[(String, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
+        let Some(dir) = dir else { return self.gpu.pipeline(shader, entry, consts) };
+        let key = format!("{dir}/{shader}/{entry}/{consts:?}");
         if let Some(p) = self.cache.get(&key) {
             return Ok(p.clone());
         }
-        let src = std::fs::read_to_string(format!("{dir}/{shader}.wgsl"))
-            .map_err(|e| mmebm::Error::Io(format!("{dir}/{shader}.wgsl: {e}")))?;
+        let read = |n: &str| std::fs::read_to_string(format!("{dir}/{n}.wgsl")).map_err(|e| Error::Io(format!("{dir}/{n}.wgsl: {e}")));
+        let src = mmebm::gpu::resolve_includes(shader, &read)?;
         let module = self.gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(shader),
             source: wgpu::ShaderSource::Wgsl(src.into()),
@@ -82,9 +86,12 @@ impl Bench {
         let blocks: Vec<&[u32]> = low.dispatches.iter().map(|d| d.params.as_slice()).collect();
         let (udata, offsets) = pack_uniforms(&blocks);
         let ubuf = self.gpu.uniform_buffer(&udata);
-        let mut groups = Vec::new();
-        for (d, off) in low.dispatches.iter().zip(&offsets) {
-            let pipe = self.pipeline(d.shader, d.entry, &d.constants)?;
+        let dirs: Vec<Option<String>> = std::iter::once(self.shader_dir.clone()).chain(self.against.clone().map(Some)).collect();
+        let mut sets = Vec::new();
+        for dir in &dirs {
+            let mut groups = Vec::new();
+            for (d, off) in low.dispatches.iter().zip(&offsets) {
+                let pipe = self.pipeline(dir.as_deref(), d.shader, d.entry, &d.constants)?;
             let bufs: Vec<&wgpu::Buffer> = d
                 .bindings
                 .iter()
@@ -96,13 +103,15 @@ impl Bench {
                 .collect();
             let bg = self.gpu.bind_group(&pipe, (&ubuf, *off, uniform_size(d.params.len())), &bufs);
             groups.push((pipe, bg, d.workgroups));
+            }
+            sets.push(groups);
         }
-        let run = |gpu: &Gpu| -> Result<f64> {
+        let run_set = |gpu: &Gpu, set: usize| -> Result<f64> {
             let t = Instant::now();
             let mut enc = gpu.device.create_command_encoder(&Default::default());
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
-                for (pipe, bg, wg) in &groups {
+                for (pipe, bg, wg) in &sets[set] {
                     pass.set_pipeline(pipe);
                     pass.set_bind_group(0, bg, &[]);
                     pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
@@ -112,6 +121,16 @@ impl Bench {
             gpu.wait()?;
             Ok(t.elapsed().as_secs_f64())
         };
+        if let Some(dir) = &self.against {
+            // Run times here jump between levels ~2x apart: alternate the two kernels run by
+            // run and compare within each pair.
+            run_set(&self.gpu, 0)?;
+            run_set(&self.gpu, 1)?;
+            let mut r: Vec<f64> = (0..24).map(|_| Ok(run_set(&self.gpu, 1)? / run_set(&self.gpu, 0)?)).collect::<Result<_>>()?;
+            r.sort_by(f64::total_cmp);
+            println!("\n    time with {dir} / without: median {:.3} (quartiles {:.3}-{:.3}) over 24 alternating pairs", r[12], r[6], r[18]);
+        }
+        let run = |gpu: &Gpu| run_set(gpu, 0);
         if let Some(n) = self.runs {
             // Fixed work for an outside profiler: n runs, no warm-up.
             let t0 = Instant::now();
@@ -373,16 +392,18 @@ fn main() {
 
 const USAGE: &str = "usage: bench [--variants a,b,..] [--quick] [--skip-matmul] [--skip-conv]
              [--layer n,ci,h,co,k,s,p] [--ops fwd,bwd-data,bwd-w] [--runs n] [--cputime]
-             [--no-pairs] [--save]
+             [--no-pairs] [--save] [--against DIR]
 Times matmul and the PolyMNIST EBM's convolutions for every GEMM variant this adapter runs,
 each next to a one-thread CPU yardstick, and ends with the variant to use (--save records it).
 --variants   only these GEMM variants        --quick      1024³ and two conv layers only
 --layer      time this convolution instead   --ops        only these conv ops
 --runs n     exactly n runs per measurement  --cputime    process CPU time / 2, not wall clock
---no-pairs   skip the paired conv/matmul ratios at the end";
+--no-pairs   skip the paired conv/matmul ratios at the end
+--against D  also time each op with the shaders in folder D (same names, `// #include` read
+             from D), alternating run by run, and print the median time ratio D / built-in";
 
 const FLAGS: &[&str] = &["--quick", "--skip-matmul", "--skip-conv", "--cputime", "--no-pairs", "--save"];
-const VALUED: &[&str] = &["--variants", "--layer", "--ops", "--runs"];
+const VALUED: &[&str] = &["--variants", "--layer", "--ops", "--runs", "--against"];
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -440,6 +461,7 @@ fn run() -> Result<()> {
         gpu,
         cputime: flag("--cputime"),
         shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(),
+        against: opt("--against"),
         runs: match opt("--runs") {
             None => None,
             Some(r) => Some(r.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| Error::Config(format!("--runs '{r}': want a positive count")))?),
@@ -584,7 +606,7 @@ fn run() -> Result<()> {
         let buf = b.gpu.storage("replay", 1024)?;
         let (udata, _) = pack_uniforms(&[&[1u32, 0, 0, 0, 0]]);
         let ubuf = b.gpu.uniform_buffer(&udata);
-        let pipe = b.pipeline("elementwise", "fill", &[("FN".into(), 0.0)])?;
+        let pipe = b.pipeline(b.shader_dir.clone().as_deref(), "elementwise", "fill", &[("FN".into(), 0.0)])?;
         let bg = b.gpu.bind_group(&pipe, (&ubuf, 0, uniform_size(5)), &[&buf]);
         let gpu = &b.gpu;
         let replay = || {

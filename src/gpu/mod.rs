@@ -19,21 +19,27 @@ pub fn shader_file(name: &str) -> Result<&'static str> {
 /// the source of `shaders/<other>.wgsl` (so two kernels that differ only in an `enable` directive
 /// share one body). The browser demo resolves includes the same way.
 pub fn shader_source(name: &str) -> Result<String> {
-    fn resolve(name: &str, depth: usize) -> Result<String> {
+    resolve_includes(name, &|n| shader_file(n).map(str::to_string))
+}
+
+/// Shader `name` as `load` finds it, with its `// #include` lines resolved through `load` too
+/// (the bench's `MMEBM_SHADER_DIR` and `--against` read kernel variants from a folder this way).
+pub fn resolve_includes(name: &str, load: &dyn Fn(&str) -> Result<String>) -> Result<String> {
+    fn resolve(name: &str, load: &dyn Fn(&str) -> Result<String>, depth: usize) -> Result<String> {
         if depth > 4 {
             return Err(Error::Gpu(format!("shader include chain too deep at '{name}'")));
         }
         let mut out = String::new();
-        for line in shader_file(name)?.lines() {
+        for line in load(name)?.lines() {
             match line.trim().strip_prefix("// #include ") {
-                Some(other) => out.push_str(&resolve(other.trim(), depth + 1)?),
+                Some(other) => out.push_str(&resolve(other.trim(), load, depth + 1)?),
                 None => out.push_str(line),
             }
             out.push('\n');
         }
         Ok(out)
     }
-    resolve(name, 0)
+    resolve(name, load, 0)
 }
 
 /// How to pick and configure the device.
