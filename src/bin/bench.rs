@@ -67,9 +67,9 @@ impl Bench {
         Ok(p)
     }
 
-    /// Seconds for one submit of `op` on random inputs of `shapes` (best of a few after a warm-up),
-    /// stopping early once `budget` seconds are spent.
-    fn time_op(&mut self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], budget: f64) -> Result<f64> {
+    /// `op` on random inputs of `shapes`, lowered for `target`, ready to replay: its buffers and
+    /// its dispatches with the embedded shaders, or `dir`'s.
+    fn prepare(&mut self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], dir: Option<&str>) -> Result<Prepared> {
         let sh: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
         let out_shape = op.shape(&sh)?;
         let low = op.lower(&sh, &out_shape, target)?;
@@ -86,12 +86,9 @@ impl Bench {
         let blocks: Vec<&[u32]> = low.dispatches.iter().map(|d| d.params.as_slice()).collect();
         let (udata, offsets) = pack_uniforms(&blocks);
         let ubuf = self.gpu.uniform_buffer(&udata);
-        let dirs: Vec<Option<String>> = std::iter::once(self.shader_dir.clone()).chain(self.against.clone().map(Some)).collect();
-        let mut sets = Vec::new();
-        for dir in &dirs {
-            let mut groups = Vec::new();
-            for (d, off) in low.dispatches.iter().zip(&offsets) {
-                let pipe = self.pipeline(dir.as_deref(), d.shader, d.entry, &d.constants)?;
+        let mut groups = Vec::new();
+        for (d, off) in low.dispatches.iter().zip(&offsets) {
+            let pipe = self.pipeline(dir, d.shader, d.entry, &d.constants)?;
             let bufs: Vec<&wgpu::Buffer> = d
                 .bindings
                 .iter()
@@ -103,59 +100,72 @@ impl Bench {
                 .collect();
             let bg = self.gpu.bind_group(&pipe, (&ubuf, *off, uniform_size(d.params.len())), &bufs);
             groups.push((pipe, bg, d.workgroups));
-            }
-            sets.push(groups);
         }
-        let run_set = |gpu: &Gpu, set: usize| -> Result<f64> {
-            let t = Instant::now();
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                for (pipe, bg, wg) in &sets[set] {
-                    pass.set_pipeline(pipe);
-                    pass.set_bind_group(0, bg, &[]);
-                    pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
-                }
+        Ok(Prepared { groups, _buffers: [inputs, scratch, vec![out, ubuf]].concat() })
+    }
+
+    /// Seconds for one submit of `p`, wait included.
+    fn run(&self, p: &Prepared) -> Result<f64> {
+        let t = Instant::now();
+        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for (pipe, bg, wg) in &p.groups {
+                pass.set_pipeline(pipe);
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
             }
-            gpu.queue.submit([enc.finish()]);
-            gpu.wait()?;
-            Ok(t.elapsed().as_secs_f64())
-        };
-        if let Some(dir) = &self.against {
-            // Run times here jump between levels ~2x apart: alternate the two kernels run by
-            // run and compare within each pair.
-            run_set(&self.gpu, 0)?;
-            run_set(&self.gpu, 1)?;
-            let mut r: Vec<f64> = (0..24).map(|_| Ok(run_set(&self.gpu, 1)? / run_set(&self.gpu, 0)?)).collect::<Result<_>>()?;
-            r.sort_by(f64::total_cmp);
-            println!("\n    time with {dir} / without: median {:.3} (quartiles {:.3}-{:.3}) over 24 alternating pairs", r[12], r[6], r[18]);
         }
-        let run = |gpu: &Gpu| run_set(gpu, 0);
+        self.gpu.queue.submit([enc.finish()]);
+        self.gpu.wait()?;
+        Ok(t.elapsed().as_secs_f64())
+    }
+
+    /// Median and quartiles of time(b) / time(a) over 24 pairs of runs, a and b alternating:
+    /// run times on this VM jump between levels ~2x apart, and a pair sees one level.
+    fn alternate(&self, a: &Prepared, b: &Prepared) -> Result<[f64; 3]> {
+        self.run(a)?;
+        self.run(b)?;
+        let mut r: Vec<f64> = (0..24).map(|_| Ok(self.run(b)? / self.run(a)?)).collect::<Result<_>>()?;
+        r.sort_by(f64::total_cmp);
+        Ok([r[12], r[6], r[18]])
+    }
+
+    /// Seconds for one submit of `op` on random inputs of `shapes` (best of a few after a warm-up),
+    /// stopping early once `budget` seconds are spent. With `--against`, also prints how `op`
+    /// compares with that folder's shaders.
+    fn time_op(&mut self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], budget: f64) -> Result<f64> {
+        let p = self.prepare(target, op, shapes, self.shader_dir.clone().as_deref())?;
+        if let Some(dir) = self.against.clone() {
+            let q = self.prepare(target, op, shapes, Some(&dir))?;
+            let [m, lo, hi] = self.alternate(&p, &q)?;
+            println!("\n    time with {dir} / without: median {m:.3} (quartiles {lo:.3}-{hi:.3}) over 24 alternating pairs");
+        }
         if let Some(n) = self.runs {
             // Fixed work for an outside profiler: n runs, no warm-up.
             let t0 = Instant::now();
             for _ in 0..n {
-                run(&self.gpu)?;
+                self.run(&p)?;
             }
             return Ok(t0.elapsed().as_secs_f64() / n as f64);
         }
         if self.cputime {
-            run(&self.gpu)?;
+            self.run(&p)?;
             let (c0, t0) = (cpu_seconds(), Instant::now());
             let mut n = 0;
             while n < 3 || t0.elapsed().as_secs_f64() < budget {
-                run(&self.gpu)?;
+                self.run(&p)?;
                 n += 1;
             }
             return Ok((cpu_seconds() - c0) / 2.0 / n as f64);
         }
         // Warm-up, then best of up to 8 (at least 4 for short runs: the machine may be shared).
-        let first = run(&self.gpu)?;
+        let first = self.run(&p)?;
         let min_runs = if first < 0.25 { 4 } else { 1 };
         let mut best = f64::MAX;
         let mut spent = first;
         for i in 0..8 {
-            let t = run(&self.gpu)?;
+            let t = self.run(&p)?;
             best = best.min(t);
             spent += t;
             if i + 1 >= min_runs && spent > budget {
@@ -164,6 +174,12 @@ impl Bench {
         }
         Ok(best)
     }
+}
+
+/// An op's dispatches, bound to its own buffers (kept alive here).
+struct Prepared {
+    groups: Vec<(Arc<wgpu::ComputePipeline>, wgpu::BindGroup, [u32; 3])>,
+    _buffers: Vec<wgpu::Buffer>,
 }
 
 /// Runs small odd-sized products and convolutions on `t` and compares them with the CPU
@@ -654,28 +670,28 @@ fn run() -> Result<()> {
             }
         }
         if !layers.is_empty() && !flag("--skip-matmul") && !flag("--no-pairs") {
-            // The tables above are minutes apart, and lavapipe's speed drifts with the host's load:
-            // time each conv op right after the matmul, 3 times, and report the median ratio.
+            // The tables above are minutes apart, and lavapipe's speed jumps between levels ~2x
+            // apart: alternate the matmul and each conv op run by run, and report the median
+            // ratio of GFLOP/s within the 24 pairs.
             let t = Target { gemm_variant: pick.into(), ..base.clone() };
             let mm = MatMul::new(false, false);
             let mm_shapes = [vec![1024, 1024], vec![1024, 1024]];
             let mm_flops = 2.0 * 1024f64.powi(3);
-            println!("\n{pick}: conv / matmul 1024³ GFLOP/s, each conv timed right after the matmul, median of 3 pairs (target >= 0.5)");
+            let sd = b.shader_dir.clone();
+            let mmp = b.prepare(&t, &mm, &mm_shapes, sd.as_deref())?;
+            println!("\n{pick}: conv / matmul 1024³ GFLOP/s, run by run alternately, median (quartiles) of 24 pairs (target >= 0.5)");
             let mut worst = (f64::MAX, String::new());
             for l in &layers {
                 for (oname, op, shapes) in l.ops().iter() {
                     if !wanted(oname) {
                         continue;
                     }
-                    let mut r = Vec::new();
-                    for _ in 0..3 {
-                        let m = gf(mm_flops, b.time_op(&t, &mm, &mm_shapes, 0.5)?);
-                        let c = gf(l.flops(), b.time_op(&t, op.as_ref(), shapes, 0.5)?);
-                        r.push((c / m, c, m));
-                    }
-                    r.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    let (ratio, c, m) = r[1];
-                    println!("  {:<27}{:<10}{:>6.2}   ({c:.1} / {m:.1} GFLOP/s)", l.name, oname, ratio);
+                    let cp = b.prepare(&t, op.as_ref(), shapes, sd.as_deref())?;
+                    // time(conv) / time(mm) -> GFLOP/s ratio
+                    let [m, lo, hi] = b.alternate(&mmp, &cp)?;
+                    let g = |x: f64| l.flops() / mm_flops / x;
+                    let ratio = g(m);
+                    println!("  {:<27}{:<10}{:>6.2}   ({:.2}-{:.2})", l.name, oname, ratio, g(hi), g(lo));
                     if ratio < worst.0 {
                         worst = (ratio, format!("{} {oname}", l.name));
                     }
