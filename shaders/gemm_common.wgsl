@@ -413,7 +413,8 @@ fn row4_tap(v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, r: u32, t: u32, x: vec4
     return select(vec4<f32>(0.0), v, ok & (vec4<u32>(x + vec4<i32>(i32(t))) < vec4<u32>(p.w)));
 }
 
-// MODE 1 with ROW4: the 4 taps of row (ci, kh) for the quad's pixels from 3 aligned vec4 of x.
+// MODE 1 with ROW4: the 4 taps of row (ci, kh) for the quad's pixels, from 3 aligned vec4 of x
+// (or, with ROW4_R, from the window's aligned vec4 and the scalars either side).
 fn b_row4(c: Col, ks: KS, ke: u32) -> array<vec4<f32>, 4> {
     let e = c.bn.x + ks.kb;
     let ok = vec4<bool>(ks.k < ke) & (vec4<u32>(c.ny + ks.ky) < vec4<u32>(p.h));
