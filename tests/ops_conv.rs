@@ -44,6 +44,7 @@ const GEOS: &[Geo] = &[
     (1, 3, 4, 4, 36, 4, 2, 1),  // even kernel, stride 2, Co % 4 == 0 (transposed: vector path)
     (2, 2, 6, 8, 5, 4, 1, 2),   // 4 taps, padding 2, W % 4 == 0: ROW4 windows 2 + vec4 + 1
     (1, 3, 5, 8, 4, 2, 1, 1),   // 2 taps, W % 4 == 0: ROW4 window 1 + vec4
+    (2, 3, 6, 8, 40, 3, 1, 1),  // ROW4 with Co over one workgroup's rows (several row blocks)
     // Thin and pointwise paths (ops::conv picks them from the shapes):
     (1, 1, 28, 28, 4, 3, 1, 1), // Ci 1, batch 1: transposed conv_thin with aligned rows
     (2, 3, 8, 8, 8, 3, 1, 1),   // first-layer-like: K = 27 padded (flat), conv_thin aligned
