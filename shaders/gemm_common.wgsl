@@ -1,5 +1,6 @@
 // The body shared by gemm.wgsl and gemm_subgroup.wgsl (they include it): constants, Params,
-// geometry of the four MODEs, loaders and the epilogue. No entry points of its own.
+// geometry of the four MODEs, loaders and the epilogue, and the body of conv_thin. No entry points
+// of its own.
 
 override MODE: u32 = 0u;
 override TRANS_A: bool = false;
@@ -525,4 +526,251 @@ fn put4(zb: u32, kz: u32, r: Row, c: Col, v: vec4<f32>, bc: vec4<f32>) {
             out[i / 4u][i % 4u] = x[j];
         }
     }
+}
+
+// Thin transposed convolution: conv2d backward-data (MODE 2 geometry) with stride 1 and at most
+// 4 output channels (TCI = Ci), e.g. the data gradient of a first layer on RGB images. As a GEMM
+// its M is Ci, so every gathered dy element would serve only Ci products; here a thread computes
+// TR rows x TQ quads of dx for all Ci channels, loads each dy row it needs once per co as TQ + 2
+// vec4 (columns x0-4 .. x0+4TQ+3) and forms every tap's shift of it in registers: a dy element
+// serves up to KH*KW*Ci products. Taps are constants (TKH, TKW, TPAD; the host keeps
+// TPAD <= 3 and TKW - 1 - TPAD <= 4, so every shift stays within the window) and the loops have
+// constant trip counts apart from the one over co (< 65535). Weights come permuted by
+// `conv_wperm` (THIN) to [Co][KH][KW] vec4 over Ci (zero past Ci). VEC_B: OW % 4 == 0 (dy rows
+// aligned); VEC_C: W % 4 == 0 (dx quads aligned and full).
+override TR: u32 = 4u;
+override TQ: u32 = 2u; // TR * TQ * TCI <= 64, TR <= 8, TQ <= 8, TKH <= 5, TKW <= 5
+override TKH: u32 = 3u;
+override TKW: u32 = 3u;
+override TPAD: u32 = 1u;
+override TCI: u32 = 3u;
+
+@group(0) @binding(1) var<storage, read> thin_w: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> thin_dy: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> thin_bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> thin_out: array<vec4<f32>>;
+
+// dy elements e..e+3 (columns col..col+3 of a row), zero outside the row or when !ok.
+fn thin_ld(e: i32, col: i32, ok: bool) -> vec4<f32> {
+    let m = in4(col, 0, i32(p.ow)) & vec4<bool>(ok);
+    if (VEC_B) {
+        return select(vec4<f32>(0.0), thin_dy[u32(max(e, 0)) / 4u], m);
+    }
+    let q = e >> 2u;
+    let v = shift4(thin_dy[u32(max(q, 0))], thin_dy[u32(max(q + 1, 0))], u32(e & 3));
+    return select(vec4<f32>(0.0), v, m);
+}
+
+// The products of conv_thin are written with constant arguments and guards instead of loops:
+// after inlining every array index is a constant, so llvmpipe keeps acc, wts and win in
+// registers (a loop that it does not unroll would index them through memory, ~6x slower).
+// Each accumulator takes all KW taps of a row in one chain (fewer spills of acc).
+// acc[b + c] += sum over kx of w[kx][c] * v[kx].
+fn thin_c(acc: ptr<function, array<vec4<f32>, 64>>, b: u32, c: u32, v: array<vec4<f32>, 5>, w: array<vec4<f32>, 5>) {
+    if (c >= TCI) { return; }
+    var x = fma(vec4<f32>(w[0][c]), v[0], (*acc)[b + c]);
+    if (TKW > 1u) { x = fma(vec4<f32>(w[1][c]), v[1], x); }
+    if (TKW > 2u) { x = fma(vec4<f32>(w[2][c]), v[2], x); }
+    if (TKW > 3u) { x = fma(vec4<f32>(w[3][c]), v[3], x); }
+    if (TKW > 4u) { x = fma(vec4<f32>(w[4][c]), v[4], x); }
+    (*acc)[b + c] = x;
+}
+
+// Window columns of quad q for tap kx: from element 4q + 4 + pad - kx.
+fn thin_shift(win: ptr<function, array<vec4<f32>, 10>>, q: u32, kx: u32) -> vec4<f32> {
+    if (kx >= TKW) { return vec4<f32>(0.0); }
+    let tt = 4u + TPAD - kx;
+    return shift4((*win)[q + tt / 4u], (*win)[q + tt / 4u + 1u], tt % 4u);
+}
+
+// Row ky of taps for output row r, quad q.
+fn thin_rq(acc: ptr<function, array<vec4<f32>, 64>>, win: ptr<function, array<vec4<f32>, 10>>,
+           wts: ptr<function, array<vec4<f32>, 25>>, r: u32, ky: u32, q: u32) {
+    if (q >= TQ) { return; }
+    let v = array<vec4<f32>, 5>(thin_shift(win, q, 0u), thin_shift(win, q, 1u), thin_shift(win, q, 2u),
+                                thin_shift(win, q, 3u), thin_shift(win, q, 4u));
+    let t = ky * TKW;
+    let w = array<vec4<f32>, 5>((*wts)[t], (*wts)[min(t + 1u, 24u)], (*wts)[min(t + 2u, 24u)],
+                                (*wts)[min(t + 3u, 24u)], (*wts)[min(t + 4u, 24u)]);
+    let b = (r * TQ + q) * TCI;
+    thin_c(acc, b, 0u, v, w);
+    thin_c(acc, b, 1u, v, w);
+    thin_c(acc, b, 2u, v, w);
+    thin_c(acc, b, 3u, v, w);
+}
+
+// Window row j adds to output row r through tap row ky = r + TKH - 1 - j, if there is one.
+fn thin_rj(acc: ptr<function, array<vec4<f32>, 64>>, win: ptr<function, array<vec4<f32>, 10>>,
+           wts: ptr<function, array<vec4<f32>, 25>>, j: u32, r: u32) {
+    if (r >= TR || r + TKH - 1u < j || r > j) { return; }
+    let ky = r + TKH - 1u - j;
+    thin_rq(acc, win, wts, r, ky, 0u);
+    thin_rq(acc, win, wts, r, ky, 1u);
+    thin_rq(acc, win, wts, r, ky, 2u);
+    thin_rq(acc, win, wts, r, ky, 3u);
+    thin_rq(acc, win, wts, r, ky, 4u);
+    thin_rq(acc, win, wts, r, ky, 5u);
+    thin_rq(acc, win, wts, r, ky, 6u);
+    thin_rq(acc, win, wts, r, ky, 7u);
+}
+
+// Window row j (dy row iy0 + j, columns xc ..) of one co, added to every output row it reaches.
+fn thin_row(acc: ptr<function, array<vec4<f32>, 64>>, wts: ptr<function, array<vec4<f32>, 25>>, j: u32,
+            base: i32, iy0: i32, xc: i32) {
+    if (j >= TR + TKH - 1u) { return; }
+    let iy = iy0 + i32(j);
+    let rok = iy >= 0 && iy < i32(p.oh);
+    let e = base + i32(j) * i32(p.ow);
+    var win: array<vec4<f32>, 10>;
+    win[0] = thin_ld(e, xc, rok);
+    win[1] = thin_ld(e + 4, xc + 4, rok);
+    win[2] = thin_ld(e + 8, xc + 8, rok);
+    if (TQ > 1u) { win[3] = thin_ld(e + 12, xc + 12, rok); }
+    if (TQ > 2u) { win[4] = thin_ld(e + 16, xc + 16, rok); }
+    if (TQ > 3u) { win[5] = thin_ld(e + 20, xc + 20, rok); }
+    if (TQ > 4u) { win[6] = thin_ld(e + 24, xc + 24, rok); }
+    if (TQ > 5u) { win[7] = thin_ld(e + 28, xc + 28, rok); }
+    if (TQ > 6u) { win[8] = thin_ld(e + 32, xc + 32, rok); }
+    if (TQ > 7u) { win[9] = thin_ld(e + 36, xc + 36, rok); }
+    thin_rj(acc, &win, wts, j, 0u);
+    thin_rj(acc, &win, wts, j, 1u);
+    thin_rj(acc, &win, wts, j, 2u);
+    thin_rj(acc, &win, wts, j, 3u);
+    thin_rj(acc, &win, wts, j, 4u);
+    thin_rj(acc, &win, wts, j, 5u);
+    thin_rj(acc, &win, wts, j, 6u);
+    thin_rj(acc, &win, wts, j, 7u);
+}
+
+// Stores quad q of output row r for every channel (constant r, q: see thin_store).
+fn thin_put(acc: ptr<function, array<vec4<f32>, 64>>, img: u32, y0: u32, x0: u32, r: u32, q: u32) {
+    let y = y0 + r;
+    let x = x0 + 4u * q;
+    if (r >= TR || q >= TQ || y >= p.h || x >= p.w) { return; }
+    let b = (r * TQ + q) * TCI;
+    thin_put1((*acc)[b], img, 0u, y, x);
+    if (TCI > 1u) { thin_put1((*acc)[b + 1u], img, 1u, y, x); }
+    if (TCI > 2u) { thin_put1((*acc)[b + 2u], img, 2u, y, x); }
+    if (TCI > 3u) { thin_put1((*acc)[b + 3u], img, 3u, y, x); }
+}
+
+fn thin_put1(a: vec4<f32>, img: u32, c: u32, y: u32, x: u32) {
+    var v = a;
+    if (BIAS == 1u) { v += vec4<f32>(thin_bias[c]); }
+    v = vec4<f32>(act(v.x), act(v.y), act(v.z), act(v.w));
+    let e = ((img * p.ci + c) * p.h + y) * p.w + x;
+    if (VEC_C) {
+        thin_out[e / 4u] = v;
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (x + j < p.w) { thin_out[(e + j) / 4u][(e + j) % 4u] = v[j]; }
+    }
+}
+
+// Thread t's block of dx: image, first row y0 and column x0; output row r reads window row
+// j = r + TKH - 1 - ky (dy row iy0 + j), quad q with tap kx reads the window from element
+// 4q + 4 + pad - kx; base = the offset of window row 0 in co 0's dy plane.
+struct Thin { img: u32, y0: u32, x0: u32, iy0: i32, xc: i32, base: i32 }
+
+fn thin_blocks() -> u32 {
+    return p.nimg * ((p.h + TR - 1u) / TR) * ((p.w + 4u * TQ - 1u) / (4u * TQ));
+}
+
+fn thin_at(t: u32) -> Thin {
+    let bx = (p.w + 4u * TQ - 1u) / (4u * TQ);
+    let by = (p.h + TR - 1u) / TR;
+    var th: Thin;
+    th.img = t / (by * bx);
+    let blk = t % (by * bx);
+    th.y0 = (blk / bx) * TR;
+    th.x0 = (blk % bx) * 4u * TQ;
+    th.iy0 = i32(th.y0 + TPAD) - i32(TKH - 1u);
+    th.xc = i32(th.x0) - 4;
+    th.base = i32(th.img * p.co * p.oh * p.ow) + th.iy0 * i32(p.ow) + th.xc;
+    return th;
+}
+
+// dx(y, x) += w(o, c, ky, kx) dy(o, y + pad - ky, x + pad - kx) for one co o: base = th.base in
+// o's dy plane, wts = its KH*KW weight vec4 (over c); acc[(r * TQ + q) * TCI + c].
+fn thin_co(acc: ptr<function, array<vec4<f32>, 64>>, wts: ptr<function, array<vec4<f32>, 25>>, th: Thin, base: i32) {
+    thin_row(acc, wts, 0u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 1u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 2u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 3u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 4u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 5u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 6u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 7u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 8u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 9u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 10u, base, th.iy0, th.xc);
+    thin_row(acc, wts, 11u, base, th.iy0, th.xc);
+}
+
+fn thin_store(acc: ptr<function, array<vec4<f32>, 64>>, th: Thin) {
+    thin_put(acc, th.img, th.y0, th.x0, 0u, 0u);
+    thin_put(acc, th.img, th.y0, th.x0, 0u, 1u);
+    thin_put(acc, th.img, th.y0, th.x0, 0u, 2u);
+    thin_put(acc, th.img, th.y0, th.x0, 0u, 3u);
+    thin_put(acc, th.img, th.y0, th.x0, 0u, 4u);
+    thin_put(acc, th.img, th.y0, th.x0, 0u, 5u);
+    thin_put(acc, th.img, th.y0, th.x0, 0u, 6u);
+    thin_put(acc, th.img, th.y0, th.x0, 0u, 7u);
+    thin_put(acc, th.img, th.y0, th.x0, 1u, 0u);
+    thin_put(acc, th.img, th.y0, th.x0, 1u, 1u);
+    thin_put(acc, th.img, th.y0, th.x0, 1u, 2u);
+    thin_put(acc, th.img, th.y0, th.x0, 1u, 3u);
+    thin_put(acc, th.img, th.y0, th.x0, 1u, 4u);
+    thin_put(acc, th.img, th.y0, th.x0, 1u, 5u);
+    thin_put(acc, th.img, th.y0, th.x0, 1u, 6u);
+    thin_put(acc, th.img, th.y0, th.x0, 1u, 7u);
+    thin_put(acc, th.img, th.y0, th.x0, 2u, 0u);
+    thin_put(acc, th.img, th.y0, th.x0, 2u, 1u);
+    thin_put(acc, th.img, th.y0, th.x0, 2u, 2u);
+    thin_put(acc, th.img, th.y0, th.x0, 2u, 3u);
+    thin_put(acc, th.img, th.y0, th.x0, 2u, 4u);
+    thin_put(acc, th.img, th.y0, th.x0, 2u, 5u);
+    thin_put(acc, th.img, th.y0, th.x0, 2u, 6u);
+    thin_put(acc, th.img, th.y0, th.x0, 2u, 7u);
+    thin_put(acc, th.img, th.y0, th.x0, 3u, 0u);
+    thin_put(acc, th.img, th.y0, th.x0, 3u, 1u);
+    thin_put(acc, th.img, th.y0, th.x0, 3u, 2u);
+    thin_put(acc, th.img, th.y0, th.x0, 3u, 3u);
+    thin_put(acc, th.img, th.y0, th.x0, 3u, 4u);
+    thin_put(acc, th.img, th.y0, th.x0, 3u, 5u);
+    thin_put(acc, th.img, th.y0, th.x0, 3u, 6u);
+    thin_put(acc, th.img, th.y0, th.x0, 3u, 7u);
+    thin_put(acc, th.img, th.y0, th.x0, 4u, 0u);
+    thin_put(acc, th.img, th.y0, th.x0, 4u, 1u);
+    thin_put(acc, th.img, th.y0, th.x0, 4u, 2u);
+    thin_put(acc, th.img, th.y0, th.x0, 4u, 3u);
+    thin_put(acc, th.img, th.y0, th.x0, 4u, 4u);
+    thin_put(acc, th.img, th.y0, th.x0, 4u, 5u);
+    thin_put(acc, th.img, th.y0, th.x0, 4u, 6u);
+    thin_put(acc, th.img, th.y0, th.x0, 4u, 7u);
+    thin_put(acc, th.img, th.y0, th.x0, 5u, 0u);
+    thin_put(acc, th.img, th.y0, th.x0, 5u, 1u);
+    thin_put(acc, th.img, th.y0, th.x0, 5u, 2u);
+    thin_put(acc, th.img, th.y0, th.x0, 5u, 3u);
+    thin_put(acc, th.img, th.y0, th.x0, 5u, 4u);
+    thin_put(acc, th.img, th.y0, th.x0, 5u, 5u);
+    thin_put(acc, th.img, th.y0, th.x0, 5u, 6u);
+    thin_put(acc, th.img, th.y0, th.x0, 5u, 7u);
+    thin_put(acc, th.img, th.y0, th.x0, 6u, 0u);
+    thin_put(acc, th.img, th.y0, th.x0, 6u, 1u);
+    thin_put(acc, th.img, th.y0, th.x0, 6u, 2u);
+    thin_put(acc, th.img, th.y0, th.x0, 6u, 3u);
+    thin_put(acc, th.img, th.y0, th.x0, 6u, 4u);
+    thin_put(acc, th.img, th.y0, th.x0, 6u, 5u);
+    thin_put(acc, th.img, th.y0, th.x0, 6u, 6u);
+    thin_put(acc, th.img, th.y0, th.x0, 6u, 7u);
+    thin_put(acc, th.img, th.y0, th.x0, 7u, 0u);
+    thin_put(acc, th.img, th.y0, th.x0, 7u, 1u);
+    thin_put(acc, th.img, th.y0, th.x0, 7u, 2u);
+    thin_put(acc, th.img, th.y0, th.x0, 7u, 3u);
+    thin_put(acc, th.img, th.y0, th.x0, 7u, 4u);
+    thin_put(acc, th.img, th.y0, th.x0, 7u, 5u);
+    thin_put(acc, th.img, th.y0, th.x0, 7u, 6u);
+    thin_put(acc, th.img, th.y0, th.x0, 7u, 7u);
 }

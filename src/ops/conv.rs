@@ -242,7 +242,7 @@ impl Op for ConvTranspose2d {
         if thin_ok(&c) {
             // At most 4 output channels: the direct kernel (a GEMM with M = Ci would waste most
             // of every gathered dy element).
-            return lower_thin(&g, Slot::Input(1), Slot::Input(0), bias);
+            return lower_thin(&g, target, Slot::Input(1), Slot::Input(0), bias);
         }
         lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), bias)
     }

@@ -452,7 +452,7 @@ fn wperm(low: &mut Lowered, flag: Option<&str>, params: &[u32], src: Slot, n: us
     dst
 }
 
-/// Whether `conv_thin` (gemm.wgsl) can run the transposed convolution / backward-data of `c`
+/// Whether `conv_thin` (gemm.wgsl, gemm_subgroup.wgsl) can run the transposed convolution / backward-data of `c`
 /// (stride 1, at most 4 output channels, taps within its register window), and pays: as a
 /// GEMM its M would be Ci <= 4.
 pub(crate) fn thin_ok(c: &ConvGeo) -> bool {
@@ -461,8 +461,10 @@ pub(crate) fn thin_ok(c: &ConvGeo) -> bool {
 
 /// Lowers a transposed convolution `g` (MODE 2 geometry, [`thin_ok`]) to `conv_thin`: weights
 /// in `w` [Co, Ci, KH, KW], input `dy`, writing `Slot::Output` [N, Ci, H, W].
-pub(crate) fn lower_thin(g: &Gemm, w: Slot, dy: Slot, bias: Option<Slot>) -> Result<Lowered> {
+pub(crate) fn lower_thin(g: &Gemm, target: &Target, w: Slot, dy: Slot, bias: Option<Slot>) -> Result<Lowered> {
     let c = &g.conv;
+    // The subgroup variant's adapters get the entry that shares weight loads (gemm_subgroup.wgsl).
+    let shader = if select_variant(target)?.kind == Kind::Subgroup { "gemm_subgroup" } else { "gemm" };
     debug_assert!(thin_ok(c));
     let params = gemm_params(g, 1)?;
     let mut low = Lowered::default();
@@ -487,7 +489,7 @@ pub(crate) fn lower_thin(g: &Gemm, w: Slot, dy: Slot, bias: Option<Slot>) -> Res
     let (act, _) = g.act.code();
     let b2 = |x: bool| if x { 1.0 } else { 0.0 };
     low.dispatches.push(Dispatch {
-        shader: "gemm",
+        shader,
         entry: "conv_thin",
         constants: vec![
             ("TR".into(), tr as f64),
