@@ -691,13 +691,13 @@ fn run() -> Result<()> {
                     let [m, lo, hi] = b.alternate(&mmp, &cp)?;
                     let g = |x: f64| l.flops() / mm_flops / x;
                     let ratio = g(m);
-                    println!("  {:<27}{:<10}{:>6.2}   ({:.2}-{:.2})", l.name, oname, ratio, g(hi), g(lo));
+                    println!("  {:<27}{:<10}{:>6.3}   ({:.3}-{:.3})", l.name, oname, ratio, g(hi), g(lo));
                     if ratio < worst.0 {
                         worst = (ratio, format!("{} {oname}", l.name));
                     }
                 }
             }
-            println!("{pick}: lowest paired conv ratio {:.2} ({})", worst.0, worst.1);
+            println!("{pick}: lowest paired conv ratio {:.3} ({})", worst.0, worst.1);
         }
         println!("bench took {:.0} s", started.elapsed().as_secs_f64());
         println!("gemm_variant = \"{}\"  # this adapter ({}) picks it", ranked[0].1, b.gpu.info.name);
