@@ -7,6 +7,8 @@
 // hands them to all lanes, so A is read once per subgroup instead of once per thread. Needs a
 // subgroup size of at least 8 (lavapipe 8, NVIDIA 32, AMD 32/64, Intel 8-32; the bench checks
 // every variant against the CPU before it may be picked).
+// The file's second entry, `conv_thin`, is gemm.wgsl's direct transposed convolution with its
+// weight loads shared the same way (see the end of the file).
 // #include gemm_common
 
 override TM: u32 = 32u; // rows per workgroup: 8, 16, 32 or 64

@@ -351,6 +351,14 @@ fn thin_and_pointwise_lowerings_are_chosen() {
     let d = lowered(&Conv2d::new(1, 1), &[&[64, 3, 28, 28], &[32, 3, 3, 3]]);
     assert!(on(&d[0].constants, "ROW4") && on(&d[1].constants, "ROW4"), "{d:?}");
     assert_eq!(d[1].params[2], 3 * 3 * 4, "K counts 4 taps per row");
+    assert!(d[1].constants.iter().any(|(n, v)| n == "TM" && *v == 16.0), "ROW4 takes 16 rows per workgroup: {d:?}");
+    // conv_thin: the subgroup twin (shared weight loads) only where a subgroup variant is picked.
+    let thin = Conv2dBackwardData::backward_data(1, 1, [28, 28], [3, 3]);
+    let d = lowered(&thin, &[&[64, 32, 28, 28], &[32, 3, 3, 3]]);
+    assert_eq!((d[1].shader, d[1].entry), ("gemm_subgroup", "conv_thin"));
+    let shapes: &[&[usize]] = &[&[64, 32, 28, 28], &[32, 3, 3, 3]];
+    let d = thin.lower(shapes, &thin.shape(shapes).unwrap(), &t).unwrap().dispatches;
+    assert_eq!((d[1].shader, d[1].entry), ("gemm", "conv_thin"), "the browser's target has no subgroups");
     let d = lowered(&Conv2d::new(1, 1), &[&[64, 64, 28, 28], &[64, 64, 3, 3]]);
     assert!(!on(&d.last().unwrap().constants, "ROW4"), "long K keeps the plain gather");
     let d = lowered(&Conv2d::new(1, 0), &[&[64, 32, 28, 28], &[64, 32, 1, 1]]);
