@@ -266,8 +266,8 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
             tm = tm.min(16);
         }
         // ROW4 (K = 36 after padding the taps) likewise: 16 rows measured 1.23-1.33x faster than
-        // 32 (first conv forward at batch 64, `bench --against`), 8 rows and two quads per
-        // thread slower.
+        // 32 on lavapipe (first conv forward at batch 64, the two row counts alternated run by
+        // run as `bench --against` does); 8 rows, and two quads per thread, were slower.
         if row4 {
             tm = tm.min(16);
         }
@@ -452,9 +452,9 @@ fn wperm(low: &mut Lowered, flag: Option<&str>, params: &[u32], src: Slot, n: us
     dst
 }
 
-/// Whether `conv_thin` (gemm.wgsl, gemm_subgroup.wgsl) can run the transposed convolution / backward-data of `c`
-/// (stride 1, at most 4 output channels, taps within its register window), and pays: as a
-/// GEMM its M would be Ci <= 4.
+/// Whether `conv_thin` (gemm.wgsl, gemm_subgroup.wgsl) can run the transposed convolution /
+/// backward-data of `c` (stride 1, at most 4 output channels, taps within its register window),
+/// and pays: as a GEMM its M would be Ci <= 4.
 pub(crate) fn thin_ok(c: &ConvGeo) -> bool {
     c.s == 1 && c.ci <= 4 && c.pad <= 3 && c.kw <= c.pad + 5 && c.kh <= 5 && c.kw <= 5 && c.co < 65535
 }
@@ -463,7 +463,7 @@ pub(crate) fn thin_ok(c: &ConvGeo) -> bool {
 /// in `w` [Co, Ci, KH, KW], input `dy`, writing `Slot::Output` [N, Ci, H, W].
 pub(crate) fn lower_thin(g: &Gemm, target: &Target, w: Slot, dy: Slot, bias: Option<Slot>) -> Result<Lowered> {
     let c = &g.conv;
-    // The subgroup variant's adapters get the entry that shares weight loads (gemm_subgroup.wgsl).
+    // A subgroup tile variant gets the entry that shares weight loads (gemm_subgroup.wgsl).
     let shader = if select_variant(target)?.kind == Kind::Subgroup { "gemm_subgroup" } else { "gemm" };
     debug_assert!(thin_ok(c));
     let params = gemm_params(g, 1)?;
