@@ -209,7 +209,7 @@ fn conv_thin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (t >= thin_blocks()) { return; }
     let th = thin_at(t);
     var base = th.base;
-    var acc: array<vec4<f32>, 64>;
+    var acc: array<vec4<f32>, THIN_ACC>;
     for (var o = 0u; o < p.co; o++) {
         var wts: array<vec4<f32>, 25>;
         let wo = o * TKH * TKW;

@@ -539,11 +539,16 @@ fn put4(zb: u32, kz: u32, r: Row, c: Col, v: vec4<f32>, bc: vec4<f32>) {
 // `conv_wperm` (THIN) to [Co][KH][KW] vec4 over Ci (zero past Ci). VEC_B: OW % 4 == 0 (dy rows
 // aligned); VEC_C: W % 4 == 0 (dx quads aligned and full).
 override TR: u32 = 4u;
-override TQ: u32 = 2u; // TR * TQ * TCI <= 64, TR <= 8, TQ <= 8, TKH <= 5, TKW <= 5
+override TQ: u32 = 2u; // TR * TQ * TCI <= THIN_ACC, TR <= 8, TQ <= 8, TKH <= 5, TKW <= 5
+const THIN_ACC: u32 = 96u; // accumulators: the host allows 64 on a GPU (registers), 96 on a CPU
 override TKH: u32 = 3u;
 override TKW: u32 = 3u;
 override TPAD: u32 = 1u;
 override TCI: u32 = 3u;
+// Window quads i (dy columns xc + 4i ..) with TW0 <= i < TW1 are loaded, the rest are zero: when
+// one block spans a whole row (x0 = 0), the host knows which quads hold no real column.
+override TW0: u32 = 0u;
+override TW1: u32 = 10u;
 
 @group(0) @binding(1) var<storage, read> thin_w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> thin_dy: array<vec4<f32>>;
@@ -561,12 +566,19 @@ fn thin_ld(e: i32, col: i32, ok: bool) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, m);
 }
 
+// Window quad i of a dy row: TQ + 2 quads, of which the host may rule out the edges (TW0, TW1;
+// first layer's input gradient ~11% faster on lavapipe, where a masked load costs a whole load).
+fn thin_wq(e: i32, xc: i32, rok: bool, i: u32) -> vec4<f32> {
+    if (i < TW0 || i >= TW1 || i >= TQ + 2u) { return vec4<f32>(0.0); }
+    return thin_ld(e + 4 * i32(i), xc + 4 * i32(i), rok);
+}
+
 // The products of conv_thin are written with constant arguments and guards instead of loops:
 // after inlining every array index is a constant, so llvmpipe keeps acc, wts and win in
 // registers (a loop that it does not unroll would index them through memory, ~6x slower).
 // Each accumulator takes all KW taps of a row in one chain (fewer spills of acc).
 // acc[b + c] += sum over kx of w[kx][c] * v[kx].
-fn thin_c(acc: ptr<function, array<vec4<f32>, 64>>, b: u32, c: u32, v: array<vec4<f32>, 5>, w: array<vec4<f32>, 5>) {
+fn thin_c(acc: ptr<function, array<vec4<f32>, THIN_ACC>>, b: u32, c: u32, v: array<vec4<f32>, 5>, w: array<vec4<f32>, 5>) {
     if (c >= TCI) { return; }
     var x = fma(vec4<f32>(w[0][c]), v[0], (*acc)[b + c]);
     if (TKW > 1u) { x = fma(vec4<f32>(w[1][c]), v[1], x); }
@@ -584,7 +596,7 @@ fn thin_shift(win: ptr<function, array<vec4<f32>, 10>>, q: u32, kx: u32) -> vec4
 }
 
 // Row ky of taps for output row r, quad q.
-fn thin_rq(acc: ptr<function, array<vec4<f32>, 64>>, win: ptr<function, array<vec4<f32>, 10>>,
+fn thin_rq(acc: ptr<function, array<vec4<f32>, THIN_ACC>>, win: ptr<function, array<vec4<f32>, 10>>,
            wts: ptr<function, array<vec4<f32>, 25>>, r: u32, ky: u32, q: u32) {
     if (q >= TQ) { return; }
     let v = array<vec4<f32>, 5>(thin_shift(win, q, 0u), thin_shift(win, q, 1u), thin_shift(win, q, 2u),
@@ -600,7 +612,7 @@ fn thin_rq(acc: ptr<function, array<vec4<f32>, 64>>, win: ptr<function, array<ve
 }
 
 // Window row j adds to output row r through tap row ky = r + TKH - 1 - j, if there is one.
-fn thin_rj(acc: ptr<function, array<vec4<f32>, 64>>, win: ptr<function, array<vec4<f32>, 10>>,
+fn thin_rj(acc: ptr<function, array<vec4<f32>, THIN_ACC>>, win: ptr<function, array<vec4<f32>, 10>>,
            wts: ptr<function, array<vec4<f32>, 25>>, j: u32, r: u32) {
     if (r >= TR || r + TKH - 1u < j || r > j) { return; }
     let ky = r + TKH - 1u - j;
@@ -615,23 +627,23 @@ fn thin_rj(acc: ptr<function, array<vec4<f32>, 64>>, win: ptr<function, array<ve
 }
 
 // Window row j (dy row iy0 + j, columns xc ..) of one co, added to every output row it reaches.
-fn thin_row(acc: ptr<function, array<vec4<f32>, 64>>, wts: ptr<function, array<vec4<f32>, 25>>, j: u32,
+fn thin_row(acc: ptr<function, array<vec4<f32>, THIN_ACC>>, wts: ptr<function, array<vec4<f32>, 25>>, j: u32,
             base: i32, iy0: i32, xc: i32) {
     if (j >= TR + TKH - 1u) { return; }
     let iy = iy0 + i32(j);
     let rok = iy >= 0 && iy < i32(p.oh);
     let e = base + i32(j) * i32(p.ow);
     var win: array<vec4<f32>, 10>;
-    win[0] = thin_ld(e, xc, rok);
-    win[1] = thin_ld(e + 4, xc + 4, rok);
-    win[2] = thin_ld(e + 8, xc + 8, rok);
-    if (TQ > 1u) { win[3] = thin_ld(e + 12, xc + 12, rok); }
-    if (TQ > 2u) { win[4] = thin_ld(e + 16, xc + 16, rok); }
-    if (TQ > 3u) { win[5] = thin_ld(e + 20, xc + 20, rok); }
-    if (TQ > 4u) { win[6] = thin_ld(e + 24, xc + 24, rok); }
-    if (TQ > 5u) { win[7] = thin_ld(e + 28, xc + 28, rok); }
-    if (TQ > 6u) { win[8] = thin_ld(e + 32, xc + 32, rok); }
-    if (TQ > 7u) { win[9] = thin_ld(e + 36, xc + 36, rok); }
+    win[0] = thin_wq(e, xc, rok, 0u);
+    win[1] = thin_wq(e, xc, rok, 1u);
+    win[2] = thin_wq(e, xc, rok, 2u);
+    win[3] = thin_wq(e, xc, rok, 3u);
+    win[4] = thin_wq(e, xc, rok, 4u);
+    win[5] = thin_wq(e, xc, rok, 5u);
+    win[6] = thin_wq(e, xc, rok, 6u);
+    win[7] = thin_wq(e, xc, rok, 7u);
+    win[8] = thin_wq(e, xc, rok, 8u);
+    win[9] = thin_wq(e, xc, rok, 9u);
     thin_rj(acc, &win, wts, j, 0u);
     thin_rj(acc, &win, wts, j, 1u);
     thin_rj(acc, &win, wts, j, 2u);
@@ -643,7 +655,7 @@ fn thin_row(acc: ptr<function, array<vec4<f32>, 64>>, wts: ptr<function, array<v
 }
 
 // Stores quad q of output row r for every channel (constant r, q: see thin_store).
-fn thin_put(acc: ptr<function, array<vec4<f32>, 64>>, img: u32, y0: u32, x0: u32, r: u32, q: u32) {
+fn thin_put(acc: ptr<function, array<vec4<f32>, THIN_ACC>>, img: u32, y0: u32, x0: u32, r: u32, q: u32) {
     let y = y0 + r;
     let x = x0 + 4u * q;
     if (r >= TR || q >= TQ || y >= p.h || x >= p.w) { return; }
@@ -693,7 +705,7 @@ fn thin_at(t: u32) -> Thin {
 
 // dx(y, x) += w(o, c, ky, kx) dy(o, y + pad - ky, x + pad - kx) for one co o: base = th.base in
 // o's dy plane, wts = its KH*KW weight vec4 (over c); acc[(r * TQ + q) * TCI + c].
-fn thin_co(acc: ptr<function, array<vec4<f32>, 64>>, wts: ptr<function, array<vec4<f32>, 25>>, th: Thin, base: i32) {
+fn thin_co(acc: ptr<function, array<vec4<f32>, THIN_ACC>>, wts: ptr<function, array<vec4<f32>, 25>>, th: Thin, base: i32) {
     thin_row(acc, wts, 0u, base, th.iy0, th.xc);
     thin_row(acc, wts, 1u, base, th.iy0, th.xc);
     thin_row(acc, wts, 2u, base, th.iy0, th.xc);
@@ -708,7 +720,7 @@ fn thin_co(acc: ptr<function, array<vec4<f32>, 64>>, wts: ptr<function, array<ve
     thin_row(acc, wts, 11u, base, th.iy0, th.xc);
 }
 
-fn thin_store(acc: ptr<function, array<vec4<f32>, 64>>, th: Thin) {
+fn thin_store(acc: ptr<function, array<vec4<f32>, THIN_ACC>>, th: Thin) {
     thin_put(acc, th.img, th.y0, th.x0, 0u, 0u);
     thin_put(acc, th.img, th.y0, th.x0, 0u, 1u);
     thin_put(acc, th.img, th.y0, th.x0, 0u, 2u);

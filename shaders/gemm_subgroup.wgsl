@@ -167,7 +167,7 @@ fn conv_thin(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let nt = TKH * TKW;
     let l8 = lane % 8u;
     var base = th.base;
-    var acc: array<vec4<f32>, 64>;
+    var acc: array<vec4<f32>, THIN_ACC>;
     for (var o = 0u; o < p.co; o++) {
         let wo = o * nt;
         let w0 = bc8(thin_w[wo + min(l8, nt - 1u)]);

@@ -51,6 +51,8 @@ const GEOS: &[Geo] = &[
     (2, 3, 9, 13, 6, 5, 1, 0),  // conv_thin: 5x5 no padding, 3 rows per thread, partial quads
     (1, 2, 4, 5, 3, 3, 1, 3),   // conv_thin: padding 3 (window edge), output larger than input
     (3, 4, 6, 8, 7, 3, 1, 0),   // conv_thin: Ci 4, no padding
+    (1, 3, 5, 40, 4, 3, 1, 1),  // conv_thin: two blocks per row (every window quad loaded)
+    (1, 2, 3, 38, 3, 3, 1, 1),  // conv_thin: two blocks per row, rows not multiples of 4
     (1, 4, 5, 7, 3, 1, 1, 0),   // 1x1 as a batched matmul: H*W = 35 (no vector C), Ci 4
     (2, 8, 4, 4, 12, 1, 1, 0),  // 1x1 as a batched matmul: every vector path
     (2, 3, 7, 7, 5, 1, 2, 0),   // 1x1 stride 2, Ci 3 (stays an implicit GEMM)
