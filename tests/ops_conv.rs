@@ -361,6 +361,14 @@ fn thin_and_pointwise_lowerings_are_chosen() {
     let shapes: &[&[usize]] = &[&[64, 32, 28, 28], &[32, 3, 3, 3]];
     let d = thin.lower(shapes, &thin.shape(shapes).unwrap(), &t).unwrap().dispatches;
     assert_eq!((d[1].shader, d[1].entry), ("gemm", "conv_thin"), "the browser's target has no subgroups");
+    // Its blocks: 3 rows x 7 quads (63 accumulators) on a GPU, 4 x 7 (84) on a CPU; one block
+    // spans the 28 columns, so each dy row loads window quads 1..7 of 0..8.
+    let konst = |d: &mmebm::ops::Dispatch, k: &str| d.constants.iter().find(|(n, _)| n == k).map(|(_, v)| *v as usize);
+    let tile = |d: &mmebm::ops::Dispatch| ["TR", "TQ", "TW0", "TW1"].map(|k| konst(d, k).unwrap());
+    assert_eq!(tile(&d[1]), [3, 7, 1, 8]);
+    let cpu = Target { cpu: true, ..t.clone() };
+    let d = thin.lower(shapes, &thin.shape(shapes).unwrap(), &cpu).unwrap().dispatches;
+    assert_eq!(tile(&d[1]), [4, 7, 1, 8]);
     let d = lowered(&Conv2d::new(1, 1), &[&[64, 64, 28, 28], &[64, 64, 3, 3]]);
     assert!(!on(&d.last().unwrap().constants, "ROW4"), "long K keeps the plain gather");
     let d = lowered(&Conv2d::new(1, 0), &[&[64, 32, 28, 28], &[64, 32, 1, 1]]);
