@@ -1,24 +1,14 @@
-//! `eval` and `plot` end to end on tiny checkpoints: ours and the EBM-alone ablation, each
-//! writing a complete report with numbers in range.
+//! `eval` and `plot` end to end on the shared tiny checkpoints (`common::tiny_run`): ours and the
+//! EBM-alone ablation, each writing a complete report with numbers in range.
 use std::path::{Path, PathBuf};
 use std::process::Command;
+mod common;
+use common::{tiny_run, TinyRun};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mmebm-eval-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-fn train(out: &Path, extra: &[&str]) {
-    let o = Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(["--plain", "--iterations", "3", "--out", out.to_str().unwrap()])
-        .args(["--set", "data.train_size=200", "--set", "data.test_size=40", "--set", "train.batch=8", "--set", "train.log_every=1"])
-        .args(["--set", "model.ebm_width=4", "--set", "model.gen_width=4", "--set", "model.enc_width=4", "--set", "model.latent=4"])
-        .args(["--set", "langevin.kx=2", "--set", "langevin.kz=2", "--set", "train.sample_every=100"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 fn eval(ckpt: &Path, clf: &Path, out: &Path) -> serde_json::Value {
@@ -43,9 +33,8 @@ fn unit(v: &serde_json::Value, what: &str) -> f64 {
 fn eval_reports_ours_and_the_ebm_alone_ablation() {
     let root = tmp("runs");
     let clf = root.join("classifiers.safetensors");
-    let ours = root.join("ours");
-    train(&ours, &[]);
-    let r = eval(&ours.join("checkpoint.safetensors"), &clf, &ours.join("eval"));
+    let ours = tiny_run(TinyRun::Ours);
+    let r = eval(&ours.join("checkpoint.safetensors"), &clf, &root.join("eval-ours"));
     assert!(clf.exists(), "classifiers were not saved");
     let by = r["conditional"]["by_observed"].as_array().unwrap();
     assert_eq!(by.len(), 4);
@@ -61,9 +50,8 @@ fn eval_reports_ours_and_the_ebm_alone_ablation() {
     assert_eq!(r["frechet"]["generator"].as_array().unwrap().len(), 5);
     assert!(r["cost"].as_array().unwrap().iter().any(|c| c["mode"] == "unconditional, revised" && c["evaluations"] == 3));
 
-    let alone = root.join("alone");
-    train(&alone, &["--set", "model.generator=false"]);
-    let r = eval(&alone.join("checkpoint.safetensors"), &clf, &alone.join("eval"));
+    let alone = tiny_run(TinyRun::Alone);
+    let r = eval(&alone.join("checkpoint.safetensors"), &clf, &root.join("eval-alone"));
     for row in r["conditional"]["by_observed"].as_array().unwrap() {
         unit(&row["ebm_from_noise"], "EBM-alone coherence");
     }

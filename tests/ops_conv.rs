@@ -1,25 +1,18 @@
-//! Convolutions (forward, transposed = backward-data, backward-weight) on every GEMM variant
-//! against plain-loop CPU references, adjoint identities, and their gradient ops.
+//! Convolutions (forward, transposed = backward-data, backward-weight) on the GEMM variants
+//! against plain-loop CPU references, adjoint identities, and their gradient ops. Every geometry
+//! runs on the variants adapters pick by default and a third of them on each other variant;
+//! the ignored `*_every_variant` tests (`scripts/test.sh --long`) run every pair.
 //! Tolerance: an output sums K = Ci*KH*KW (forward), Co*KH*KW (transposed) or N*OH*OW
 //! (weight gradient) f32 products in another order than the f64 reference: rounding grows like
 //! sqrt(K) ulps, so |got - want| <= 1e-4 |want| + 1.6e-5 sqrt(K) (inputs in [-1, 1]).
 mod common;
 use common::*;
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvTranspose2d};
-use mmebm::ops::gemm::{variants, Act, Kind, MatMul};
+use mmebm::ops::gemm::{Act, MatMul};
 use mmebm::ops::{eager, Host, Op, Target};
 
 fn atol(k: usize) -> f32 {
     1.6e-5 * (k as f32).sqrt() + 1e-6
-}
-
-fn targets() -> Vec<Target> {
-    let base = Target::of(gpu());
-    variants()
-        .into_iter()
-        .filter(|v| v.kind != Kind::Subgroup || base.subgroups)
-        .map(|v| Target { gemm_variant: v.name.to_string(), ..base.clone() })
-        .collect()
 }
 
 fn check(t: &Target, op: &dyn Op, inputs: &[&Host], k: usize) -> Host {
@@ -76,10 +69,13 @@ fn run_guarded(t: &Target, op: &dyn Op, inputs: &[&Host]) -> Result<Host, String
     eager::run_on(gpu(), t, op, inputs).map(|mut v| v.remove(0)).map_err(|e| e.to_string())
 }
 
-#[test]
-fn conv_forward_all_variants() {
-    for t in targets() {
-        for (gi, &g) in GEOS.iter().enumerate() {
+// Every geometry on the default variants, a third of them on each other variant (`Matrix`);
+// the `*_every_variant` twins (long tier) check every pair.
+matrix_tests!(conv_forward_all_variants, conv_forward_every_variant, conv_forward, 3);
+
+fn conv_forward(m: Matrix) {
+    for (vi, t) in variant_targets().into_iter().enumerate() {
+        for (gi, &g) in GEOS.iter().enumerate().filter(|(gi, _)| m.has(&t, vi, *gi)) {
             let (x, w, bias) = inputs(g, 10 * gi as u64);
             let (_, ci, _, _, _, k, s, p) = g;
             check(&t, &Conv2d::new(s, p), &[&x, &w], ci * k * k);
@@ -89,10 +85,11 @@ fn conv_forward_all_variants() {
     }
 }
 
-#[test]
-fn conv_transpose_all_variants() {
-    for t in targets() {
-        for (gi, &g) in GEOS.iter().enumerate() {
+matrix_tests!(conv_transpose_all_variants, conv_transpose_every_variant, conv_transpose, 3);
+
+fn conv_transpose(m: Matrix) {
+    for (vi, t) in variant_targets().into_iter().enumerate() {
+        for (gi, &g) in GEOS.iter().enumerate().filter(|(gi, _)| m.has(&t, vi, *gi)) {
             let (n, ci, h, wd, co, k, s, p) = g;
             let fwd = Conv2d::new(s, p);
             let ys = fwd.shape(&[&[n, ci, h, wd], &[co, ci, k, k]]).unwrap();
@@ -111,10 +108,11 @@ fn conv_transpose_all_variants() {
     }
 }
 
-#[test]
-fn conv_backward_weight_all_variants() {
-    for t in targets() {
-        for (gi, &g) in GEOS.iter().enumerate() {
+matrix_tests!(conv_backward_weight_all_variants, conv_backward_weight_every_variant, conv_backward_weight, 3);
+
+fn conv_backward_weight(m: Matrix) {
+    for (vi, t) in variant_targets().into_iter().enumerate() {
+        for (gi, &g) in GEOS.iter().enumerate().filter(|(gi, _)| m.has(&t, vi, *gi)) {
             let (n, ci, h, wd, co, k, s, p) = g;
             let x = rand_host(&[n, ci, h, wd], 200 + gi as u64, -1.0, 1.0);
             let ys = Conv2d::new(s, p).shape(&[&x.shape, &[co, ci, k, k]]).unwrap();

@@ -1,25 +1,17 @@
-//! MatMul on every GEMM variant against plain-loop CPU references, and its gradient ops.
+//! MatMul on the GEMM variants against plain-loop CPU references, and its gradient ops. Every
+//! shape runs on the variants adapters pick by default and some on each other variant; the
+//! ignored `*_every_variant` tests (`scripts/test.sh --long`) run every pair.
 //! Tolerance: each output is a sum of K f32 products summed in a different order (and with fma)
 //! than the f64 reference; rounding errors of a sum of K terms of size ~1 grow like sqrt(K) ulps,
 //! so |got - want| <= 1e-4 |want| + 2e-6 sqrt(K) * 8 (the 8 covers inputs up to ~2 in size and
 //! bias/activation). Observed errors are about ten times smaller.
 mod common;
 use common::*;
-use mmebm::ops::gemm::{variants, Act, Kind, MatMul};
+use mmebm::ops::gemm::{Act, Kind, MatMul};
 use mmebm::ops::{eager, Host, Op, Target};
 
 fn tol_atol(k: usize) -> f32 {
     2e-6 * (k as f32).sqrt() * 8.0 + 1e-6
-}
-
-/// The targets to test: every variant this device can run.
-fn targets() -> Vec<Target> {
-    let base = Target::of(gpu());
-    variants()
-        .into_iter()
-        .filter(|v| v.kind != Kind::Subgroup || base.subgroups)
-        .map(|v| Target { gemm_variant: v.name.to_string(), ..base.clone() })
-        .collect()
 }
 
 fn check(t: &Target, op: &dyn Op, inputs: &[&Host], k: usize) {
@@ -52,10 +44,12 @@ const SHAPES: &[(usize, usize, usize)] = &[
     (5, 784, 9), // 196 quads: subgroup variants narrow their workgroups to pad N least
 ];
 
-#[test]
-fn matmul_all_variants_and_transposes() {
-    for t in targets() {
-        for (si, &(m, n, k)) in SHAPES.iter().enumerate() {
+// Every shape on the default variants, a third of them on each other variant (`Matrix`).
+matrix_tests!(matmul_all_variants_and_transposes, matmul_every_variant_and_transposes, matmul_transposes, 3);
+
+fn matmul_transposes(mx: Matrix) {
+    for (vi, t) in variant_targets().into_iter().enumerate() {
+        for (si, &(m, n, k)) in SHAPES.iter().enumerate().filter(|(si, _)| mx.has(&t, vi, *si)) {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = rand_host(&stored(ta, &[], m, k), 10 + si as u64, -1.0, 1.0);
                 let b = rand_host(&stored(tb, &[], k, n), 20 + si as u64, -1.0, 1.0);
@@ -65,10 +59,12 @@ fn matmul_all_variants_and_transposes() {
     }
 }
 
-#[test]
-fn matmul_bias_activation_batch() {
-    for t in targets() {
-        for (si, &(m, n, k)) in [(7, 13, 5), (33, 64, 20)].iter().enumerate() {
+// Both shapes on the default variants, one of them on each other variant.
+matrix_tests!(matmul_bias_activation_batch, matmul_bias_activation_batch_every_variant, matmul_bias_batch, 2);
+
+fn matmul_bias_batch(mx: Matrix) {
+    for (vi, t) in variant_targets().into_iter().enumerate() {
+        for (si, &(m, n, k)) in [(7, 13, 5), (33, 64, 20)].iter().enumerate().filter(|(si, _)| mx.has(&t, vi, *si)) {
             let bias = rand_host(&[n], 3, -1.0, 1.0);
             for (ai, act) in [Act::None, Act::Relu, Act::LeakyRelu(0.2), Act::Tanh].into_iter().enumerate() {
                 let (ta, tb) = (ai % 2 == 1, ai >= 2);
@@ -88,12 +84,14 @@ fn matmul_bias_activation_batch() {
     }
 }
 
-#[test]
-fn matmul_split_k_and_huge_k() {
-    // Few output tiles and a long k: the lowering splits k over workgroups and adds the parts in
-    // a second dispatch. K = 270000 also needs more than 65535 steps of 4 in one loop otherwise.
-    for t in targets() {
-        for &(m, n, k) in &[(8, 8, 2048), (5, 3, 1500), (1, 1, 270000)] {
+// Every shape on the default variants, one of the three on each other variant.
+matrix_tests!(matmul_split_k_and_huge_k, matmul_split_k_and_huge_k_every_variant, matmul_split_k, 3);
+
+/// Few output tiles and a long k: the lowering splits k over workgroups and adds the parts in a
+/// second dispatch. K = 270000 also needs more than 65535 steps of 4 in one loop otherwise.
+fn matmul_split_k(mx: Matrix) {
+    for (vi, t) in variant_targets().into_iter().enumerate() {
+        for (_, &(m, n, k)) in [(8, 8, 2048), (5, 3, 1500), (1, 1, 270000)].iter().enumerate().filter(|(si, _)| mx.has(&t, vi, *si)) {
             for tb in [false, true] {
                 let a = rand_host(&[m, k], 60, -1.0, 1.0);
                 let b = rand_host(&stored(tb, &[], k, n), 61, -1.0, 1.0);

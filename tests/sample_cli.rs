@@ -1,8 +1,10 @@
-//! The `sample` binary on a tiny trained checkpoint: every mode writes images of the right size
-//! and count, the same seed gives identical files, and bad input gives one clear line.
+//! The `sample` binary on the shared tiny trained checkpoints (`common::tiny_run`): every mode
+//! writes images of the right size and count, the same seed gives identical files, and bad input
+//! gives one clear line.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+mod common;
+use common::{tiny_run, TinyRun};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mmebm-sample-{}-{name}", std::process::id()));
@@ -10,21 +12,9 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// A checkpoint of a tiny model trained for 4 iterations (once per test binary).
-fn checkpoint() -> &'static Path {
-    static C: OnceLock<PathBuf> = OnceLock::new();
-    C.get_or_init(|| {
-        let out = tmp("ckpt");
-        let o = Command::new(env!("CARGO_BIN_EXE_train"))
-            .args(["--plain", "--iterations", "4", "--out", out.to_str().unwrap()])
-            .args(["--set", "data.train_size=100", "--set", "data.test_size=30", "--set", "train.batch=8"])
-            .args(["--set", "model.ebm_width=4", "--set", "model.gen_width=4", "--set", "model.enc_width=4", "--set", "model.latent=4"])
-            .args(["--set", "langevin.kx=2", "--set", "langevin.kz=2", "--set", "train.sample_every=100"])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        out.join("checkpoint.safetensors")
-    })
+/// The shared tiny run's checkpoint (configs/tiny.toml).
+fn checkpoint() -> PathBuf {
+    tiny_run(TinyRun::Ours).join("checkpoint.safetensors")
 }
 
 fn sample(args: &[&str]) -> Output {
@@ -57,7 +47,8 @@ fn grid(cols: u32, rows: u32) -> (u32, u32) {
 
 #[test]
 fn every_mode_writes_the_right_images() {
-    let c = checkpoint().to_str().unwrap();
+    let c = checkpoint();
+    let c = c.to_str().unwrap();
     let out = tmp("modes");
     let o = out.to_str().unwrap();
     ok(&["unconditional", "--checkpoint", c, "--out", o, "--count", "3", "--kx", "2", "--raw"]);
@@ -82,7 +73,8 @@ fn every_mode_writes_the_right_images() {
 
 #[test]
 fn the_same_seed_gives_identical_files() {
-    let c = checkpoint().to_str().unwrap();
+    let c = checkpoint();
+    let c = c.to_str().unwrap();
     let (a, b, d) = (tmp("seed-a"), tmp("seed-b"), tmp("seed-c"));
     for (dir, seed) in [(&a, "7"), (&b, "7"), (&d, "8")] {
         ok(&["cross", "--checkpoint", c, "--out", dir.to_str().unwrap(), "--given", "1", "--index", "4", "--count", "3", "--kz", "2", "--kx", "2", "--seed", seed, "--raw"]);
@@ -95,7 +87,8 @@ fn the_same_seed_gives_identical_files() {
 
 #[test]
 fn bad_input_gives_one_clear_line() {
-    let c = checkpoint().to_str().unwrap();
+    let c = checkpoint();
+    let c = c.to_str().unwrap();
     let out = tmp("bad");
     let o = out.to_str().unwrap();
     fails_with(&["cross", "--checkpoint", c, "--out", o, "--given", "7"], "modality 7 does not exist");
@@ -119,14 +112,7 @@ fn bad_input_gives_one_clear_line() {
 #[test]
 fn an_ebm_alone_model_samples_from_noise() {
     let out = tmp("alone");
-    let o = Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(["--plain", "--iterations", "2", "--out", out.to_str().unwrap(), "--set", "model.generator=false"])
-        .args(["--set", "data.train_size=50", "--set", "data.test_size=10", "--set", "train.batch=4", "--set", "model.ebm_width=4"])
-        .args(["--set", "langevin.kx=2", "--set", "train.sample_every=100"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let c = out.join("checkpoint.safetensors");
+    let c = tiny_run(TinyRun::Alone).join("checkpoint.safetensors");
     let (c, o) = (c.to_str().unwrap(), out.to_str().unwrap());
     ok(&["unconditional", "--checkpoint", c, "--out", o, "--count", "2", "--kx", "2"]);
     assert_eq!(png_size(&out.join("ebm_from_noise.png")), grid(5, 2));

@@ -3,11 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// configs/tiny.toml, checkpointing at iteration 3 (where the split run stops).
 const TINY: &[&str] = &[
-    "--set", "data.train_size=200", "--set", "data.test_size=20", "--set", "train.batch=8",
-    "--set", "model.ebm_width=4", "--set", "model.gen_width=4", "--set", "model.enc_width=4",
-    "--set", "model.latent=4", "--set", "langevin.kx=2", "--set", "langevin.kz=2",
-    "--set", "train.log_every=1", "--set", "train.sample_every=100", "--set", "train.checkpoint_every=3",
+    "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/configs/tiny.toml"), "--set", "train.checkpoint_every=3",
 ];
 
 fn tmp(name: &str) -> PathBuf {
@@ -19,7 +17,6 @@ fn tmp(name: &str) -> PathBuf {
 fn train(out: &Path, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_train"))
         .args(["--plain", "--out", out.to_str().unwrap()])
-        .args(TINY)
         .args(extra)
         .output()
         .expect("train runs")
@@ -42,20 +39,20 @@ fn metric_lines(out: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn resume_continues_the_same_metrics_sequence() {
     let straight = tmp("straight");
-    let o = train(&straight, &["--iterations", "6"]);
+    let o = train(&straight, &[TINY, &["--iterations", "6"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let split = tmp("split");
-    let o = train(&split, &["--iterations", "3"]);
+    let o = train(&split, &[TINY, &["--iterations", "3"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Starting again without --resume must refuse, leaving the checkpoint alone.
     let before = std::fs::read(split.join("checkpoint.safetensors")).unwrap();
-    let o = train(&split, &["--iterations", "6"]);
+    let o = train(&split, &[TINY, &["--iterations", "6"]].concat());
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--resume"), "{err}");
     assert_eq!(before, std::fs::read(split.join("checkpoint.safetensors")).unwrap());
-    let o = train(&split, &["--iterations", "6", "--resume"]);
+    let o = train(&split, &[TINY, &["--iterations", "6", "--resume"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let (a, b) = (metric_lines(&straight), metric_lines(&split));
@@ -77,7 +74,8 @@ fn bad_input_gives_one_clear_line() {
         (vec!["--backend", "quantum"], "quantum"),
     ];
     for (args, needle) in cases {
-        let o = train(&out, &args);
+        // One iteration of the default config, should a case wrongly start training.
+        let o = train(&out, &[&args[..], &["--iterations", "1"]].concat());
         assert!(!o.status.success(), "{args:?} should fail");
         let err = String::from_utf8_lossy(&o.stderr);
         let last = err.trim_end().lines().last().unwrap_or("");

@@ -172,3 +172,111 @@ impl mmebm::ops::Builder for EagerBuilder {
         self.vals[t.0].shape.clone()
     }
 }
+
+/// The two tiny trained runs the CLI tests share (`configs/tiny.toml`, 4 iterations): ours, and
+/// the EBM-alone ablation.
+#[derive(Clone, Copy)]
+pub enum TinyRun {
+    Ours,
+    Alone,
+}
+
+impl TinyRun {
+    pub fn name(self) -> &'static str {
+        match self {
+            TinyRun::Ours => "ours",
+            TinyRun::Alone => "alone",
+        }
+    }
+
+    /// What `train` is given besides `--config configs/tiny.toml --out DIR`.
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            TinyRun::Ours => &[],
+            TinyRun::Alone => &["--set", "model.generator=false"],
+        }
+    }
+}
+
+/// The folder of a tiny trained run (checkpoint.safetensors, metrics.jsonl, config.toml), built
+/// once per suite: `scripts/test.sh` trains both before the test binaries and names their parent
+/// in MMEBM_TINY_RUNS; under a plain `cargo test` each binary trains the ones it uses, once.
+/// Tests only read it.
+pub fn tiny_run(kind: TinyRun) -> &'static std::path::Path {
+    use std::path::PathBuf;
+    static RUNS: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    RUNS[kind as usize].get_or_init(|| {
+        if let Some(root) = std::env::var_os("MMEBM_TINY_RUNS") {
+            let dir = PathBuf::from(root).join(kind.name());
+            assert!(dir.join("checkpoint.safetensors").exists(), "MMEBM_TINY_RUNS: no {}", dir.join("checkpoint.safetensors").display());
+            return dir;
+        }
+        let dir = std::env::temp_dir().join(format!("mmebm-tiny-{}-{}", std::process::id(), kind.name()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+            .args(["--plain", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/configs/tiny.toml"), "--out"])
+            .arg(&dir)
+            .args(kind.args())
+            .output()
+            .expect("train runs");
+        assert!(o.status.success(), "training the tiny {} run: {}", kind.name(), String::from_utf8_lossy(&o.stderr));
+        dir
+    })
+}
+
+/// Every GEMM variant this device can run, each as a target (subgroup variants only where the
+/// device has subgroups).
+pub fn variant_targets() -> Vec<Target> {
+    use mmebm::ops::gemm::{variants, Kind};
+    let base = Target::of(gpu());
+    variants()
+        .into_iter()
+        .filter(|v| v.kind != Kind::Subgroup || base.subgroups)
+        .map(|v| Target { gemm_variant: v.name.to_string(), ..base.clone() })
+        .collect()
+}
+
+/// Which cells of a variant × case matrix the short tier checks: every case on the variants
+/// that some adapter picks by default (tiled64: GPUs and the browser; reg8x8: CPU adapters
+/// without subgroups; sg64w32: lavapipe), and every other variant on one case in `stride`, a
+/// different one for each variant, so each still meets odd sizes and partial tiles. Building a
+/// pipeline per cell is most of these tests' time on lavapipe; the long tier (`Matrix::Full`, in
+/// the `*_every_variant` tests that `scripts/test.sh --long` runs) checks every cell.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Matrix {
+    Short { stride: usize },
+    Full,
+}
+
+impl Matrix {
+    pub fn has(self, t: &Target, variant: usize, case: usize) -> bool {
+        use mmebm::ops::eager::{CPU_SUBGROUP_VARIANT, CPU_VARIANT};
+        use mmebm::ops::gemm::DEFAULT_VARIANT;
+        match self {
+            Matrix::Full => true,
+            Matrix::Short { stride } => {
+                [DEFAULT_VARIANT, CPU_VARIANT, CPU_SUBGROUP_VARIANT].contains(&t.gemm_variant.as_str()) || (case + variant) % stride == 0
+            }
+        }
+    }
+}
+
+/// Two tests over one variant × case matrix: `$short` checks the short tier's cells (one case in
+/// `$stride` on the non-default variants), `$long` every cell (ignored: `scripts/test.sh --long`).
+#[allow(unused_macros)]
+macro_rules! matrix_tests {
+    ($short:ident, $long:ident, $body:ident, $stride:expr) => {
+        #[test]
+        fn $short() {
+            $body(Matrix::Short { stride: $stride })
+        }
+
+        #[test]
+        #[ignore = "long tier (scripts/test.sh --long): every variant x case"]
+        fn $long() {
+            $body(Matrix::Full)
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use matrix_tests;
