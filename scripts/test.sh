@@ -113,7 +113,8 @@ if [ "$long" = 1 ]; then
 fi
 : > "$work/jobs"
 # shellcheck disable=SC2016
-xargs -P "${MMEBM_TEST_JOBS:-2}" -L 1 bash -c 'job "$@"' _ < "$work/queue" || true
+# One line of the queue per job, split into words by the job's shell.
+xargs -P "${MMEBM_TEST_JOBS:-2}" -d '\n' -n 1 bash -c 'job $1' _ < "$work/queue" || true
 
 passed=0 failed=0 failures=()
 while read -r name s rc p f; do
@@ -132,6 +133,8 @@ done < <(sort -k2 -rn "$work/jobs")
 echo
 echo "seconds per phase and job (jobs ran ${MMEBM_TEST_JOBS:-2} at a time; slowest first):"
 cat "$work/rows"
+# A suite that ran nothing has checked nothing.
+[ "$passed" -gt 0 ] || failures+=("no test ran")
 [ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"
 echo "total $(secs "$t_start") s on $cpu"
 echo "suite: $passed passed, $failed failed"
