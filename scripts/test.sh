@@ -58,17 +58,19 @@ row "tiny runs (configs/tiny.toml)" "$(secs "$t")"
 # job NAME CMD...: runs one job, keeps its output, and prints it whole (under a lock) when done;
 # records "NAME seconds rc passed failed" in $work/jobs.
 job() {
-  local name=$1 t rc=0 p f
+  local name=$1 t rc=0 p f log
   shift
-  t=$(now)
-  "$@" > "$work/$name.log" 2>&1 || rc=$?
-  p=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$work/$name.log" | awk '{s += $1} END {print s + 0}')
-  f=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$work/$name.log" | awk '{s += $1} END {print s + 0}')
+  t=$(now) log=$(mktemp -p "$work" job.XXXX)
+  "$@" > "$log" 2>&1 || rc=$?
+  p=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
+  f=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$log" | awk '{s += $1} END {print s + 0}')
+  local took
+  took=$(secs "$t")
   {
     flock 9
-    echo "     Running $name"
-    cat "$work/$name.log"
-    echo "$name $(secs "$t") $rc $p $f" >> "$work/jobs"
+    echo "---- $name: ended after $took s, exit $rc"
+    cat "$log"
+    echo "$name $took $rc $p $f $log" >> "$work/jobs"
   } 9> "$work/lock"
 }
 # A test binary as cargo test runs it (cwd = repository root); --times adds each test's seconds.
@@ -117,7 +119,7 @@ fi
 xargs -P "${MMEBM_TEST_JOBS:-2}" -d '\n' -n 1 bash -c 'job $1' _ < "$work/queue" || true
 
 passed=0 failed=0 failures=()
-while read -r name s rc p f; do
+while read -r name s rc p f log; do
   if [ "$name" = browser ] || [ "$name" = examples ]; then
     [ "$rc" = 0 ] && p=1 f=0 || p=0 f=1
   fi
@@ -125,7 +127,7 @@ while read -r name s rc p f; do
   [ "$rc" = 0 ] || failures+=("$name")
   row "$name" "$s" "$p passed$([ "$f" = 0 ] || echo ", $f failed")$([ "$rc" = 0 ] || echo ", exit $rc")"
   if [ "$times" = 1 ]; then
-    sed -n 's/^test \([^ ]*\) \.\.\. \(ok\|FAILED\) <\([0-9.]*\)s>$/\3 \1/p' "$work/$name.log" | sort -rn | head -8 |
+    sed -n 's/^test \([^ ]*\) \.\.\. \(ok\|FAILED\) <\([0-9.]*\)s>$/\3 \1/p' "$log" | sort -rn | head -8 |
       while read -r ts tn; do row "  $tn" "$ts"; done
   fi
 done < <(sort -k2 -rn "$work/jobs")
