@@ -56,7 +56,7 @@ wait $!
 row "tiny runs (configs/tiny.toml)" "$(secs "$t")"
 
 # job NAME CMD...: runs one job, keeps its output, and prints it whole (under a lock) when done;
-# records "NAME seconds rc passed failed" in $work/jobs.
+# records "NAME seconds rc passed failed log" in $work/jobs.
 job() {
   local name=$1 t rc=0 p f log
   shift
@@ -114,8 +114,8 @@ if [ "$long" = 1 ]; then
   done
 fi
 : > "$work/jobs"
-# shellcheck disable=SC2016
 # One line of the queue per job, split into words by the job's shell.
+# shellcheck disable=SC2016
 xargs -P "${MMEBM_TEST_JOBS:-2}" -d '\n' -n 1 bash -c 'job $1' _ < "$work/queue" || true
 
 passed=0 failed=0 failures=()
