@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The browser test of the WebGPU demo: takes the suite's tiny run (configs/tiny.toml; trains one
-# when run alone), exports it with `export`, then web/test/demo.test.mjs compares headless Chromium's generations with the native
-# ones (the `sample` binary with --target webgpu --raw) and exercises the shipped model's
-# page. Needs /usr/bin/chromium and `npm ci` (scripts/setup.sh). Outputs in $OUT (default
+# when run alone), exports it with `export`, then web/test/demo.test.mjs compares headless
+# Chromium's generations with the native ones (the `sample` binary with --target webgpu --raw)
+# and exercises the shipped model's page. Needs /usr/bin/chromium and `npm ci` (scripts/setup.sh). Outputs in $OUT (default
 # <target>/web-test): the screenshot demo.png and summary.json. Arguments go to demo.test.mjs
 # (e.g. --shipped-checkpoint CKPT).
 set -euo pipefail
