@@ -1,6 +1,7 @@
 // Elementwise kernels. FN picks the function at pipeline creation, so one shader serves
 // every activation instead of a near-twin per activation.
-//   map / map_grad FN: 0 relu, 1 leaky_relu(slope a), 2 tanh, 3 exp, 4 square, 5 affine a*x+b
+//   map / map_grad FN: 0 relu, 1 leaky_relu(slope a), 2 tanh, 3 exp, 4 square, 5 affine a*x+b,
+//                      6 pow x^a (x > 0)
 //   zip FN:            0 a*x + b*y, 1 a*x*y
 // Threads index elements linearly over a 2-D grid (see gpu::grid).
 
@@ -21,6 +22,7 @@ fn f(x: f32) -> f32 {
         case 2u: { return tanh(x); }
         case 3u: { return exp(x); }
         case 4u: { return x * x; }
+        case 6u: { return pow(x, p.a); }
         default: { return p.a * x + p.b; }
     }
 }
@@ -34,6 +36,7 @@ fn df(xy: f32) -> f32 {
         case 2u: { return 1.0 - xy * xy; }
         case 3u: { return xy; }
         case 4u: { return 2.0 * xy; }
+        case 6u: { return p.a * pow(xy, p.a - 1.0); }
         default: { return p.a; }
     }
 }

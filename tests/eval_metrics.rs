@@ -128,3 +128,34 @@ fn agreed_classes_counts_the_agreeing_samples_per_class() {
     assert_eq!(agreement(&preds), 0.5);
     assert_eq!(mmebm::eval::metrics::agreed_classes(&preds, 5), vec![0, 2, 0, 0, 0]);
 }
+
+#[test]
+fn latent_fit_recovers_a_known_gaussian_and_its_kl_to_the_prior() {
+    use mmebm::eval::metrics::LatentFit;
+    let (mean, cov) = (vec![1.0, -0.5, 0.0], vec![2.0, 0.5, 0.0, 0.5, 1.0, 0.0, 0.0, 0.0, 0.25]);
+    let known = LatentFit { d: 3, mean: mean.clone(), cov: cov.clone() };
+    // ½ (tr Σ + ‖μ‖² − d − ln det Σ) = ½ (3.25 + 1.25 − 3 − ln 0.4375), by hand.
+    let want = 0.5 * (3.25 + 1.25 - 3.0 - 0.4375f64.ln());
+    assert!((known.kl_to_prior() - want).abs() < 1e-9, "KL {} vs {want}", known.kl_to_prior());
+    let standard = LatentFit { d: 3, mean: vec![0.0; 3], cov: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0] };
+    assert!(standard.kl_to_prior().abs() < 1e-12);
+    // Draws from the known Gaussian, fitted again: 20,000 samples put the moments within ~0.05.
+    let fit = LatentFit::of(&known.sample(20_000, 7));
+    for i in 0..3 {
+        assert!((fit.mean[i] - mean[i]).abs() < 0.05, "mean[{i}] {} vs {}", fit.mean[i], mean[i]);
+        for j in 0..3 {
+            assert!((fit.cov[i * 3 + j] - cov[i * 3 + j]).abs() < 0.06, "cov[{i}][{j}] {} vs {}", fit.cov[i * 3 + j], cov[i * 3 + j]);
+        }
+    }
+    assert!((fit.kl_to_prior() - want).abs() < 0.05, "fitted KL {} vs {want}", fit.kl_to_prior());
+}
+
+#[test]
+fn latent_summary_by_hand() {
+    // E z_j = (0.5, −1, 0), E z_j² = (1, 3, 0.5): |ln 3| > |ln 0.5|, so dimension 1 is the worst.
+    let s = mmebm::train::latent_summary(&[0.5, -1.0, 0.0], &[1.0, 3.0, 0.5]);
+    let want = [0.5, 1.0, 1.5, 3.0];
+    for (k, (g, w)) in s.iter().zip(want).enumerate() {
+        assert!((g - w).abs() < 1e-6, "summary[{k}]: {g} vs {w}");
+    }
+}

@@ -29,6 +29,12 @@ fn maps_and_grads_match_cpu() {
             check(&Map(f), &[&x], 1e-5, 1e-6);
             check(&MapGrad(f), &[&x, &dy], 1e-5, 1e-6);
         }
+        // pow is defined for x > 0; WGSL's pow is exp2(a log2 x), a few ulp from powf.
+        let xp = rand_host(s, 200 + k as u64, 0.05, 4.0);
+        for f in [MapFn::Pow(-1.0), MapFn::Pow(-0.5), MapFn::Pow(1.7)] {
+            check(&Map(f), &[&xp], 2e-5, 1e-6);
+            check(&MapGrad(f), &[&xp, &dy], 2e-5, 1e-6);
+        }
     }
 }
 

@@ -124,3 +124,55 @@ fn short_training_run_learns() {
 fn training_run_learns_at_quick_size() {
     training_run_learns(&[], 200, 2000, true);
 }
+
+#[test]
+fn log_step_diagnostics_match_the_chain_states() {
+    // Learning rates 0, so the weights the diagnostics used are still in the store afterwards.
+    let mut cfg = Config::from_toml(include_str!("../configs/tiny.toml"), "tiny.toml").unwrap();
+    for s in ["train.lr_ebm=0", "train.lr_gen=0", "train.lr_enc=0", "langevin.x_step=50"] {
+        cfg.set(s).unwrap();
+    }
+    let (train, _) = synthetic(40, 8, 0);
+    let gpu = gpu();
+    let mut t = Trainer::new(gpu, &cfg, train.modalities(), train.image_shape()).unwrap();
+    let b = cfg.train.batch;
+    t.set_batch(gpu, &train.batch(&(0..b).collect::<Vec<_>>())).unwrap();
+    let logged = t.step_logged(gpu).unwrap();
+    let d: std::collections::HashMap<&str, f64> = logged.diagnostics.iter().copied().collect();
+    let close = |what: &str, got: f64, want: f64, tol: f64| assert!((got - want).abs() <= tol * want.abs().max(1e-3), "{what}: {got} vs {want}");
+
+    // x_move: RMS over every pixel of every modality of x̃ − x̃₀.
+    let (mut sq, mut n) = (0.0f64, 0usize);
+    for m in 0..5 {
+        let (xt, x0) = (t.store.get(gpu, &mmebm::train::chain_x_var(m)).unwrap(), t.store.get(gpu, &mmebm::train::chain_start_var(m)).unwrap());
+        sq += xt.data.iter().zip(&x0.data).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
+        n += xt.data.len();
+    }
+    assert!(sq > 0.0, "the data chain did not move");
+    close("x_move", d["x_move"], (sq / n as f64).sqrt(), 1e-3);
+
+    // ẑ's per-dimension moments, summarised by hand.
+    let z = t.store.get(gpu, mmebm::train::ZHAT).unwrap();
+    let lt = z.shape[1];
+    let mean: Vec<f32> = (0..lt).map(|j| (0..b).map(|i| z.data[i * lt + j]).sum::<f32>() / b as f32).collect();
+    let second: Vec<f32> = (0..lt).map(|j| (0..b).map(|i| z.data[i * lt + j].powi(2)).sum::<f32>() / b as f32).collect();
+    let want_abs = mean.iter().map(|m| m.abs() as f64).sum::<f64>() / lt as f64;
+    close("z_mean_abs", d["z_mean_abs"], want_abs, 1e-4);
+    close("z_mean_worst", d["z_mean_worst"], mean.iter().map(|m| m.abs() as f64).fold(0.0, f64::max), 1e-4);
+    close("z_sq", d["z_sq"], second.iter().map(|&s| s as f64).sum::<f64>() / lt as f64, 1e-4);
+
+    // z_gain: log p(x, ẑ) − log p(x, ẑ₀), per example, evaluated again in a separate graph.
+    let mut g = Graph::new();
+    let xs: Vec<(usize, _)> = (0..5).map(|m| (m, g.var(&mmebm::train::data_var(m), &[b, 3, 28, 28]).unwrap())).collect();
+    let mut model = t.model.clone();
+    for (name, out) in [(mmebm::train::ZHAT, "check.lp"), (mmebm::train::ZHAT0, "check.lp0")] {
+        let zv = g.var(name, &[b, lt]).unwrap();
+        let lp = model.log_joint(&mut g, zv, &xs).unwrap();
+        g.output(out, lp);
+    }
+    let exe = Executable::new(gpu, &g.compile(&Target::of(gpu)).unwrap(), &mut t.store).unwrap();
+    exe.run(gpu, 1).unwrap();
+    let lp = t.store.get(gpu, "check.lp").unwrap().data[0] as f64;
+    let lp0 = t.store.get(gpu, "check.lp0").unwrap().data[0] as f64;
+    close("z_gain", d["z_gain"], (lp - lp0) / b as f64, 1e-3);
+}

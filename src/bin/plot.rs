@@ -19,11 +19,15 @@ struct Args {
 }
 
 /// Panels: title and the metric keys drawn in it.
-const PANELS: [(&str, &[&str]); 4] = [
+const PANELS: [(&str, &[&str]); 8] = [
     ("EBM loss  f(x~) - f(x)  (paper Fig. 2)", &["loss_ebm"]),
-    ("mean f on data / revised samples", &["f_data", "f_revised"]),
+    ("mean f: data / chain start g(z~) / revised", &["f_data", "f_start", "f_revised"]),
     ("generator loss (reconstruction)", &["loss_gen"]),
     ("encoder loss  -log q", &["loss_enc"]),
+    ("inferred z vs N(0, I): mean E z^2 (1), worst dim, mean |E z|", &["z_sq", "z_sq_worst", "z_mean_abs"]),
+    ("data chain: RMS pixel move of x~ from g(z~)", &["x_move"]),
+    ("posterior chain: gain in log p(x, z)", &["z_gain"]),
+    ("log p(x, z^) per example", &["log_p_z"]),
 ];
 
 fn main() {
@@ -49,10 +53,10 @@ fn series(path: &Path, key: &str) -> Result<Vec<(f64, f64)>> {
 fn run(a: Args) -> Result<()> {
     let out = a.out.clone().unwrap_or_else(|| a.metrics[0].parent().unwrap_or(Path::new(".")).join("curves.svg"));
     let gerr = |e: &dyn std::fmt::Display| Error::Io(format!("{}: {e}", out.display()));
-    let root = SVGBackend::new(&out, (1200, 800)).into_drawing_area();
+    let root = SVGBackend::new(&out, (1200, 1600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| gerr(&e))?;
     let colours = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
-    for (area, (title, keys)) in root.split_evenly((2, 2)).iter().zip(PANELS) {
+    for (area, (title, keys)) in root.split_evenly((4, 2)).iter().zip(PANELS) {
         let mut lines = Vec::new();
         for (r, path) in a.metrics.iter().enumerate() {
             for (k, key) in keys.iter().enumerate() {

@@ -45,6 +45,9 @@ struct Args {
     /// Total iterations (train.iterations).
     #[arg(long)]
     iterations: Option<u64>,
+    /// Wall-clock budget in minutes: stop (with a checkpoint) at the first iteration past it.
+    #[arg(long)]
+    minutes: Option<f64>,
     /// wgpu backend: vulkan, metal, dx12 or gl.
     #[arg(long)]
     backend: Option<String>,
@@ -108,6 +111,9 @@ fn run(args: Args) -> Result<()> {
         cfg.train.iterations = n;
     }
     cfg.validate()?;
+    if let Some(m) = args.minutes.filter(|m| !(m.is_finite() && *m > 0.0)) {
+        return Err(Error::Config(format!("--minutes must be a positive number, got {m}")));
+    }
 
     let t_data = Instant::now();
     let (train_set, test_set) = load_data(&cfg, &args.data)?;
@@ -120,6 +126,12 @@ fn run(args: Args) -> Result<()> {
         test_set.len(),
         image,
         t_data.elapsed().as_secs_f64()
+    );
+    let l = &cfg.langevin;
+    let (tx, tz) = l.temperatures();
+    eprintln!(
+        "langevin: data chain K_x {} a {} b {} (T {tx:.3e}); latent chain K_z {} a {} b {} (T {tz:.3e})",
+        l.kx, l.x_step, l.x_noise, l.kz, l.z_step, l.z_noise
     );
     let gpu = Gpu::new(&GpuOptions { backend: args.backend.clone(), verbose: true, ..Default::default() })?;
     let t_build = Instant::now();
@@ -174,9 +186,9 @@ fn run(args: Args) -> Result<()> {
         let batch = prefetch.next();
         trainer.set_batch(&gpu, &batch.x)?;
         let timed = trainer.iteration == start_iter || (trainer.iteration + 1) % cfg.train.log_every == 0;
-        let (m, phases) = if timed {
-            let (m, p) = trainer.step_timed(&gpu)?;
-            (m, Some(p))
+        let (m, logged) = if timed {
+            let l = trainer.step_logged(&gpu)?;
+            (l.metrics.clone(), Some(l))
         } else {
             (trainer.step(&gpu)?, None)
         };
@@ -191,13 +203,21 @@ fn run(args: Args) -> Result<()> {
             for (k, v) in METRICS.iter().zip(&m) {
                 line.push_str(&format!(",\"{k}\":{}", json_num(*v)));
             }
-            if let Some([a, b, c]) = phases {
+            let mut diag = String::new();
+            if let Some(l) = &logged {
+                for (k, v) in &l.diagnostics {
+                    line.push_str(&format!(",\"{k}\":{}", json_num(*v as f32)));
+                }
+                let [a, b, c] = l.seconds;
                 line.push_str(&format!(",\"s_langevin_z\":{a:.4},\"s_langevin_x\":{b:.4},\"s_update\":{c:.4}"));
+                diag = l.diagnostics.iter().map(|(k, v)| format!("{k} {v:.3}")).collect::<Vec<_>>().join("  ");
             }
             line.push('}');
             writeln!(metrics_file, "{line}").map_err(|e| Error::Io(format!("{}: {e}", metrics_path.display())))?;
             if args.plain {
-                eprintln!("iter {it}/{total}  {msg}");
+                eprintln!("iter {it}/{total}  {msg}  {diag}");
+            } else {
+                bar.set_message(format!("{msg}  {diag}"));
             }
         }
         if it % cfg.train.sample_every == 0 || it == total {
@@ -206,8 +226,13 @@ fn run(args: Args) -> Result<()> {
                 None => write_chain_states(&gpu, &trainer, preview_n, &out, it)?,
             }
         }
-        if it % cfg.train.checkpoint_every == 0 || it == total {
+        let out_of_time = args.minutes.is_some_and(|m| start.elapsed().as_secs_f64() > 60.0 * m);
+        if it % cfg.train.checkpoint_every == 0 || it == total || out_of_time {
             save_checkpoint(&gpu, &trainer, last_state, &ckpt_path)?;
+        }
+        if out_of_time {
+            eprintln!("stopped at iteration {it}: the budget of {} minutes is spent", args.minutes.unwrap_or(0.0));
+            break;
         }
     }
     bar.finish();

@@ -200,3 +200,57 @@ fn softmax(p: &mut [f64]) {
     }).sum();
     p.iter_mut().for_each(|v| *v /= s);
 }
+
+/// A Gaussian N(μ̂, Σ̂) fitted to inferred latents: where the decoders were trained, to set
+/// beside the prior N(0, I) that unconditional samples are drawn from.
+pub struct LatentFit {
+    pub d: usize,
+    pub mean: Vec<f64>,
+    pub cov: Vec<f64>,
+}
+
+impl LatentFit {
+    /// Fits the rows of `z` `[n, d]`.
+    pub fn of(z: &Host) -> LatentFit {
+        let (mean, cov) = moments(z);
+        LatentFit { d: z.shape[1], mean, cov }
+    }
+
+    /// KL(N(μ̂, Σ̂) ‖ N(0, I)) = ½ (tr Σ̂ + ‖μ̂‖² − d − ln det Σ̂), in nats: 0 when the inferred
+    /// latents look like the prior. Eigenvalues are floored at 1e-12 so a collapsed dimension
+    /// gives a large finite number.
+    pub fn kl_to_prior(&self) -> f64 {
+        let (lam, _) = symmetric_eigen(&self.cov, self.d);
+        let tr: f64 = lam.iter().sum();
+        let logdet: f64 = lam.iter().map(|l| l.max(1e-12).ln()).sum();
+        let mm: f64 = self.mean.iter().map(|m| m * m).sum();
+        0.5 * (tr + mm - self.d as f64 - logdet)
+    }
+
+    /// `n` draws z = μ̂ + V √Λ ε (Σ̂ = V Λ Vᵀ, negative round-off eigenvalues clipped), seeded.
+    pub fn sample(&self, n: usize, seed: u64) -> Host {
+        use rand::{Rng, SeedableRng};
+        let d = self.d;
+        let (lam, v) = symmetric_eigen(&self.cov, d);
+        let root: Vec<f64> = lam.iter().map(|l| l.max(0.0).sqrt()).collect();
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut data = Vec::with_capacity(n * d);
+        for _ in 0..n {
+            // Box–Muller: one standard normal from two uniforms.
+            let mut normal = || (-2.0 * (1.0 - r.random::<f64>()).ln()).sqrt() * (std::f64::consts::TAU * r.random::<f64>()).cos();
+            let e: Vec<f64> = (0..d).map(|k| root[k] * normal()).collect();
+            for i in 0..d {
+                data.push((self.mean[i] + (0..d).map(|k| v[i * d + k] * e[k]).sum::<f64>()) as f32);
+            }
+        }
+        Host::new(&[n, d], data)
+    }
+}
+
+/// [`crate::train::latent_summary`] of a Gaussian's mean and covariance (E z_j² = μ_j² + Σ_jj).
+pub fn latent_summary_of(mean: &[f64], cov: &[f64]) -> [f64; 4] {
+    let d = mean.len();
+    let m: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
+    let sq: Vec<f32> = (0..d).map(|j| (mean[j] * mean[j] + cov[j * d + j]) as f32).collect();
+    crate::train::latent_summary(&m, &sq)
+}

@@ -70,9 +70,10 @@ fn concat_rows(parts: &[Host], keep: usize) -> Host {
 }
 
 /// Generation of `count` samples in batches of the sampler's size: `given` supplies the observed
-/// images of each batch, `steps` say what runs. Returns every modality and the seconds per
-/// sample of the replays (plans are compiled before the clock starts).
-fn generate(gpu: &Gpu, store: &mut Store, s: &mut Sampler, steps: &[Step], count: usize, given: &[(usize, &Host)]) -> Result<(Vec<Host>, f64)> {
+/// images of each batch and `z`, when set, the latents; `steps` say what runs. Returns every
+/// modality and the seconds per sample of the replays (plans are compiled before the clock
+/// starts).
+fn generate(gpu: &Gpu, store: &mut Store, s: &mut Sampler, steps: &[Step], count: usize, given: &[(usize, &Host)], z: Option<&Host>) -> Result<(Vec<Host>, f64)> {
     for st in steps {
         s.plan(gpu, store, &st.phase)?;
     }
@@ -83,6 +84,9 @@ fn generate(gpu: &Gpu, store: &mut Store, s: &mut Sampler, steps: &[Step], count
         let batch: Vec<(usize, Host)> = given.iter().map(|&(m, x)| (m, rows(x, start, n))).collect();
         let refs: Vec<(usize, &Host)> = batch.iter().map(|(m, x)| (*m, x)).collect();
         s.set_x(gpu, store, &refs)?;
+        if let Some(z) = z {
+            s.set_z(gpu, store, &rows(z, start, n))?;
+        }
         let t = Instant::now();
         s.run(gpu, store, steps)?;
         secs += t.elapsed().as_secs_f64();
@@ -91,6 +95,26 @@ fn generate(gpu: &Gpu, store: &mut Store, s: &mut Sampler, steps: &[Step], count
         }
     }
     Ok((parts.iter().map(|p| concat_rows(p, count)).collect(), secs / count.max(1) as f64))
+}
+
+fn all_modalities(mm: usize) -> Vec<usize> {
+    (0..mm).collect()
+}
+
+/// Latents of the first `count` examples of `ds` after `steps` (which end with `s.z` set), with
+/// their labels.
+fn infer_z(gpu: &Gpu, store: &mut Store, s: &mut Sampler, ds: &Dataset, count: usize, steps: &[Step]) -> Result<(Host, Vec<u8>)> {
+    let count = count.min(ds.len());
+    let x = ds.try_batch(&(0..count).collect::<Vec<_>>())?;
+    let mut zs = Vec::new();
+    for start in (0..count).step_by(s.n) {
+        let batch: Vec<(usize, Host)> = x.iter().enumerate().map(|(m, x)| (m, rows(x, start, s.n))).collect();
+        let refs: Vec<(usize, &Host)> = batch.iter().map(|(m, x)| (*m, x)).collect();
+        s.set_x(gpu, store, &refs)?;
+        s.run(gpu, store, steps)?;
+        zs.push(s.read_z(gpu, store)?);
+    }
+    Ok((concat_rows(&zs, count), ds.labels()[..count].to_vec()))
 }
 
 fn round(v: f64) -> Value {
@@ -146,7 +170,7 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         let mut per_mode = Vec::new();
         for (k, &(_, steps_k)) in modes.iter().enumerate() {
             let steps = if generator { cross_modal_steps(mm, &given, steps_k, 0, false) } else { ebm_alone_steps(mm, &given, kx) };
-            let (out, sps) = generate(gpu, &mut store, &mut s, &steps, n_cond, &pairs)?;
+            let (out, sps) = generate(gpu, &mut store, &mut s, &steps, n_cond, &pairs, None)?;
             let mut accs = Vec::new();
             for t in (0..mm).filter(|t| !given.contains(t)) {
                 let acc = metrics::accuracy(&clf.predict(gpu, t, &out[t])?.0, labels);
@@ -180,20 +204,38 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         })
         .collect();
 
-    // Unconditional coherence and Fréchet distances.
+    // Latents inferred from training data, the way training infers ẑ (a draw of the mixture
+    // over all experts, then K_z posterior steps): the fit of the prior-mismatch measurement.
+    let fit = if generator {
+        let encode = Step { phase: Phase::Encode { given: all_modalities(mm), mean: false }, times: 1 };
+        let z = infer_z(gpu, &mut store, &mut s, train, o.probe_train, &[encode, Step { phase: Phase::LangevinZ { given: all_modalities(mm) }, times: kz }])?.0;
+        Some(metrics::LatentFit::of(&z))
+    } else {
+        None
+    };
+
+    // Unconditional coherence and Fréchet distances, from the prior and from the fit.
     let nu = o.unconditional;
-    let all: Vec<usize> = (0..mm).collect();
+    let all = all_modalities(mm);
     let mut uncond = json!({"samples": nu, "kx": kx});
     let mut fd = json!({"real_test_vs_train": fd_train.iter().map(|&v| round(v)).collect::<Vec<_>>()});
-    let mut stages: Vec<(&str, Vec<Step>)> = Vec::new();
-    if generator {
-        stages.push(("generator", unconditional_steps(mm, 0)));
-        stages.push(("revised", unconditional_steps(mm, kx)));
+    let mut stages: Vec<(&str, Vec<Step>, Option<Host>)> = Vec::new();
+    if let Some(fit) = &fit {
+        let fitted = fit.sample(nu, o.seed ^ 0x5eed);
+        let decode = Step { phase: Phase::Decode { targets: all.clone() }, times: 1 };
+        let revise = Step { phase: Phase::LangevinX { moving: all.clone() }, times: kx };
+        stages.push(("generator", unconditional_steps(mm, 0), None));
+        stages.push(("revised", unconditional_steps(mm, kx), None));
+        stages.push(("fitted_generator", vec![decode.clone()], Some(fitted.clone())));
+        stages.push(("fitted_revised", vec![decode, revise], Some(fitted)));
+        let (sum, kl) = (metrics::latent_summary_of(&fit.mean, &fit.cov), fit.kl_to_prior());
+        uncond["prior_fit"] = json!({"examples": o.probe_train.min(train.len()), "kl_to_prior": round(kl), "mean_abs": round(sum[0]), "mean_abs_worst": round(sum[1]), "second_moment": round(sum[2]), "second_moment_worst": round(sum[3])});
+        log(&format!("inferred z vs N(0, I): KL {kl:.2} nats, mean |E z| {:.3} (worst {:.3}), mean E z² {:.3} (worst dimension {:.3})", sum[0], sum[1], sum[2], sum[3]));
     } else {
-        stages.push(("ebm_from_noise", ebm_alone_steps(mm, &[], kx)));
+        stages.push(("ebm_from_noise", ebm_alone_steps(mm, &[], kx), None));
     }
-    for (name, steps) in &stages {
-        let (out, sps) = generate(gpu, &mut store, &mut s, steps, nu, &[])?;
+    for (name, steps, z) in &stages {
+        let (out, sps) = generate(gpu, &mut store, &mut s, steps, nu, &[], z.as_ref())?;
         let mut preds = Vec::new();
         let mut fds = Vec::new();
         for m in &all {
@@ -206,28 +248,16 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         uncond[*name] = round(c);
         uncond[format!("{name}_agreed_per_class")] = json!(metrics::agreed_classes(&preds, classifier::CLASSES));
         fd[*name] = json!(fds);
-        cost.push(json!({"mode": format!("unconditional, {name}"), "evaluations": evaluations(steps), "seconds_per_sample": sps}));
+        if z.is_none() {
+            cost.push(json!({"mode": format!("unconditional, {name}"), "evaluations": evaluations(steps), "seconds_per_sample": sps}));
+        }
     }
 
     // Latent probe: z inferred from all modalities (first expert's mean + K_z posterior steps).
     let probe = if generator {
-        let infer = |ds: &Dataset, count: usize, s: &mut Sampler, store: &mut Store| -> Result<(Host, Vec<u8>)> {
-            let count = count.min(ds.len());
-            let x = ds.try_batch(&(0..count).collect::<Vec<_>>())?;
-            let steps = [Step { phase: Phase::Encode { given: all.clone(), mean: true }, times: 1 }, Step { phase: Phase::LangevinZ { given: all.clone() }, times: kz }];
-            let pairs: Vec<(usize, &Host)> = all.iter().map(|&m| (m, &x[m])).collect();
-            let mut zs = Vec::new();
-            for start in (0..count).step_by(s.n) {
-                let batch: Vec<(usize, Host)> = pairs.iter().map(|&(m, x)| (m, rows(x, start, s.n))).collect();
-                let refs: Vec<(usize, &Host)> = batch.iter().map(|(m, x)| (*m, x)).collect();
-                s.set_x(gpu, store, &refs)?;
-                s.run(gpu, store, &steps)?;
-                zs.push(s.read_z(gpu, store)?);
-            }
-            Ok((concat_rows(&zs, count), ds.labels()[..count].to_vec()))
-        };
-        let (ztr, ytr) = infer(train, o.probe_train, &mut s, &mut store)?;
-        let (zte, yte) = infer(test, o.probe_test, &mut s, &mut store)?;
+        let steps = [Step { phase: Phase::Encode { given: all.clone(), mean: true }, times: 1 }, Step { phase: Phase::LangevinZ { given: all.clone() }, times: kz }];
+        let (ztr, ytr) = infer_z(gpu, &mut store, &mut s, train, o.probe_train, &steps)?;
+        let (zte, yte) = infer_z(gpu, &mut store, &mut s, test, o.probe_test, &steps)?;
         let acc = metrics::linear_probe(&ztr, &ytr, &zte, &yte, classifier::CLASSES);
         log(&format!("latent probe: {acc:.3}"));
         json!({"train": ytr.len(), "test": yte.len(), "accuracy": round(acc), "z": format!("mean of modality 0's expert, then K_z = {kz} posterior steps on all modalities")})
@@ -252,6 +282,9 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         "note": "Fréchet distances are computed in the 64-d feature space of this project's own digit classifiers, not Inception FID; they compare runs on the same data, not papers."
     }))
 }
+
+/// The unconditional sample sets `evaluate` reports, in table order.
+const UNCONDITIONAL: [&str; 5] = ["generator", "revised", "fitted_generator", "fitted_revised", "ebm_from_noise"];
 
 fn num(v: &Value) -> String {
     v.as_f64().map_or("–".into(), |x| format!("{x:.3}"))
@@ -287,21 +320,25 @@ pub fn markdown(r: &Value) -> String {
         s += &format!("| m{src} | {} |\n", cells.join(" | "));
     }
     let u = &r["unconditional"];
-    s += &format!("\n## Unconditional coherence ({} samples; all five classifiers agree)\n\n| samples | coherence |\n|---|---|\n", u["samples"]);
-    for k in ["generator", "revised", "ebm_from_noise"] {
+    s += &format!("\n## Unconditional coherence ({} samples; all five classifiers agree)\n\nz from the prior N(0, I), and (fitted_*) from N(μ̂, Σ̂) fitted to z inferred from training data: high fitted and low prior coherence means the inferred latents are not where the prior puts them; low both means the decoders are weak.\n\n| samples | coherence |\n|---|---|\n", u["samples"]);
+    for k in UNCONDITIONAL {
         if !u[k].is_null() {
             s += &format!("| {k} | {} |\n", num(&u[k]));
         }
     }
     s += &format!("| real test data | {} |\n", num(&r["real"]["unconditional_coherence"]));
-    for k in ["generator", "revised", "ebm_from_noise"] {
+    let f = &u["prior_fit"];
+    if !f.is_null() {
+        s += &format!("\nInferred z ({} training examples) against N(0, I): KL {} nats; mean |E z_j| {} (largest {}); mean E z_j² {} (dimension farthest from 1: {}).\n", f["examples"], num(&f["kl_to_prior"]), num(&f["mean_abs"]), num(&f["mean_abs_worst"]), num(&f["second_moment"]), num(&f["second_moment_worst"]));
+    }
+    for k in UNCONDITIONAL {
         if let Some(h) = u[format!("{k}_agreed_per_class")].as_array() {
             s += &format!("\n{k}: agreeing samples per class 0–9: {} (coherence from one class only means collapse, not quality)", h.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "));
         }
     }
     s += "\n";
     s += "\n## Fréchet distance per modality (classifier features, not Inception FID)\n\n| images vs real test | per modality |\n|---|---|\n";
-    for k in ["generator", "revised", "ebm_from_noise", "real_test_vs_train"] {
+    for k in UNCONDITIONAL.iter().chain(&["real_test_vs_train"]) {
         if let Some(a) = r["frechet"][k].as_array() {
             s += &format!("| {k} | {} |\n", a.iter().map(num).collect::<Vec<_>>().join(", "));
         }

@@ -44,6 +44,8 @@ pub struct ModelConfig {
     /// false = independent inference models: each expert fits the revised z on its own
     /// (sum of expert log-likelihoods) instead of through the mixture.
     pub mixture: bool,
+    /// Spectral normalisation of every EBM weight (one power-iteration step per iteration).
+    pub spectral_norm: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,16 +53,43 @@ pub struct ModelConfig {
 pub struct LangevinConfig {
     /// Data-space steps on the EBM, K_x.
     pub kx: u32,
-    /// x ← x + x_step · ∇ₓf + x_noise · ε.
+    /// x ← x + x_step · ∇ₓf + x_noise · ε; the chain's temperature is T = x_noise² / (2 x_step).
     pub x_step: f32,
     pub x_noise: f32,
+    /// When set, x_noise = √(2 · x_step · T) (T = 1 is the Langevin equation of the paper).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_temperature: Option<f32>,
     /// Clamp chains to [-1, 1] after each step.
     pub x_clamp: bool,
     /// Latent-space steps on the generator posterior, K_z.
     pub kz: u32,
-    /// z ← z + z_step · ∇_z log p(x, z) + z_noise · ε.
+    /// z ← z + z_step · ∇_z log p(x, z) + z_noise · ε; T = z_noise² / (2 z_step).
     pub z_step: f32,
     pub z_noise: f32,
+    /// When set, z_noise = √(2 · z_step · T).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub z_temperature: Option<f32>,
+}
+
+impl LangevinConfig {
+    /// Fields that may be absent (TOML has no null).
+    const OPTIONAL: [&'static str; 2] = ["x_temperature", "z_temperature"];
+
+    /// Effective temperatures (data chain, latent chain): b² / (2a).
+    pub fn temperatures(&self) -> (f32, f32) {
+        let t = |a: f32, b: f32| if a > 0.0 { b * b / (2.0 * a) } else { f32::INFINITY };
+        (t(self.x_step, self.x_noise), t(self.z_step, self.z_noise))
+    }
+
+    /// Derives each noise from its temperature where one is set.
+    fn resolve(&mut self) {
+        if let Some(t) = self.x_temperature {
+            self.x_noise = (2.0 * self.x_step * t).max(0.0).sqrt();
+        }
+        if let Some(t) = self.z_temperature {
+            self.z_noise = (2.0 * self.z_step * t).max(0.0).sqrt();
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,13 +139,14 @@ impl Default for ModelConfig {
             generator: true,
             shared_latent: true,
             mixture: true,
+            spectral_norm: false,
         }
     }
 }
 
 impl Default for LangevinConfig {
     fn default() -> Self {
-        LangevinConfig { kx: 10, x_step: 4.5, x_noise: 1e-3, x_clamp: true, kz: 10, z_step: 2e-4, z_noise: 2e-3 }
+        LangevinConfig { kx: 10, x_step: 4.5, x_noise: 1e-3, x_temperature: None, x_clamp: true, kz: 10, z_step: 2e-4, z_noise: 2e-3, z_temperature: None }
     }
 }
 
@@ -141,8 +171,9 @@ impl Default for TrainConfig {
 
 impl Config {
     pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
-        let c: Config = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        let mut c: Config = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
         c.validate()?;
+        c.langevin.resolve();
         Ok(c)
     }
 
@@ -169,8 +200,10 @@ impl Config {
             .get_mut(section)
             .and_then(|s| s.as_table_mut())
             .ok_or_else(|| Error::Config(format!("--set '{assignment}': no section [{section}] (sections: data, model, langevin, train)")))?;
+        let optional = section == "langevin" && LangevinConfig::OPTIONAL.contains(&field);
         let old = sec
             .get(field)
+            .or(if optional { Some(&toml::Value::Float(0.0)) } else { None })
             .ok_or_else(|| {
                 let fields: Vec<&String> = sec.keys().collect();
                 Error::Config(format!("--set '{assignment}': [{section}] has no field '{field}' (fields: {fields:?})"))
@@ -193,9 +226,10 @@ impl Config {
             )));
         }
         sec.insert(field.to_string(), parsed);
-        let c: Config = toml::from_str(&toml::to_string(&doc).expect("table serialises"))
+        let mut c: Config = toml::from_str(&toml::to_string(&doc).expect("table serialises"))
             .map_err(|e| Error::Config(format!("--set '{assignment}': {e}")))?;
         c.validate()?;
+        c.langevin.resolve();
         *self = c;
         Ok(())
     }
@@ -217,6 +251,12 @@ impl Config {
         for (k, v) in [("ebm_width", self.model.ebm_width), ("gen_width", self.model.gen_width), ("enc_width", self.model.enc_width)] {
             if v == 0 {
                 return bad(format!("model.{k} must be at least 1"));
+            }
+        }
+        let l = &self.langevin;
+        for (k, v) in [("x_temperature", l.x_temperature), ("z_temperature", l.z_temperature)] {
+            if v.is_some_and(|t| !(t >= 0.0 && t.is_finite())) {
+                return bad(format!("langevin.{k} must be a finite number ≥ 0, got {}", v.unwrap_or(0.0)));
             }
         }
         if !(0.0..1.0).contains(&self.train.beta1) || !(0.0..1.0).contains(&self.train.beta2) {

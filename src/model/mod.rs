@@ -47,7 +47,7 @@ impl Model {
             cfg: cfg.clone(),
             modalities,
             image,
-            ebm: Params::new("ebm"),
+            ebm: Params { spectral: cfg.spectral_norm, ..Params::new("ebm") },
             gen: Params::new("gen"),
             enc: Params::new("enc"),
         };
@@ -64,6 +64,16 @@ impl Model {
             }
         }
         Ok(m)
+    }
+
+    /// The three networks' registries.
+    pub fn networks(&self) -> [&Params; 3] {
+        [&self.ebm, &self.gen, &self.enc]
+    }
+
+    /// Names and shapes of everything sampling needs: parameters and spectral-norm vectors.
+    pub fn state(&self) -> Vec<(String, Vec<usize>)> {
+        self.networks().iter().flat_map(|p| p.state()).collect()
     }
 
     /// Size of the latent each encoder infers: z, then w_m for Ours-w.

@@ -5,7 +5,7 @@ use crate::graph::Graph;
 use crate::ops::adam::Adam;
 use crate::ops::conv::{Conv2d, ConvTranspose2d};
 use crate::ops::copy::Concat;
-use crate::ops::elementwise::{Map, MapFn, Zip};
+use crate::ops::elementwise::{Assign, Map, MapFn, Zip};
 use crate::ops::gemm::MatMul;
 pub use crate::ops::gemm::Act;
 use crate::ops::pool::{AvgPool2, GlobalAvgPool};
@@ -20,6 +20,8 @@ pub enum Init {
     /// U(-bound, bound), bound = gain / sqrt(fan_in) (PyTorch's default for conv and linear).
     FanIn { fan_in: usize, gain: f32 },
     Zeros,
+    /// A random unit vector (where power iteration starts).
+    Unit,
 }
 
 #[derive(Clone, Debug)]
@@ -34,11 +36,61 @@ pub struct ParamSpec {
 pub struct Params {
     pub prefix: String,
     pub specs: Vec<ParamSpec>,
+    /// Spectral normalisation of every weight (Miyato et al. 2018): layers see W / σ(W).
+    pub spectral: bool,
+    /// State that is not trained by gradients: the power-iteration vectors `<weight>.sn_u`
+    /// `[1, rows]` and `<weight>.sn_v` `[1, cols]` of each normalised weight.
+    pub vectors: Vec<ParamSpec>,
 }
 
 impl Params {
     pub fn new(prefix: &str) -> Params {
-        Params { prefix: prefix.to_string(), specs: vec![] }
+        Params { prefix: prefix.to_string(), ..Default::default() }
+    }
+
+    /// A layer's weight: `shape[0]` rows (outputs) by the rest. With `spectral` the layer gets
+    /// W / σ(W), see [`spectral_normalize`].
+    pub fn weight(&mut self, g: &mut Graph, name: &str, shape: &[usize], init: Init) -> Result<Tid> {
+        let w = self.param(g, name, shape, init)?;
+        if !self.spectral {
+            return Ok(w);
+        }
+        let (u, v) = self.sn_vectors(g, name, shape)?;
+        spectral_normalize(g, w, u, v)
+    }
+
+    fn sn_vectors(&mut self, g: &mut Graph, name: &str, shape: &[usize]) -> Result<(Tid, Tid)> {
+        let full = format!("{}.{name}", self.prefix);
+        let dims = [("sn_u", shape[0]), ("sn_v", numel(&shape[1..]))];
+        let mut t = Vec::new();
+        for (suffix, n) in dims {
+            let vn = format!("{full}.{suffix}");
+            if !self.vectors.iter().any(|s| s.name == vn) {
+                self.vectors.push(ParamSpec { name: vn.clone(), shape: vec![1, n], init: Init::Unit });
+            }
+            t.push(g.var(&vn, &[1, n])?);
+        }
+        Ok((t[0], t[1]))
+    }
+
+    /// One power-iteration step for every spectrally normalised weight:
+    /// v ← Wᵀu / ‖Wᵀu‖, then u ← W v / ‖W v‖ (W as `[rows, cols]`), written back to the vectors.
+    pub fn power_iteration(&self, g: &mut Graph) -> Result<()> {
+        for s in self.specs.iter().filter(|s| self.vectors.iter().any(|v| v.name == format!("{}.sn_u", s.name))) {
+            let rows = s.shape[0];
+            let cols = numel(&s.shape[1..]);
+            let w = g.var(&s.name, &s.shape)?;
+            let w = g.reshape(w, &[rows, cols])?;
+            let u = g.var(&format!("{}.sn_u", s.name), &[1, rows])?;
+            let v = g.var(&format!("{}.sn_v", s.name), &[1, cols])?;
+            let wu = g.op(Arc::new(MatMul::new(false, false)), &[u, w])?;
+            let v_new = unit(g, wu)?;
+            let wv = g.op(Arc::new(MatMul::new(false, true)), &[v_new, w])?;
+            let u_new = unit(g, wv)?;
+            g.op(Arc::new(Assign::copy()), &[v, v_new])?;
+            g.op(Arc::new(Assign::copy()), &[u, u_new])?;
+        }
+        Ok(())
     }
 
     /// Declares (or finds again, when a second graph is built from the same model) a parameter.
@@ -59,6 +111,7 @@ impl Params {
         let mut r = rand::rngs::StdRng::seed_from_u64(seed);
         self.specs
             .iter()
+            .chain(&self.vectors)
             .map(|s| {
                 let n = numel(&s.shape);
                 let data = match s.init {
@@ -67,10 +120,20 @@ impl Params {
                         let b = gain / (fan_in.max(1) as f32).sqrt();
                         (0..n).map(|_| r.random_range(-b..b)).collect()
                     }
+                    Init::Unit => {
+                        let v: Vec<f32> = (0..n).map(|_| r.random_range(-1.0f32..1.0)).collect();
+                        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                        v.iter().map(|x| x / norm).collect()
+                    }
                 };
                 (s.name.clone(), Host::new(&s.shape, data))
             })
             .collect()
+    }
+
+    /// Names and shapes of everything this registry keeps: parameters, then vectors.
+    pub fn state(&self) -> Vec<(String, Vec<usize>)> {
+        self.specs.iter().chain(&self.vectors).map(|s| (s.name.clone(), s.shape.clone())).collect()
     }
 
     /// One Adam step on every parameter given its gradient (same order as `specs`): moments live
@@ -107,7 +170,7 @@ impl Params {
 /// apply `act` in the product's epilogue (no separate passes over the output).
 pub fn linear(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, out: usize, act: Act) -> Result<Tid> {
     let fan_in = g.shape_of(x)[1];
-    let w = ps.param(g, &format!("{name}.w"), &[out, fan_in], Init::FanIn { fan_in, gain: 1.0 })?;
+    let w = ps.weight(g, &format!("{name}.w"), &[out, fan_in], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[out], Init::FanIn { fan_in, gain: 1.0 })?;
     g.op(Arc::new(MatMul::new(false, true).with_act(act)), &[x, w, b])
 }
@@ -117,7 +180,7 @@ pub fn linear(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, out: usize, ac
 pub fn conv(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: usize, stride: usize, pad: usize, act: Act) -> Result<Tid> {
     let cin = g.shape_of(x)[1];
     let fan_in = cin * k * k;
-    let w = ps.param(g, &format!("{name}.w"), &[cout, cin, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
+    let w = ps.weight(g, &format!("{name}.w"), &[cout, cin, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[cout], Init::FanIn { fan_in, gain: 1.0 })?;
     g.op(Arc::new(Conv2d::new(stride, pad).with_act(act)), &[x, w, b])
 }
@@ -127,9 +190,39 @@ pub fn conv(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: 
 pub fn conv_t(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: usize, stride: usize, pad: usize, out_pad: usize, act: Act) -> Result<Tid> {
     let cin = g.shape_of(x)[1];
     let fan_in = cin * k * k / (stride * stride).max(1);
-    let w = ps.param(g, &format!("{name}.w"), &[cin, cout, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
+    let w = ps.weight(g, &format!("{name}.w"), &[cin, cout, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[cout], Init::FanIn { fan_in, gain: 1.0 })?;
     g.op(Arc::new(ConvTranspose2d::new(stride, pad, out_pad).with_act(act)), &[x, w, b])
+}
+
+/// `x / ‖x‖` for `x` `[1, n]` (‖x‖ floored by 1e-12 inside the root).
+fn unit(g: &mut Graph, x: Tid) -> Result<Tid> {
+    let n = g.shape_of(x)[1];
+    let ss = reduce(g, ReduceKind::SumSq, x, 0)?;
+    let ss = map(g, MapFn::Affine(1.0, 1e-12), ss)?;
+    let inv = map(g, MapFn::Pow(-0.5), ss)?;
+    scale_by(g, x, inv, &[1, n])
+}
+
+/// `x * s` for a one-element `s`, reshaped to `shape` (a K = 1 product broadcasts the scalar).
+fn scale_by(g: &mut Graph, x: Tid, s: Tid, shape: &[usize]) -> Result<Tid> {
+    let col = g.reshape(x, &[numel(shape), 1])?;
+    let s = g.reshape(s, &[1, 1])?;
+    let y = g.op(Arc::new(MatMul::new(false, false)), &[col, s])?;
+    g.reshape(y, shape)
+}
+
+/// W / σ with σ = u W vᵀ (W as `[rows, cols]`): the spectral norm estimated by the power-
+/// iteration vectors `u` `[1, rows]`, `v` `[1, cols]`, which are constants here, so the gradient
+/// reaches W directly and through σ, as in Miyato et al. (2018).
+pub fn spectral_normalize(g: &mut Graph, w: Tid, u: Tid, v: Tid) -> Result<Tid> {
+    let shape = g.shape_of(w).to_vec();
+    let w2 = g.reshape(w, &[shape[0], numel(&shape[1..])])?;
+    let uw = g.op(Arc::new(MatMul::new(false, false)), &[u, w2])?;
+    let uwv = mul(g, uw, v)?;
+    let sigma = reduce(g, ReduceKind::Sum, uwv, 0)?;
+    let inv = map(g, MapFn::Pow(-1.0), sigma)?;
+    scale_by(g, w, inv, &shape)
 }
 
 pub fn map(g: &mut Graph, f: MapFn, x: Tid) -> Result<Tid> {

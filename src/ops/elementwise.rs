@@ -17,6 +17,8 @@ pub enum MapFn {
     Square,
     /// `a * x + b`
     Affine(f32, f32),
+    /// `x^a`, for x > 0 (spectral normalisation's 1/σ and 1/‖v‖).
+    Pow(f32),
 }
 
 impl MapFn {
@@ -28,6 +30,7 @@ impl MapFn {
             MapFn::Exp => (3, 0.0, 0.0),
             MapFn::Square => (4, 0.0, 0.0),
             MapFn::Affine(a, b) => (5, a, b),
+            MapFn::Pow(a) => (6, a, 0.0),
         }
     }
     pub fn apply(self, x: f32) -> f32 {
@@ -38,6 +41,7 @@ impl MapFn {
             MapFn::Exp => x.exp(),
             MapFn::Square => x * x,
             MapFn::Affine(a, b) => a * x + b,
+            MapFn::Pow(a) => x.powf(a),
         }
     }
     /// Whether the derivative is written in terms of the output (else the input).
@@ -52,6 +56,7 @@ impl MapFn {
             MapFn::Exp => xy,
             MapFn::Square => 2.0 * xy,
             MapFn::Affine(a, _) => a,
+            MapFn::Pow(a) => a * xy.powf(a - 1.0),
         }
     }
 }

@@ -390,6 +390,15 @@ impl Sampler {
         self.read_x(gpu, store)
     }
 
+    /// Sets the latent `[n, latent_total]` that `decode` reads.
+    pub fn set_z(&self, gpu: &Gpu, store: &mut Store, z: &Host) -> Result<()> {
+        let want = [self.n, self.model.latent_total()];
+        if z.shape != want {
+            return Err(Error::Shape(format!("latents {:?}, the sampler expects {want:?}", z.shape)));
+        }
+        store.set(gpu, Z, z)
+    }
+
     pub fn read_x(&self, gpu: &Gpu, store: &Store) -> Result<Vec<Host>> {
         (0..self.modalities).map(|m| store.get(gpu, &x_var(m))).collect()
     }

@@ -92,9 +92,9 @@ impl Trained {
         Ok(t)
     }
 
-    /// Names and shapes of the three networks' parameters (what sampling needs).
+    /// Names and shapes of the three networks' parameters and spectral-norm vectors (what sampling needs).
     pub fn weight_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        [&self.model.ebm, &self.model.gen, &self.model.enc].iter().flat_map(|p| p.specs.iter().map(|s| (s.name.clone(), s.shape.clone()))).collect()
+        self.model.state()
     }
 
     /// The parameters, in declaration order.

@@ -18,7 +18,8 @@ use crate::ops::adam::{adam_state, Adam};
 use crate::ops::elementwise::Assign;
 use crate::ops::random::{rng_state, Randn, Tick};
 use crate::model::stream;
-use crate::ops::reduce::ReduceKind;
+use crate::ops::elementwise::MapFn;
+use crate::ops::reduce::{Reduce, ReduceKind};
 use crate::ops::{Host, Target, Tid};
 use crate::gpu::Gpu;
 use std::sync::Arc;
@@ -33,7 +34,14 @@ pub fn data_var(m: usize) -> String {
 pub fn chain_x_var(m: usize) -> String {
     format!("xt{m}")
 }
+/// Where chain `m` of the data chain started (g_m(z̃), or noise for the EBM alone): kept for the
+/// diagnostics.
+pub fn chain_start_var(m: usize) -> String {
+    format!("xt0_{m}")
+}
 pub const ZHAT: &str = "zhat";
+/// ẑ before the posterior chain (the encoder's draw), kept for the diagnostics.
+pub const ZHAT0: &str = "zhat0";
 pub const ZTIL: &str = "ztil";
 pub const RNG: &str = "rng";
 
@@ -47,6 +55,10 @@ pub struct Trainer {
     prior: Executable,
     langevin_x: Executable,
     update: Executable,
+    /// Run on log steps only, between the EBM chain and the updates (see [`DIAGNOSTICS`]).
+    diagnostics: Executable,
+    /// One power-iteration step of the EBM's spectral normalisation, first in every iteration.
+    power_iteration: Option<Executable>,
     /// Iterations completed.
     pub iteration: u64,
 }
@@ -70,13 +82,17 @@ impl Trainer {
         for (name, value) in self.model.init(self.cfg.train.seed) {
             self.store.set(gpu, &name, &value)?;
         }
-        for ps in [&self.model.ebm, &self.model.gen, &self.model.enc] {
+        for ps in self.model.networks() {
             for (name, shape) in ps.optimizer_vars() {
                 let v = if shape == [4] && name.ends_with(".step") { adam_state() } else { Host::zeros(&shape) };
                 self.store.set(gpu, &name, &v)?;
             }
         }
         self.store.set(gpu, RNG, &rng_state(self.cfg.train.seed))?;
+        if let Some(p) = &self.power_iteration {
+            // From random vectors to σ within ~1e-3 before the first step.
+            replay(gpu, &[(p, 30)])?;
+        }
         self.iteration = 0;
         Ok(())
     }
@@ -97,6 +113,7 @@ impl Trainer {
             (0..mm).map(|m| Ok((m, g.var(&data_var(m), &[b, c, h, w])?))).collect()
         };
         let chains = |g: &mut Graph| -> Result<Vec<Tid>> { (0..mm).map(|m| g.var(&chain_x_var(m), &[b, c, h, w])).collect() };
+        let starts = |g: &mut Graph| -> Result<Vec<Tid>> { (0..mm).map(|m| g.var(&chain_start_var(m), &[b, c, h, w])).collect() };
 
         let (init_z, langevin_z) = if cfg.model.generator {
             // 1. ẑ₀ ~ q(z | x)
@@ -106,6 +123,8 @@ impl Trainer {
             let zhat = g.var(ZHAT, &[b, lt])?;
             let z0 = model.sample_posterior(&mut g, rng, &xs, b)?;
             g.op(Arc::new(Assign::copy()), &[zhat, z0])?;
+            let zhat0 = g.var(ZHAT0, &[b, lt])?;
+            g.op(Arc::new(Assign::copy()), &[zhat0, z0])?;
             g.op(Arc::new(Tick), &[rng])?;
             let init_z = compile(&g, &mut store)?;
             // 2. one posterior Langevin step
@@ -124,20 +143,25 @@ impl Trainer {
         let mut g = Graph::new();
         let rng = g.var(RNG, &[4])?;
         let xt = chains(&mut g)?;
-        if cfg.model.generator {
+        let x0s = starts(&mut g)?;
+        let z = if cfg.model.generator {
             let ztil = g.var(ZTIL, &[b, lt])?;
             let z = g.op(Arc::new(Randn::new(&[b, lt], stream::PRIOR)), &[rng])?;
             g.op(Arc::new(Assign::copy()), &[ztil, z])?;
-            for m in 0..mm {
-                let hm = model.decoder_input_of(&mut g, z, m)?;
-                let x0 = model.decode(&mut g, m, hm)?;
-                g.op(Arc::new(Assign::copy()), &[xt[m], x0])?;
-            }
+            Some(z)
         } else {
-            for m in 0..mm {
-                let n = g.op(Arc::new(Randn::uniform(&[b, c, h, w], stream::INIT_X * 64 + m as u32)), &[rng])?;
-                g.op(Arc::new(Assign::copy()), &[xt[m], n])?;
-            }
+            None
+        };
+        for m in 0..mm {
+            let x0 = match z {
+                Some(z) => {
+                    let hm = model.decoder_input_of(&mut g, z, m)?;
+                    model.decode(&mut g, m, hm)?
+                }
+                None => g.op(Arc::new(Randn::uniform(&[b, c, h, w], stream::INIT_X * 64 + m as u32)), &[rng])?,
+            };
+            g.op(Arc::new(Assign::copy()), &[xt[m], x0])?;
+            g.op(Arc::new(Assign::copy()), &[x0s[m], x0])?;
         }
         g.op(Arc::new(Tick), &[rng])?;
         let prior = compile(&g, &mut store)?;
@@ -151,6 +175,34 @@ impl Trainer {
         let clamp = if lv.x_clamp { Some((-1.0, 1.0)) } else { None };
         nn::langevin(&mut g, rng, &xt, fsum, lv.x_step, lv.x_noise, stream::LANGEVIN_X, clamp)?;
         let langevin_x = compile(&g, &mut store)?;
+
+        // Diagnostics (log steps): what each chain did this iteration.
+        let mut g = Graph::new();
+        let xs = data(&mut g)?;
+        let (xt, x0) = (chains(&mut g)?, starts(&mut g)?);
+        let f0 = model.ebm(&mut g, &x0)?;
+        let mut out = vec![nn::mean_all(&mut g, f0)?];
+        let mut moved = Vec::new();
+        for m in 0..mm {
+            let d = nn::lin(&mut g, xt[m], 1.0, x0[m], -1.0)?;
+            moved.push(nn::reduce(&mut g, ReduceKind::SumSq, d, 0)?);
+        }
+        let moved = nn::concat(&mut g, &moved, 0)?;
+        let moved = nn::reduce(&mut g, ReduceKind::Sum, moved, 0)?;
+        out.push(nn::scale(&mut g, moved, 1.0 / (b * mm * c * h * w) as f32)?);
+        if cfg.model.generator {
+            let zhat = g.var(ZHAT, &[b, lt])?;
+            let zhat0 = g.var(ZHAT0, &[b, lt])?;
+            let lp = model.log_joint(&mut g, zhat, &xs)?;
+            let lp0 = model.log_joint(&mut g, zhat0, &xs)?;
+            out.push(nn::lin(&mut g, lp, 1.0 / b as f32, lp0, -1.0 / b as f32)?);
+            let zsq = nn::map(&mut g, MapFn::Square, zhat)?;
+            out.push(g.op(Arc::new(Reduce { kind: ReduceKind::Mean, start: 0, end: 1 }), &[zhat])?);
+            out.push(g.op(Arc::new(Reduce { kind: ReduceKind::Mean, start: 0, end: 1 }), &[zsq])?);
+        }
+        let out = nn::concat(&mut g, &out, 0)?;
+        g.output("diagnostics", out);
+        let diagnostics = compile(&g, &mut store)?;
 
         // 5. the three updates.
         let mut g = Graph::new();
@@ -190,7 +242,14 @@ impl Trainer {
         g.output("metrics", metrics);
         let update = compile(&g, &mut store)?;
 
-        Ok(Trainer { cfg: cfg.clone(), model, store, init_z, langevin_z, prior, langevin_x, update, iteration: 0 })
+        let power_iteration = if cfg.model.spectral_norm {
+            let mut g = Graph::new();
+            model.ebm.power_iteration(&mut g)?;
+            Some(compile(&g, &mut store)?)
+        } else {
+            None
+        };
+        Ok(Trainer { cfg: cfg.clone(), model, store, init_z, langevin_z, prior, langevin_x, update, diagnostics, power_iteration, iteration: 0 })
     }
 
     /// Uploads one batch (one `[B, C, H, W]` per modality).
@@ -211,6 +270,9 @@ impl Trainer {
     /// One iteration on the uploaded batch, one submit; returns the metrics (see [`METRICS`]).
     pub fn step(&mut self, gpu: &Gpu) -> Result<Vec<f32>> {
         let mut runs: Vec<(&Executable, u32)> = Vec::new();
+        if let Some(p) = &self.power_iteration {
+            runs.push((p, 1));
+        }
         if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
             runs.push((i, 1));
             runs.push((l, self.cfg.langevin.kz));
@@ -224,10 +286,14 @@ impl Trainer {
         Ok(m)
     }
 
-    /// Runs each phase on its own and waits, to measure seconds per phase:
-    /// (posterior chain incl. init, prior + EBM chain, updates).
-    pub fn step_timed(&mut self, gpu: &Gpu) -> Result<(Vec<f32>, [f64; 3])> {
+    /// One iteration for a log step: runs each phase on its own and waits, to measure seconds
+    /// per phase (posterior chain incl. init, prior + EBM chain, updates), and runs the
+    /// diagnostics between the EBM chain and the updates (untimed).
+    pub fn step_logged(&mut self, gpu: &Gpu) -> Result<Logged> {
         let t0 = std::time::Instant::now();
+        if let Some(p) = &self.power_iteration {
+            replay(gpu, &[(p, 1)])?;
+        }
         if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
             replay(gpu, &[(i, 1), (l, self.cfg.langevin.kz)])?;
             gpu.wait()?;
@@ -236,24 +302,67 @@ impl Trainer {
         replay(gpu, &[(&self.prior, 1), (&self.langevin_x, self.cfg.langevin.kx)])?;
         gpu.wait()?;
         let t2 = std::time::Instant::now();
-        replay(gpu, &[(&self.update, 1)])?;
-        let m = self.store.get(gpu, "metrics")?.data;
+        replay(gpu, &[(&self.diagnostics, 1)])?;
+        let d = self.store.get(gpu, "diagnostics")?.data;
         let t3 = std::time::Instant::now();
+        replay(gpu, &[(&self.update, 1)])?;
+        let metrics = self.store.get(gpu, "metrics")?.data;
+        let t4 = std::time::Instant::now();
         self.iteration += 1;
-        Ok((m, [(t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), (t3 - t2).as_secs_f64()]))
+        let seconds = [(t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), (t4 - t3).as_secs_f64()];
+        Ok(Logged { metrics, seconds, diagnostics: diagnostics(&d, self.model.latent_total()) })
     }
 
     /// Names and shapes of everything a checkpoint must hold to resume exactly.
     pub fn state_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = Vec::new();
-        for ps in [&self.model.ebm, &self.model.gen, &self.model.enc] {
-            v.extend(ps.specs.iter().map(|s| s.name.clone()));
+        let mut v: Vec<String> = self.model.state().into_iter().map(|(n, _)| n).collect();
+        for ps in self.model.networks() {
             v.extend(ps.optimizer_vars().into_iter().map(|(n, _)| n));
         }
         v.push(RNG.into());
         v.retain(|n| self.store.contains(n));
         v
     }
+}
+
+/// What a log step returns besides the state change.
+pub struct Logged {
+    /// See [`METRICS`] (the first three only for the EBM alone).
+    pub metrics: Vec<f32>,
+    /// Seconds of the posterior chain, the prior and EBM chain, and the updates.
+    pub seconds: [f64; 3],
+    /// Named values, see [`DIAGNOSTICS`] (the first two only for the EBM alone).
+    pub diagnostics: Vec<(&'static str, f64)>,
+}
+
+/// Names of the diagnostics of a log step:
+/// - `f_start`: mean f at the data chain's start, g(z̃) (beside f_data and f_revised);
+/// - `x_move`: RMS pixel move of the data chain, ‖x̃ − g(z̃)‖ / √(pixels);
+/// - `z_gain`: mean gain of the posterior chain in log p(x, z), ẑ against the encoder's draw;
+/// - `z_mean_abs`, `z_mean_worst`: mean and largest |E ẑ_j| over dimensions j (batch moments);
+/// - `z_sq`, `z_sq_worst`: mean E ẑ_j², and the dimension's E ẑ_j² farthest from 1 (log ratio).
+///
+/// Under N(0, I) the last four are 0, 0, 1, 1: unconditional samples are drawn there.
+pub const DIAGNOSTICS: [&str; 7] = ["f_start", "x_move", "z_gain", "z_mean_abs", "z_mean_worst", "z_sq", "z_sq_worst"];
+
+/// Names the values of the `diagnostics` output (`[f, move², gain, E ẑ (lt), E ẑ² (lt)]`).
+fn diagnostics(d: &[f32], lt: usize) -> Vec<(&'static str, f64)> {
+    let mut v = vec![d[0] as f64, (d[1] as f64).max(0.0).sqrt()];
+    if d.len() == 3 + 2 * lt {
+        v.push(d[2] as f64);
+        v.extend(latent_summary(&d[3..3 + lt], &d[3 + lt..]));
+    }
+    DIAGNOSTICS.iter().copied().zip(v).collect()
+}
+
+/// Per-dimension summary of latents against N(0, I), from E z_j and E z_j² per dimension:
+/// [mean |E z_j|, largest |E z_j|, mean E z_j², the E z_j² farthest from 1 in log ratio].
+pub fn latent_summary(mean: &[f32], second: &[f32]) -> [f64; 4] {
+    let d = mean.len().max(1) as f64;
+    let abs: Vec<f64> = mean.iter().map(|m| (*m as f64).abs()).collect();
+    let off = |s: f64| s.max(1e-30).ln().abs();
+    let worst_sq = second.iter().map(|&s| s as f64).fold(1.0, |w: f64, s| if off(s) > off(w) { s } else { w });
+    [abs.iter().sum::<f64>() / d, abs.iter().cloned().fold(0.0, f64::max), second.iter().map(|&s| s as f64).sum::<f64>() / d, worst_sq]
 }
 
 impl Trainer {
