@@ -36,6 +36,10 @@ struct Args {
     /// Continue from <out>/checkpoint.safetensors.
     #[arg(long)]
     resume: bool,
+    /// Start from the weights of another run's checkpoint (fresh optimiser states and data
+    /// order), e.g. to continue a run with changed settings.
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "resume")]
+    init: Option<PathBuf>,
     /// Override one config value, e.g. --set langevin.kx=30 (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     sets: Vec<String>,
@@ -155,7 +159,21 @@ fn run(args: Args) -> Result<()> {
             .get("sampler")
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| Error::Io(format!("{}: no data-order state in metadata", ckpt_path.display())))?;
+        if trainer.iteration >= cfg.train.iterations {
+            return Err(Error::Config(format!(
+                "{}: the checkpoint is at iteration {}, train.iterations is {}: give --iterations above {} to continue",
+                ckpt_path.display(),
+                trainer.iteration,
+                cfg.train.iterations,
+                trainer.iteration
+            )));
+        }
         eprintln!("resumed at iteration {}", trainer.iteration);
+    }
+    if let Some(path) = &args.init {
+        let (tensors, _) = checkpoint::load(path)?;
+        trainer.load_weights(&gpu, &tensors, &path.display().to_string())?;
+        eprintln!("weights from {}", path.display());
     }
     std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
     let metrics_path = out.join("metrics.jsonl");

@@ -128,8 +128,10 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
     if train.modalities() != mm || train.image_shape() != model.image || test.image_shape() != model.image {
         return Err(Error::Data(format!("the data has {} modalities of {:?}; the model takes {mm} of {:?}", train.modalities(), train.image_shape(), model.image)));
     }
-    if o.batch == 0 || o.conditional == 0 || o.unconditional == 0 {
-        return Err(Error::Config("eval: batch, conditional and unconditional counts must be at least 1".into()));
+    for (flag, v) in [("--batch", o.batch), ("--conditional", o.conditional), ("--unconditional", o.unconditional), ("--probe-train", o.probe_train), ("--probe-test", o.probe_test)] {
+        if v == 0 {
+            return Err(Error::Config(format!("eval {flag} 0: must be at least 1")));
+        }
     }
     let cfg = &trained.cfg;
     let kz = o.kz.unwrap_or(cfg.langevin.kz);

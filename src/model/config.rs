@@ -169,9 +169,22 @@ impl Default for TrainConfig {
     }
 }
 
+/// A TOML error as one line: `origin:line:column: message`.
+fn one_line(origin: &str, text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("{origin}:{line}:{col}: {}", e.message().replace('\n', " "))
+        }
+        None => format!("{origin}: {}", e.message().replace('\n', " ")),
+    }
+}
+
 impl Config {
     pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
-        let mut c: Config = toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        let mut c: Config = toml::from_str(text).map_err(|e| Error::Config(one_line(origin, text, &e)))?;
         c.validate()?;
         c.langevin.resolve();
         Ok(c)
@@ -227,40 +240,68 @@ impl Config {
         }
         sec.insert(field.to_string(), parsed);
         let mut c: Config = toml::from_str(&toml::to_string(&doc).expect("table serialises"))
-            .map_err(|e| Error::Config(format!("--set '{assignment}': {e}")))?;
+            .map_err(|e| Error::Config(format!("--set '{assignment}': {section}.{field}: {}", e.message())))?;
         c.validate()?;
         c.langevin.resolve();
         *self = c;
         Ok(())
     }
 
+    /// Every field against its range, before any data or GPU work; the error names the field.
+    /// Size limits keep memory bounded before anything is allocated (the built-in data holds
+    /// train_size × M × 3·28·28 floats: 100,000 examples is 4.7 GB).
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(m));
-        if self.train.batch == 0 {
-            return bad("train.batch must be at least 1".into());
-        }
-        if self.model.latent == 0 {
-            return bad("model.latent must be at least 1".into());
-        }
-        if self.model.sigma <= 0.0 {
-            return bad(format!("model.sigma must be positive, got {}", self.model.sigma));
-        }
-        if !self.model.shared_latent && self.model.latent_w > 0 {
-            return bad("model.latent_w (Ours-w) needs model.shared_latent = true".into());
-        }
-        for (k, v) in [("ebm_width", self.model.ebm_width), ("gen_width", self.model.gen_width), ("enc_width", self.model.enc_width)] {
-            if v == 0 {
-                return bad(format!("model.{k} must be at least 1"));
+        let (d, m, l, t) = (&self.data, &self.model, &self.langevin, &self.train);
+        let counts: [(&str, u64, u64, u64); 14] = [
+            ("data.train_size", d.train_size as u64, 1, 100_000),
+            ("data.test_size", d.test_size as u64, 1, 100_000),
+            ("model.latent", m.latent as u64, 1, 4096),
+            ("model.latent_w", m.latent_w as u64, 0, 4096),
+            ("model.ebm_width", m.ebm_width as u64, 1, 1024),
+            ("model.gen_width", m.gen_width as u64, 1, 1024),
+            ("model.enc_width", m.enc_width as u64, 1, 1024),
+            ("langevin.kx", l.kx as u64, 0, 10_000),
+            ("langevin.kz", l.kz as u64, 0, 10_000),
+            ("train.batch", t.batch as u64, 1, 4096),
+            ("train.iterations", t.iterations, 1, 1_000_000_000),
+            ("train.log_every", t.log_every, 1, u64::MAX),
+            ("train.sample_every", t.sample_every, 1, u64::MAX),
+            ("train.checkpoint_every", t.checkpoint_every, 1, u64::MAX),
+        ];
+        for (k, v, lo, hi) in counts {
+            if v < lo || v > hi {
+                let range = if hi == u64::MAX { format!("at least {lo}") } else { format!("in {lo}..={hi}") };
+                return Err(Error::Config(format!("{k} = {v}: must be {range}")));
             }
         }
-        let l = &self.langevin;
-        for (k, v) in [("x_temperature", l.x_temperature), ("z_temperature", l.z_temperature)] {
-            if v.is_some_and(|t| !(t >= 0.0 && t.is_finite())) {
-                return bad(format!("langevin.{k} must be a finite number ≥ 0, got {}", v.unwrap_or(0.0)));
+        // (name, value, lowest allowed, whether the lowest is excluded, highest)
+        let reals: [(&str, f32, f32, bool, f32); 11] = [
+            ("model.sigma", m.sigma, 0.0, true, 100.0),
+            ("langevin.x_step", l.x_step, 0.0, false, 1e6),
+            ("langevin.x_noise", l.x_noise, 0.0, false, 1e3),
+            ("langevin.z_step", l.z_step, 0.0, false, 1e6),
+            ("langevin.z_noise", l.z_noise, 0.0, false, 1e3),
+            ("train.lr_ebm", t.lr_ebm, 0.0, false, 1.0),
+            ("train.lr_gen", t.lr_gen, 0.0, false, 1.0),
+            ("train.lr_enc", t.lr_enc, 0.0, false, 1.0),
+            ("train.max_energy_gap", t.max_energy_gap, 0.0, true, 1e9),
+            ("langevin.x_temperature", l.x_temperature.unwrap_or(0.0), 0.0, false, 1e6),
+            ("langevin.z_temperature", l.z_temperature.unwrap_or(0.0), 0.0, false, 1e6),
+        ];
+        for (k, v, lo, open, hi) in reals {
+            let low_ok = if open { v > lo } else { v >= lo };
+            if !(v.is_finite() && low_ok && v <= hi) {
+                let low = if open { format!("> {lo}") } else { format!("≥ {lo}") };
+                return Err(Error::Config(format!("{k} = {v}: must be a finite number {low} and ≤ {hi:e}")));
             }
         }
-        if !(0.0..1.0).contains(&self.train.beta1) || !(0.0..1.0).contains(&self.train.beta2) {
-            return bad("train.beta1 and train.beta2 must lie in [0, 1)".into());
+        for (k, v) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(Error::Config(format!("{k} = {v}: must lie in [0, 1)")));
+            }
+        }
+        if !m.shared_latent && m.latent_w > 0 {
+            return Err(Error::Config("model.latent_w (Ours-w) needs model.shared_latent = true".into()));
         }
         Ok(())
     }

@@ -89,12 +89,32 @@ impl Trainer {
             }
         }
         self.store.set(gpu, RNG, &rng_state(self.cfg.train.seed))?;
-        if let Some(p) = &self.power_iteration {
-            // From random vectors to σ within ~1e-3 before the first step.
-            replay(gpu, &[(p, 30)])?;
-        }
+        self.estimate_spectral_norms(gpu)?;
         self.iteration = 0;
         Ok(())
+    }
+
+    /// 30 power-iteration steps: from random vectors to σ within ~1e-3 before the first step.
+    fn estimate_spectral_norms(&self, gpu: &Gpu) -> Result<()> {
+        match &self.power_iteration {
+            Some(p) => replay(gpu, &[(p, 30)]),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts from another run's weights (`origin` names them in errors): every parameter of
+    /// this model must be in `tensors` with its shape; spectral-norm vectors are taken when
+    /// present and estimated again otherwise. Optimiser states stay fresh.
+    pub fn load_weights(&mut self, gpu: &Gpu, tensors: &std::collections::BTreeMap<String, Host>, origin: &str) -> Result<()> {
+        for (name, shape) in self.model.state() {
+            match tensors.get(&name) {
+                Some(t) if t.shape == shape => self.store.set(gpu, &name, t)?,
+                Some(t) => return Err(Error::Config(format!("{origin}: tensor '{name}' has shape {:?}, this config needs {shape:?}", t.shape))),
+                None if name.contains(".sn_") => {}
+                None => return Err(Error::Config(format!("{origin}: no tensor '{name}' (was it trained with another model config?)"))),
+            }
+        }
+        self.estimate_spectral_norms(gpu)
     }
 
     fn build(gpu: &Gpu, cfg: &Config, mut model: Model) -> Result<Trainer> {

@@ -1,0 +1,66 @@
+//! Config validation, systematically: every numeric field at 0, −1, NaN and a huge value is
+//! either refused with an error naming the field or is one of the values the method allows
+//! (listed below), so a field added without a range shows up here. No GPU.
+use mmebm::model::Config;
+
+/// (field, value) pairs that are valid settings, not mistakes.
+const ALLOWED: &[(&str, &str)] = &[
+    ("data.seed", "0"),
+    ("data.seed", "1e30"),
+    ("model.latent_w", "0"),
+    ("langevin.kx", "0"),
+    ("langevin.kz", "0"),
+    ("langevin.x_step", "0"),
+    ("langevin.x_noise", "0"),
+    ("langevin.z_step", "0"),
+    ("langevin.z_noise", "0"),
+    ("langevin.x_temperature", "0"),
+    ("langevin.z_temperature", "0"),
+    ("train.seed", "0"),
+    ("train.seed", "1e30"),
+    ("train.lr_ebm", "0"),
+    ("train.lr_gen", "0"),
+    ("train.lr_enc", "0"),
+    ("train.beta1", "0"),
+    ("train.beta2", "0"),
+    ("train.log_every", "1e30"),
+    ("train.sample_every", "1e30"),
+    ("train.checkpoint_every", "1e30"),
+];
+
+#[test]
+fn every_numeric_field_is_range_checked() {
+    let base = Config::from_toml(include_str!("../configs/quick.toml"), "quick.toml").unwrap();
+    let doc: toml::Table = toml::from_str(&base.to_toml()).unwrap();
+    let mut fields: Vec<String> = Vec::new();
+    for (section, table) in &doc {
+        for (key, value) in table.as_table().unwrap() {
+            if value.is_integer() || value.is_float() {
+                fields.push(format!("{section}.{key}"));
+            }
+        }
+    }
+    fields.extend(["langevin.x_temperature".to_string(), "langevin.z_temperature".to_string()]);
+    let mut accepted = Vec::new();
+    for field in &fields {
+        for value in ["0", "-1", "nan", "1e30"] {
+            // Integers written as integers where the field is one ("1e30" as a large integer).
+            let is_int = doc.get(field.split('.').next().unwrap()).and_then(|t| t.get(field.split('.').nth(1).unwrap())).is_some_and(|v| v.is_integer());
+            let v = if is_int && value == "1e30" { "9223372036854775807" } else { value };
+            let mut cfg = base.clone();
+            match cfg.set(&format!("{field}={v}")) {
+                Ok(()) => accepted.push((field.clone(), value.to_string())),
+                Err(e) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains(field.as_str()), "{field}={v}: the error does not name the field: {msg}");
+                    assert_eq!(msg.lines().count(), 1, "{field}={v}: one line expected: {msg}");
+                }
+            }
+        }
+    }
+    let want: Vec<(String, String)> = ALLOWED.iter().map(|(f, v)| (f.to_string(), v.to_string())).collect();
+    accepted.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(accepted, want_sorted, "accepted values differ from the allowed list");
+}
