@@ -116,9 +116,7 @@ fn run(a: Args) -> Result<()> {
     std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
     let md = markdown(&report);
     for (name, text) in [("eval.json", serde_json::to_string_pretty(&report).expect("plain data")), ("eval.md", md.clone())] {
-        let p = out.join(name);
-        let tmp = out.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &p)).map_err(|e| Error::Io(format!("{}: {e}", p.display())))?;
+        mmebm::train::checkpoint::write_atomic(&out.join(name), text.as_bytes())?;
     }
     println!("{md}");
     eprintln!("wrote {} and eval.md in {:.0}s", out.join("eval.json").display(), t.elapsed().as_secs_f64());

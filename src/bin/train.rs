@@ -300,7 +300,8 @@ fn truncate_metrics(path: &Path, iteration: u64) -> Result<()> {
     if !body.is_empty() {
         body.push('\n');
     }
-    std::fs::write(path, body).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+    // Atomic: a failure while rewriting never leaves the history empty.
+    checkpoint::write_atomic(path, body.as_bytes())
 }
 
 fn save_checkpoint(gpu: &Gpu, trainer: &Trainer, state: SamplerState, path: &Path) -> Result<()> {

@@ -10,7 +10,6 @@ use std::path::Path;
 
 /// Writes `tensors` and `metadata` to `path` atomically.
 pub fn save(path: &Path, tensors: &[(String, Host)], metadata: &BTreeMap<String, String>) -> Result<()> {
-    let io = |e: std::io::Error, what: &str| Error::Io(format!("{}: {what}: {e}", path.display()));
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(n, h)| (n.clone(), h.data.iter().flat_map(|v| v.to_le_bytes()).collect(), h.shape.clone()))
@@ -21,13 +20,24 @@ pub fn save(path: &Path, tensors: &[(String, Host)], metadata: &BTreeMap<String,
         .collect::<Result<_>>()?;
     let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let data = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Io(format!("{}: serialise: {e}", path.display())))?;
+    write_atomic(path, &data)
+}
+
+/// Writes `data` to `path` so that a crash, kill or full disk leaves either the old file or the
+/// new one: a temp file in the same folder, fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let io = |e: std::io::Error, what: &str| Error::Io(format!("{}: {what}: {e}", path.display()));
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| io(e, "create folder"))?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|s| s.to_str()).unwrap_or("checkpoint")));
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(e, "create temp file"))?;
-        f.write_all(&data).map_err(|e| io(e, "write"))?;
-        f.sync_all().map_err(|e| io(e, "fsync"))?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|s| s.to_str()).unwrap_or("file")));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e, "write temp file"));
     }
     std::fs::rename(&tmp, path).map_err(|e| io(e, "rename into place"))?;
     if let Ok(d) = std::fs::File::open(dir) {
@@ -49,6 +59,9 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Host>, BTreeMap<String, Str
             return Err(Error::Io(format!("{}: tensor '{name}' is {:?}, expected F32", path.display(), view.dtype())));
         }
         let vals: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Io(format!("{}: tensor '{name}' holds {} at element {i}: the run diverged before this was saved", path.display(), vals[i])));
+        }
         tensors.insert(name, Host::new(view.shape(), vals));
     }
     let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();

@@ -411,7 +411,16 @@ impl Trainer {
     pub fn save(&self, gpu: &Gpu, path: &std::path::Path, extra: &[(&str, String)]) -> Result<()> {
         let mut tensors = Vec::new();
         for name in self.state_names() {
-            tensors.push((name.clone(), self.store.get(gpu, &name)?));
+            let t = self.store.get(gpu, &name)?;
+            // The state is checked before it replaces the last good checkpoint.
+            if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
+                return Err(Error::Diverged(format!(
+                    "iteration {}: '{name}' holds {v}; {} was not overwritten",
+                    self.iteration,
+                    path.display()
+                )));
+            }
+            tensors.push((name, t));
         }
         let mut meta = std::collections::BTreeMap::new();
         meta.insert("config".to_string(), self.cfg.to_toml());
