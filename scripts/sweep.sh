@@ -28,18 +28,26 @@ while (($#)); do
   esac
 done
 [[ -f "$list" ]] || { echo "error: sweep.sh: no run list at '$list'" >&2; exit 2; }
+list="$(realpath "$list")"
+config="$(realpath "$config")"
+mkdir -p "$out"
+out="$(realpath "$out")"
 cd "$root"
 cargo build --release --quiet --bin train --bin eval
 mkdir -p "$out/bin"
 # The sweep runs its own copy, so rebuilding while it runs changes nothing.
 cp target/release/train target/release/eval "$out/bin/"
 cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
-while read -r name flags; do
+while read -r name flags || [[ -n "$name" ]]; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   dir="$out/$name"
   if [[ -f "$dir/eval/eval.json" ]]; then
     echo "sweep: $name already evaluated, kept"
     continue
+  fi
+  # A run stopped before its budget was spent starts again; a finished one is only evaluated.
+  if ! grep -qs -e "budget of .* minutes is spent" -e "iterations in .*s/iteration" "$dir/train.log"; then
+    rm -rf "$dir"
   fi
   mkdir -p "$dir"
   # shellcheck disable=SC2086 # flags are words by design
@@ -47,8 +55,10 @@ while read -r name flags; do
   evaluate=("$out/bin/eval" --checkpoint "$dir/checkpoint.safetensors" "${eval_flags[@]}")
   printf '%s\n%s\ncpu: %s\n' "${train[*]}" "${evaluate[*]}" "$cpu" > "$dir/commands.txt"
   echo "sweep: $name: ${train[*]}"
-  "${train[@]}" > "$dir/train.log" 2>&1 || { echo "sweep: $name: train failed, see $dir/train.log"; continue; }
-  "${evaluate[@]}" > "$dir/eval.log" 2>&1 || { echo "sweep: $name: eval failed, see $dir/eval.log"; continue; }
+  if [[ ! -f "$dir/train.log" ]]; then
+    "${train[@]}" < /dev/null > "$dir/train.log" 2>&1 || { echo "sweep: $name: train failed, see $dir/train.log"; continue; }
+  fi
+  "${evaluate[@]}" < /dev/null > "$dir/eval.log" 2>&1 || { echo "sweep: $name: eval failed, see $dir/eval.log"; continue; }
   echo "sweep: $name done"
 done < "$list"
 python3 "$root/scripts/sweep_table.py" "$out" > "$out/table.md"

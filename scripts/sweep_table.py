@@ -11,7 +11,13 @@ def last_metrics(path):
 
 
 def mean(v):
-    return sum(v) / len(v) if v else float("nan")
+    v = [x for x in v if x is not None]
+    return sum(v) / len(v) if v else None
+
+
+def fmt(v, digits):
+    """A number with `digits` decimals, or – where the report has none (EBM alone, non-finite)."""
+    return "–" if v is None else f"{v:.{digits}f}"
 
 
 def row(run):
@@ -21,15 +27,15 @@ def row(run):
     cond = {r["observed"]: r.get("with_langevin") for r in e["conditional"]["by_observed"]}
     agreed = u.get("revised_agreed_per_class") or [0]
     share = max(agreed) / max(1, sum(agreed))
-    per_it = last.get("seconds", float("nan")) / max(1, last.get("iteration", 1))
+    per_it = last["seconds"] / max(1, last["iteration"]) if "seconds" in last else None
     fit = u.get("prior_fit") or {}
     cells = [
-        run.name, str(e["iteration"]), f"{per_it:.2f}",
-        f"{u.get('generator', float('nan')):.3f}", f"{u.get('revised', float('nan')):.3f}", f"{share:.2f}",
-        f"{u.get('fitted_generator', float('nan')):.3f}", f"{fit.get('kl_to_prior', float('nan')):.1f}",
-        f"{mean(fd.get('generator', [])):.1f}", f"{mean(fd.get('revised', [])):.1f}",
-        f"{cond.get(1, float('nan')):.3f}", f"{cond.get(4, float('nan')):.3f}",
-        f"{timed.get('x_move', float('nan')):.3f}", f"{timed.get('z_sq', float('nan')):.2f}",
+        run.name, str(e["iteration"]), fmt(per_it, 2),
+        fmt(u.get("generator"), 3), fmt(u.get("revised"), 3), f"{share:.2f}",
+        fmt(u.get("fitted_generator"), 3), fmt(fit.get("kl_to_prior"), 1),
+        fmt(mean(fd.get("generator", [])), 1), fmt(mean(fd.get("revised", [])), 1),
+        fmt(cond.get(1), 3), fmt(cond.get(4), 3),
+        fmt(timed.get("x_move"), 3), fmt(timed.get("z_sq"), 2),
     ]
     return "| " + " | ".join(cells) + " |"
 

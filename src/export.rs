@@ -3,7 +3,8 @@
 //! page, never copied) and the same plans.
 //!
 //! `<out>/model.json` describes the bundle; beside it:
-//! - `weights.bin`: every parameter of the three networks, f32 little-endian, back to back
+//! - `weights.bin`: every parameter of the three networks (and spectral-norm vectors, if any),
+//!   f32 little-endian, back to back
 //!   (`weights[k].offset` in bytes);
 //! - `plans/<phase key>.json`: one [`Plan`] per phase the demo runs (encode m, langevin_z m,
 //!   decode the others, langevin_x the others, for every m; prior; langevin_x of all), compiled

@@ -64,3 +64,37 @@ fn every_numeric_field_is_range_checked() {
     want_sorted.sort();
     assert_eq!(accepted, want_sorted, "accepted values differ from the allowed list");
 }
+
+#[test]
+fn a_temperature_sets_the_noise_and_survives_a_round_trip() {
+    let mut cfg = Config::from_toml(include_str!("../configs/quick.toml"), "quick.toml").unwrap();
+    cfg.set("langevin.z_temperature=1").unwrap();
+    let want = (2.0 * cfg.langevin.z_step).sqrt();
+    assert!((cfg.langevin.z_noise - want).abs() < 1e-7, "z_noise {} vs √(2a) = {want}", cfg.langevin.z_noise);
+    assert!((cfg.langevin.temperatures().1 - 1.0).abs() < 1e-5);
+    // The saved config derives the same noise; a later step change re-derives it.
+    let back = Config::from_toml(&cfg.to_toml(), "round trip").unwrap();
+    assert_eq!(back, cfg);
+    cfg.set("langevin.z_step=0.002").unwrap();
+    assert!((cfg.langevin.z_noise - (2.0f32 * 0.002).sqrt()).abs() < 1e-7);
+    // Without a temperature, the noise is the config's own.
+    let plain = Config::from_toml(include_str!("../configs/quick.toml"), "quick.toml").unwrap();
+    assert_eq!(plain.langevin.z_noise, 0.002);
+}
+
+#[test]
+fn non_finite_tensors_are_refused_on_load_but_rng_bits_are_not() {
+    use mmebm::ops::Host;
+    use mmebm::train::checkpoint::{load, save};
+    let dir = std::env::temp_dir().join(format!("mmebm-config-{}", std::process::id()));
+    let path = dir.join("c.safetensors");
+    let meta = std::collections::BTreeMap::new();
+    // An RNG state whose seed bits read as NaN is a valid state.
+    let rng = Host::new(&[4], vec![f32::NAN, 1.0, 0.0, 0.0]);
+    save(&path, &[("rng".into(), rng), ("ebm.out.w".into(), Host::new(&[2], vec![0.5, 1.5]))], &meta).unwrap();
+    assert!(load(&path).is_ok());
+    save(&path, &[("ebm.out.w".into(), Host::new(&[2], vec![0.5, f32::INFINITY]))], &meta).unwrap();
+    let e = load(&path).unwrap_err().to_string();
+    assert!(e.contains("ebm.out.w") && e.contains("inf"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

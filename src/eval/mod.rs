@@ -206,38 +206,22 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         })
         .collect();
 
-    // Latents inferred from training data, the way training infers ẑ (a draw of the mixture
-    // over all experts, then K_z posterior steps): the fit of the prior-mismatch measurement.
-    let fit = if generator {
-        let encode = Step { phase: Phase::Encode { given: all_modalities(mm), mean: false }, times: 1 };
-        let z = infer_z(gpu, &mut store, &mut s, train, o.probe_train, &[encode, Step { phase: Phase::LangevinZ { given: all_modalities(mm) }, times: kz }])?.0;
-        Some(metrics::LatentFit::of(&z))
-    } else {
-        None
-    };
-
-    // Unconditional coherence and Fréchet distances, from the prior and from the fit.
+    // Unconditional coherence and Fréchet distances: z from the prior, then (generator models)
+    // from N(μ̂, Σ̂) fitted to latents inferred from training data the way training infers ẑ (a
+    // draw of the mixture over all experts, then K_z posterior steps).
     let nu = o.unconditional;
     let all = all_modalities(mm);
     let mut uncond = json!({"samples": nu, "kx": kx});
     let mut fd = json!({"real_test_vs_train": fd_train.iter().map(|&v| round(v)).collect::<Vec<_>>()});
     let mut stages: Vec<(&str, Vec<Step>, Option<Host>)> = Vec::new();
-    if let Some(fit) = &fit {
-        let fitted = fit.sample(nu, o.seed ^ 0x5eed);
-        let decode = Step { phase: Phase::Decode { targets: all.clone() }, times: 1 };
-        let revise = Step { phase: Phase::LangevinX { moving: all.clone() }, times: kx };
+    if generator {
         stages.push(("generator", unconditional_steps(mm, 0), None));
         stages.push(("revised", unconditional_steps(mm, kx), None));
-        stages.push(("fitted_generator", vec![decode.clone()], Some(fitted.clone())));
-        stages.push(("fitted_revised", vec![decode, revise], Some(fitted)));
-        let (sum, kl) = (metrics::latent_summary_of(&fit.mean, &fit.cov), fit.kl_to_prior());
-        uncond["prior_fit"] = json!({"examples": o.probe_train.min(train.len()), "kl_to_prior": round(kl), "mean_abs": round(sum[0]), "mean_abs_worst": round(sum[1]), "second_moment": round(sum[2]), "second_moment_worst": round(sum[3])});
-        log(&format!("inferred z vs N(0, I): KL {kl:.2} nats, mean |E z| {:.3} (worst {:.3}), mean E z² {:.3} (worst dimension {:.3})", sum[0], sum[1], sum[2], sum[3]));
     } else {
         stages.push(("ebm_from_noise", ebm_alone_steps(mm, &[], kx), None));
     }
-    for (name, steps, z) in &stages {
-        let (out, sps) = generate(gpu, &mut store, &mut s, steps, nu, &[], z.as_ref())?;
+    let mut measure = |name: &str, steps: &[Step], z: Option<&Host>, s: &mut Sampler, store: &mut Store| -> Result<()> {
+        let (out, sps) = generate(gpu, store, s, steps, nu, &[], z)?;
         let mut preds = Vec::new();
         let mut fds = Vec::new();
         for m in &all {
@@ -247,12 +231,29 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         }
         let c = metrics::agreement(&preds);
         log(&format!("unconditional coherence, {name}: {c:.3} ({nu} samples)"));
-        uncond[*name] = round(c);
+        uncond[name] = round(c);
         uncond[format!("{name}_agreed_per_class")] = json!(metrics::agreed_classes(&preds, classifier::CLASSES));
-        fd[*name] = json!(fds);
+        fd[name] = json!(fds);
         if z.is_none() {
             cost.push(json!({"mode": format!("unconditional, {name}"), "evaluations": evaluations(steps), "seconds_per_sample": sps}));
         }
+        Ok(())
+    };
+    for (name, steps, z) in &stages {
+        measure(name, steps, z.as_ref(), &mut s, &mut store)?;
+    }
+    if generator {
+        let encode = Step { phase: Phase::Encode { given: all.clone(), mean: false }, times: 1 };
+        let z = infer_z(gpu, &mut store, &mut s, train, o.probe_train, &[encode, Step { phase: Phase::LangevinZ { given: all.clone() }, times: kz }])?.0;
+        let fit = metrics::LatentFit::of(&z);
+        let (sum, kl) = (metrics::latent_summary_of(&fit.mean, &fit.cov), fit.kl_to_prior());
+        let fitted = fit.sample(nu, o.seed ^ 0x5eed);
+        let decode = Step { phase: Phase::Decode { targets: all.clone() }, times: 1 };
+        let revise = Step { phase: Phase::LangevinX { moving: all.clone() }, times: kx };
+        measure("fitted_generator", &[decode.clone()], Some(&fitted), &mut s, &mut store)?;
+        measure("fitted_revised", &[decode, revise], Some(&fitted), &mut s, &mut store)?;
+        log(&format!("inferred z vs N(0, I): KL {kl:.2} nats, mean |E z| {:.3} (worst {:.3}), mean E z² {:.3} (worst dimension {:.3})", sum[0], sum[1], sum[2], sum[3]));
+        uncond["prior_fit"] = json!({"examples": z.shape[0], "kl_to_prior": round(kl), "mean_abs": round(sum[0]), "mean_abs_worst": round(sum[1]), "second_moment": round(sum[2]), "second_moment_worst": round(sum[3])});
     }
 
     // Latent probe: z inferred from all modalities (first expert's mean + K_z posterior steps).

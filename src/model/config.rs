@@ -56,7 +56,9 @@ pub struct LangevinConfig {
     /// x ← x + x_step · ∇ₓf + x_noise · ε; the chain's temperature is T = x_noise² / (2 x_step).
     pub x_step: f32,
     pub x_noise: f32,
-    /// When set, x_noise = √(2 · x_step · T) (T = 1 is the Langevin equation of the paper).
+    /// When set, x_noise = √(2 · x_step · T) (T = 1 is the Langevin equation of the paper); it
+    /// wins over x_noise. Step overrides after loading (`sample --x-step`, the demo's sliders)
+    /// keep the noise, so they change T.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub x_temperature: Option<f32>,
     /// Clamp chains to [-1, 1] after each step.
@@ -66,7 +68,7 @@ pub struct LangevinConfig {
     /// z ← z + z_step · ∇_z log p(x, z) + z_noise · ε; T = z_noise² / (2 z_step).
     pub z_step: f32,
     pub z_noise: f32,
-    /// When set, z_noise = √(2 · z_step · T).
+    /// When set, z_noise = √(2 · z_step · T); it wins over z_noise (as x_temperature).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub z_temperature: Option<f32>,
 }

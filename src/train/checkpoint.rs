@@ -46,6 +46,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Whether tensor `name` holds u32 bit patterns in f32 slots (the RNG state, Adam's step
+/// counters), where a NaN pattern is a valid value.
+pub fn holds_bits(name: &str) -> bool {
+    name == super::RNG || name.ends_with(".step")
+}
+
 /// Reads a checkpoint: tensors by name, and the metadata.
 pub fn load(path: &Path) -> Result<(BTreeMap<String, Host>, BTreeMap<String, String>)> {
     let data = std::fs::read(path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
@@ -59,7 +65,7 @@ pub fn load(path: &Path) -> Result<(BTreeMap<String, Host>, BTreeMap<String, Str
             return Err(Error::Io(format!("{}: tensor '{name}' is {:?}, expected F32", path.display(), view.dtype())));
         }
         let vals: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = vals.iter().position(|v| !v.is_finite()).filter(|_| !holds_bits(&name)) {
             return Err(Error::Io(format!("{}: tensor '{name}' holds {} at element {i}: the run diverged before this was saved", path.display(), vals[i])));
         }
         tensors.insert(name, Host::new(view.shape(), vals));

@@ -57,7 +57,7 @@ pub struct Trainer {
     update: Executable,
     /// Run on log steps only, between the EBM chain and the updates (see [`DIAGNOSTICS`]).
     diagnostics: Executable,
-    /// One power-iteration step of the EBM's spectral normalisation, first in every iteration.
+    /// One power-iteration step of the EBM's spectral normalisation, before the EBM chain.
     power_iteration: Option<Executable>,
     /// Iterations completed.
     pub iteration: u64,
@@ -290,12 +290,12 @@ impl Trainer {
     /// One iteration on the uploaded batch, one submit; returns the metrics (see [`METRICS`]).
     pub fn step(&mut self, gpu: &Gpu) -> Result<Vec<f32>> {
         let mut runs: Vec<(&Executable, u32)> = Vec::new();
-        if let Some(p) = &self.power_iteration {
-            runs.push((p, 1));
-        }
         if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
             runs.push((i, 1));
             runs.push((l, self.cfg.langevin.kz));
+        }
+        if let Some(p) = &self.power_iteration {
+            runs.push((p, 1));
         }
         runs.push((&self.prior, 1));
         runs.push((&self.langevin_x, self.cfg.langevin.kx));
@@ -311,14 +311,14 @@ impl Trainer {
     /// diagnostics between the EBM chain and the updates (untimed).
     pub fn step_logged(&mut self, gpu: &Gpu) -> Result<Logged> {
         let t0 = std::time::Instant::now();
-        if let Some(p) = &self.power_iteration {
-            replay(gpu, &[(p, 1)])?;
-        }
         if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
             replay(gpu, &[(i, 1), (l, self.cfg.langevin.kz)])?;
             gpu.wait()?;
         }
         let t1 = std::time::Instant::now();
+        if let Some(p) = &self.power_iteration {
+            replay(gpu, &[(p, 1)])?;
+        }
         replay(gpu, &[(&self.prior, 1), (&self.langevin_x, self.cfg.langevin.kx)])?;
         gpu.wait()?;
         let t2 = std::time::Instant::now();
@@ -395,8 +395,12 @@ impl Trainer {
             phases.push(("init_z", i));
             phases.push(("langevin_z", l));
         }
+        if let Some(p) = &self.power_iteration {
+            phases.push(("power_iteration", p));
+        }
         phases.push(("prior", &self.prior));
         phases.push(("langevin_x", &self.langevin_x));
+        phases.push(("diagnostics", &self.diagnostics));
         phases.push(("update", &self.update));
         for (name, exe) in phases {
             for (op, ms) in exe.profile(gpu)? {
@@ -413,7 +417,7 @@ impl Trainer {
         for name in self.state_names() {
             let t = self.store.get(gpu, &name)?;
             // The state is checked before it replaces the last good checkpoint.
-            if let Some(v) = t.data.iter().find(|v| !v.is_finite()) {
+            if let Some(v) = t.data.iter().find(|v| !v.is_finite()).filter(|_| !checkpoint::holds_bits(&name)) {
                 return Err(Error::Diverged(format!(
                     "iteration {}: '{name}' holds {v}; {} was not overwritten",
                     self.iteration,
