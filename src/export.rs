@@ -190,19 +190,15 @@ fn find_patches(trained: &Trained, n: usize, langevin: &LangevinConfig, base: &P
 
 /// Writes the bundle of `trained` into `out` (created if missing).
 pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Summary> {
-    let io = |e: std::io::Error, p: &Path| Error::Io(format!("{}: {e}", p.display()));
     let write = |name: &str, bytes: &[u8], files: &mut Vec<(String, u64)>| -> Result<()> {
         let p = out.join(name);
-        if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).map_err(|e| io(e, d))?;
-        }
-        std::fs::write(&p, bytes).map_err(|e| io(e, &p))?;
+        crate::files::write_atomic(&p, bytes)?;
         files.push((name.to_string(), bytes.len() as u64));
         Ok(())
     };
-    if opts.n == 0 {
-        return Err(Error::Config("export: the number of examples per generation must be at least 1".into()));
-    }
+    use crate::model::config::{check_count, MAX_BATCH};
+    check_count("export --count", opts.n as u64, 1, MAX_BATCH)?;
+    check_count("export --examples", opts.examples as u64, 1, crate::model::config::MAX_EXAMPLES)?;
     let mm = trained.model.modalities;
     let langevin = trained.cfg.langevin.clone();
     let mut files = Vec::new();

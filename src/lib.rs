@@ -5,8 +5,10 @@
 //! CPU reference and its gradient rule) → `graph` (build, differentiate, plan, replay) → `nn`
 //! (layers, parameters) → `model` (EBM, generator, encoder) → `train` (cooperative learning) and
 //! `sample` (generation) → `eval` (classifiers, metrics) and `export` (the browser demo's bundle) →
-//! binaries. `data` (datasets, grids) stands beside, on the CPU.
+//! binaries. `data` (datasets, grids) stands beside, on the CPU; `error` and `files` (atomic writes) are
+//! below everything.
 pub mod error;
+pub mod files;
 pub mod gpu;
 pub mod ops;
 pub mod graph;

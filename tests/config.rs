@@ -2,6 +2,7 @@
 //! either refused with an error naming the field or is one of the values the method allows
 //! (listed below), so a field added without a range shows up here. No GPU.
 use mmebm::model::Config;
+mod common;
 
 /// (field, value) pairs that are valid settings, not mistakes.
 const ALLOWED: &[(&str, &str)] = &[
@@ -42,6 +43,7 @@ fn every_numeric_field_is_range_checked() {
     }
     fields.extend(["langevin.x_temperature".to_string(), "langevin.z_temperature".to_string()]);
     let mut accepted = Vec::new();
+    let out = std::env::temp_dir().join(format!("mmebm-config-{}", std::process::id()));
     for field in &fields {
         for value in ["0", "-1", "nan", "1e30"] {
             // Integers written as integers where the field is one ("1e30" as a large integer).
@@ -54,6 +56,9 @@ fn every_numeric_field_is_range_checked() {
                     let msg = e.to_string();
                     assert!(msg.contains(field.as_str()), "{field}={v}: the error does not name the field: {msg}");
                     assert_eq!(msg.lines().count(), 1, "{field}={v}: one line expected: {msg}");
+                    // The binary says the same, in one line, before any work.
+                    let args = ["--out", out.to_str().unwrap(), "--set", &format!("{field}={v}")];
+                    common::refuses(env!("CARGO_BIN_EXE_train"), &args, &format!("error: {msg}"), std::time::Duration::from_secs(2));
                 }
             }
         }
@@ -63,6 +68,7 @@ fn every_numeric_field_is_range_checked() {
     let mut want_sorted = want.clone();
     want_sorted.sort();
     assert_eq!(accepted, want_sorted, "accepted values differ from the allowed list");
+    assert!(!out.exists(), "a refused run wrote {}", out.display());
 }
 
 #[test]

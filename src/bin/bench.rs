@@ -376,7 +376,6 @@ fn cpu_conv_seconds(l: &Layer) -> [f64; 3] {
 
 /// Records `variant` for this adapter in the tuning file (written to a temp file, then renamed).
 fn save_pick(gpu: &Gpu, variant: &str) -> Result<()> {
-    let io = |e: std::io::Error| mmebm::Error::Io(e.to_string());
     let Some(path) = eager::tuning_path() else {
         return Err(mmebm::Error::Config("no tuning file location: set MMEBM_TUNING or HOME".into()));
     };
@@ -385,12 +384,7 @@ fn save_pick(gpu: &Gpu, variant: &str) -> Result<()> {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     map.insert(eager::adapter_key(gpu), variant.to_string());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&map).unwrap()).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)?;
+    mmebm::files::write_atomic(&path, serde_json::to_string_pretty(&map).expect("plain data").as_bytes())?;
     println!("saved to {}", path.display());
     Ok(())
 }

@@ -11,6 +11,7 @@ use mmebm::eval::classifier::{Classifiers, TrainOptions};
 use mmebm::eval::{evaluate, markdown, EvalOptions};
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::train::checkpoint::Trained;
+use mmebm::model::config::check_count;
 use mmebm::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -80,6 +81,18 @@ fn dataset_key(dir: Option<&Path>, train: &Dataset, seed: u64) -> String {
 }
 
 fn run(a: Args) -> Result<()> {
+    let o = EvalOptions {
+        conditional: a.conditional,
+        unconditional: a.unconditional,
+        probe_train: a.probe_train,
+        probe_test: a.probe_test,
+        batch: a.batch,
+        seed: a.seed,
+        kz: a.kz,
+        kx: a.kx,
+    };
+    o.validate()?;
+    check_count("--classifier-epochs", a.classifier_epochs, 1, 1000)?;
     let trained = Trained::load(&a.checkpoint)?;
     let d = &trained.cfg.data;
     let (train, test) = data::load(a.data.as_deref(), d.train_size, d.test_size, d.seed)?;
@@ -98,16 +111,6 @@ fn run(a: Args) -> Result<()> {
         eprintln!("classifiers trained in {:.0}s; held-out accuracy {:?}", t.elapsed().as_secs_f64(), c.accuracy);
         c
     };
-    let o = EvalOptions {
-        conditional: a.conditional,
-        unconditional: a.unconditional,
-        probe_train: a.probe_train,
-        probe_test: a.probe_test,
-        batch: a.batch,
-        seed: a.seed,
-        kz: a.kz,
-        kx: a.kx,
-    };
     let t = Instant::now();
     let mut report = evaluate(&gpu, &trained, &train, &test, &mut clf, &o, |s| eprintln!("{s}"))?;
     report["classifiers"] = serde_json::json!(clf_path.display().to_string());
@@ -116,7 +119,7 @@ fn run(a: Args) -> Result<()> {
     std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
     let md = markdown(&report);
     for (name, text) in [("eval.json", serde_json::to_string_pretty(&report).expect("plain data")), ("eval.md", md.clone())] {
-        mmebm::train::checkpoint::write_atomic(&out.join(name), text.as_bytes())?;
+        mmebm::files::write_atomic(&out.join(name), text.as_bytes())?;
     }
     println!("{md}");
     eprintln!("wrote {} and eval.md in {:.0}s", out.join("eval.json").display(), t.elapsed().as_secs_f64());

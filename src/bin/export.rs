@@ -28,6 +28,9 @@ fn main() {
     let a = Args::parse();
     let run = || -> mmebm::Result<()> {
         let t = Trained::load(&a.checkpoint)?;
+        if a.examples > t.cfg.data.test_size {
+            eprintln!("note: --examples {} is more than the {} test examples: exporting {}", a.examples, t.cfg.data.test_size, t.cfg.data.test_size);
+        }
         let s = export(&t, &a.out, &ExportOptions { n: a.count, examples: a.examples })?;
         for (f, b) in &s.files {
             if !f.starts_with("plans/") {

@@ -11,12 +11,13 @@
 //! sample and one column per modality; `--raw` adds one PNG per image and `values.safetensors`
 //! with the float images. The same `--seed` gives the same files.
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use mmebm::data::{self, grid::save_grid, Dataset};
+use mmebm::data::{self, grid::{save_grid, save_png}, Dataset};
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::graph::Store;
 use mmebm::ops::{Host, Target};
 use mmebm::sample::{cross_modal_steps, ebm_alone_steps, evaluations, unconditional_steps, Phase, Sampler, Step};
 use mmebm::train::checkpoint::{self, Trained};
+use mmebm::model::config::{check_count, MAX_BATCH, MAX_CHAIN_STEPS};
 use mmebm::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -177,8 +178,9 @@ impl Ctx {
                 *dst = v;
             }
         }
-        if c.count == 0 {
-            return Err(Error::Config("--count must be at least 1".into()));
+        check_count("--count", c.count as u64, 1, MAX_BATCH)?;
+        for (flag, v) in [("--kx", c.kx), ("--kz", c.kz)] {
+            check_count(flag, v.unwrap_or(0) as u64, 0, MAX_CHAIN_STEPS)?;
         }
         if c.split != "test" && c.split != "train" {
             return Err(Error::Config(format!("--split {}: expected test or train", c.split)));
@@ -262,10 +264,7 @@ fn save_grid_cell(path: &Path, img: &Host) -> Result<()> {
             }
         }
     }
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| Error::Io(format!("{}: {e}", d.display())))?;
-    }
-    image::save_buffer(path, &bytes, w as u32, h as u32, image::ExtendedColorType::Rgb8).map_err(|e| Error::Io(format!("{}: {e}", path.display())))
+    save_png(path, &bytes, w, h)
 }
 
 fn parse_list(s: &str, what: &str, limit: usize) -> Result<Vec<usize>> {
@@ -340,6 +339,8 @@ fn observed(ctx: &Ctx, c: &Common, g: &Given) -> Result<(Vec<usize>, Vec<Host>)>
     let given = parse_list(&g.given, "--given", mm)?;
     let ds = ctx.dataset(c)?;
     let idx = parse_range(&g.index, ds.len())?;
+    // Before the copies are made: examples × count rows are generated at once.
+    check_count(&format!("--index {} × --count {} =", g.index, c.count), (idx.len() * c.count) as u64, 1, MAX_BATCH)?;
     let batch = ds.try_batch(&idx)?;
     Ok((given.clone(), given.iter().map(|&m| repeat(&batch[m], c.count)).collect()))
 }
@@ -421,9 +422,7 @@ fn run(cli: Cli) -> Result<()> {
         Mode::Interpolate { common: c, from, to, given, frames } => {
             let mut ctx = Ctx::new(&c, false)?;
             ctx.needs_generator("interpolate")?;
-            if frames < 2 {
-                return Err(Error::Config("--frames must be at least 2".into()));
-            }
+            check_count("--frames", frames as u64, 2, MAX_BATCH)?;
             let mm = ctx.trained.model.modalities;
             parse_list(&given.to_string(), "--given", mm)?;
             let ds = ctx.dataset(&c)?;
@@ -449,9 +448,10 @@ fn run(cli: Cli) -> Result<()> {
         Mode::Trajectory { common: c, given: g, every } => {
             let mut ctx = Ctx::new(&c, false)?;
             ctx.needs_generator("trajectory")?;
-            if every == 0 {
-                return Err(Error::Config("--every must be at least 1".into()));
-            }
+            check_count("--every", every as u64, 1, MAX_CHAIN_STEPS)?;
+            // Every recorded frame is kept: (K_x / every + 1) × count rows.
+            let rows = (ctx.kx / every + 1) as u64 * c.count as u64;
+            check_count(&format!("frames (--kx {} / --every {every} + 1) × --count {} =", ctx.kx, c.count), rows, 1, MAX_BATCH)?;
             let mm = ctx.trained.model.modalities;
             let all: Vec<usize> = (0..mm).collect();
             // Data chain: generator samples revised by the EBM, every modality moving.

@@ -4,9 +4,35 @@
 //!
 //!     cargo run --release --bin serve            # then open http://127.0.0.1:8000/web/
 //!     cargo run --release --bin serve -- --port 8080 --root .
-use std::io::{BufRead, BufReader, Write};
+//!
+//! It only ever reads files under the root (symbolic links that lead out are refused), reads at
+//! most `MAX_REQUEST` bytes of a request, drops a connection that stays silent for `--timeout`
+//! seconds, and serves at most `MAX_CONNECTIONS` at once (503 beyond).
+use clap::Parser;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Request line and headers together.
+const MAX_REQUEST: u64 = 16 * 1024;
+const MAX_CONNECTIONS: usize = 32;
+
+#[derive(Parser, Debug)]
+#[command(about = "Serve the repository's files to the browser demo on 127.0.0.1 (GET and HEAD only)")]
+struct Args {
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Folder to serve; default: the repository this binary was built from.
+    #[arg(long, default_value = env!("CARGO_MANIFEST_DIR"))]
+    root: PathBuf,
+    /// Seconds a connection may stay silent before it is dropped.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
+}
 
 fn content_type(p: &Path) -> &'static str {
     match p.extension().and_then(|e| e.to_str()).unwrap_or("") {
@@ -20,58 +46,107 @@ fn content_type(p: &Path) -> &'static str {
     }
 }
 
-fn respond(mut s: TcpStream, root: &Path) -> std::io::Result<()> {
+/// What a request path names under `root` (canonical): a file, a folder to redirect to with a
+/// slash, or nothing (missing, not plain components, or a link that leads out of the root).
+enum Target {
+    File(PathBuf),
+    Folder,
+    Nothing,
+}
+
+fn resolve(root: &Path, path: &str) -> Target {
+    let rel = PathBuf::from(path.trim_start_matches('/'));
+    if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Target::Nothing;
+    }
+    let Ok(mut file) = std::fs::canonicalize(root.join(&rel)) else { return Target::Nothing };
+    if file.is_dir() {
+        if !path.ends_with('/') {
+            return Target::Folder;
+        }
+        match std::fs::canonicalize(file.join("index.html")) {
+            Ok(f) => file = f,
+            Err(_) => return Target::Nothing,
+        }
+    }
+    if file.starts_with(root) && file.is_file() { Target::File(file) } else { Target::Nothing }
+}
+
+fn status(s: &mut TcpStream, code: &str, extra: &str) -> std::io::Result<()> {
+    write!(s, "HTTP/1.1 {code}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n")
+}
+
+fn respond(mut s: TcpStream, root: &Path, timeout: Duration) -> std::io::Result<()> {
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    let mut r = BufReader::new(s.try_clone()?.take(MAX_REQUEST));
     let mut line = String::new();
-    let mut r = BufReader::new(s.try_clone()?);
     r.read_line(&mut line)?;
-    // Drain the headers.
+    // The headers, to their blank line; the request is refused when it does not end in the limit.
+    let mut ended = false;
     let mut h = String::new();
-    while r.read_line(&mut h)? > 2 {
+    while r.read_line(&mut h)? > 0 {
+        if h == "\r\n" || h == "\n" {
+            ended = true;
+            break;
+        }
         h.clear();
+    }
+    if !ended {
+        return status(&mut s, "431 Request Header Fields Too Large", "");
     }
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-    let path = target.split(['?', '#']).next().unwrap_or("/");
-    let rel = PathBuf::from(path.trim_start_matches('/'));
-    // Only plain components: nothing outside the root.
-    let safe = rel.components().all(|c| matches!(c, Component::Normal(_)));
-    let mut file = root.join(&rel);
-    if file.is_dir() {
-        if !path.ends_with('/') {
-            let loc = format!("{path}/");
-            return write!(s, "HTTP/1.1 301 Moved Permanently\r\nLocation: {loc}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-        file = file.join("index.html");
+    if method != "GET" && method != "HEAD" {
+        return status(&mut s, "405 Method Not Allowed", "Allow: GET, HEAD\r\n");
     }
-    match (method, safe, std::fs::read(&file)) {
-        ("GET" | "HEAD", true, Ok(body)) => {
-            write!(s, "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n", content_type(&file), body.len())?;
-            if method == "GET" {
-                s.write_all(&body)?;
+    let path = target.split(['?', '#']).next().unwrap_or("/");
+    match resolve(root, path) {
+        Target::Folder => status(&mut s, "301 Moved Permanently", &format!("Location: {path}/\r\n")),
+        Target::Nothing => status(&mut s, "404 Not Found", ""),
+        Target::File(file) => match std::fs::read(&file) {
+            Ok(body) => {
+                write!(s, "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n", content_type(&file), body.len())?;
+                if method == "GET" {
+                    s.write_all(&body)?;
+                }
+                Ok(())
             }
-            Ok(())
-        }
-        _ => write!(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            Err(_) => status(&mut s, "404 Not Found", ""),
+        },
     }
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let opt = |name: &str, def: &str| args.iter().position(|a| a == name).and_then(|k| args.get(k + 1)).cloned().unwrap_or_else(|| def.to_string());
-    let port = opt("--port", "8000");
-    let root = PathBuf::from(opt("--root", env!("CARGO_MANIFEST_DIR")));
-    let listener = match TcpListener::bind(format!("127.0.0.1:{port}")) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on 127.0.0.1:{port}: {e} (choose another with --port)");
+    let a = Args::parse();
+    let root = match std::fs::canonicalize(&a.root) {
+        Ok(r) if r.is_dir() => r,
+        _ => {
+            eprintln!("error: --root {}: not a folder", a.root.display());
             std::process::exit(1);
         }
     };
-    println!("serving {} at http://127.0.0.1:{port}/web/ (Ctrl-C stops)", root.display());
-    for s in listener.incoming().flatten() {
-        let root = root.clone();
+    let listener = match TcpListener::bind(("127.0.0.1", a.port)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on 127.0.0.1:{}: {e} (choose another with --port)", a.port);
+            std::process::exit(1);
+        }
+    };
+    println!("serving {} at http://127.0.0.1:{}/web/ (Ctrl-C stops)", root.display(), a.port);
+    let timeout = Duration::from_secs(a.timeout);
+    let open = Arc::new(AtomicUsize::new(0));
+    for mut s in listener.incoming().flatten() {
+        if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            let _ = s.set_write_timeout(Some(timeout));
+            let _ = status(&mut s, "503 Service Unavailable", "Retry-After: 1\r\n");
+            continue;
+        }
+        open.fetch_add(1, Ordering::SeqCst);
+        let (root, open) = (root.clone(), open.clone());
         std::thread::spawn(move || {
-            let _ = respond(s, &root);
+            let _ = respond(s, &root, timeout);
+            open.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

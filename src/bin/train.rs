@@ -9,10 +9,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mmebm::data::prefetch::{Prefetch, SamplerState};
 use mmebm::data::{grid::save_grid, polymnist::load_polymnist, synthetic::synthetic, Dataset};
 use mmebm::gpu::{Gpu, GpuOptions};
+use mmebm::ops::Host;
 use mmebm::model::Config;
 use mmebm::sample::Sampler;
 use mmebm::train::{checkpoint, Trainer, METRICS};
 use mmebm::{Error, Result};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,22 +82,47 @@ fn load_data(cfg: &Config, dir: &Option<PathBuf>) -> Result<(Dataset, Dataset)> 
     }
 }
 
-fn run(args: Args) -> Result<()> {
-    let (mut cfg, name) = match &args.config {
+/// What a run starts from, read and checked before anything is written or the GPU is touched.
+struct Start {
+    cfg: Config,
+    out: PathBuf,
+    /// The checkpoint to continue (`--resume`): its tensors, metadata and iteration.
+    resume: Option<(BTreeMap<String, Host>, BTreeMap<String, String>, u64)>,
+    /// The weights to start from (`--init`).
+    init: Option<BTreeMap<String, Host>>,
+}
+
+/// Reads the config (the checkpoint's when resuming), applies the flags and checks that the run
+/// can do what they ask. Read-only.
+fn prepare(args: &Args) -> Result<Start> {
+    let (file_cfg, name) = match &args.config {
         Some(p) => (Config::load(p)?, p.file_stem().and_then(|s| s.to_str()).unwrap_or("run").to_string()),
         None => (Config::from_toml(DEFAULT_CONFIG, "configs/quick.toml (built in)")?, "quick".to_string()),
     };
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
     let ckpt_path = out.join(CHECKPOINT);
+    let mut cfg = file_cfg.clone();
     let resume = if args.resume {
         if !ckpt_path.exists() {
             return Err(Error::Io(format!("--resume: no checkpoint at {}", ckpt_path.display())));
         }
         let (tensors, meta) = checkpoint::load(&ckpt_path)?;
-        // The checkpoint's config defines the model; command-line overrides still apply.
+        // The checkpoint's config defines the run; --set still applies, another --config does not.
         let text = meta.get("config").ok_or_else(|| Error::Io(format!("{}: no config in metadata", ckpt_path.display())))?;
         cfg = Config::from_toml(text, &format!("{} (config)", ckpt_path.display()))?;
-        Some((tensors, meta))
+        // The flags apply to both alike: what differs is the files.
+        let (mut given, mut resumed) = (file_cfg.clone(), cfg.clone());
+        apply_flags(args, &mut given)?;
+        apply_flags(args, &mut resumed)?;
+        if let (Some(p), Some(diff)) = (&args.config, given.first_difference(&resumed)) {
+            return Err(Error::Config(format!(
+                "--resume --config {}: differs from the config {} was trained with at {diff}; drop --config to continue it, or change values with --set",
+                p.display(),
+                ckpt_path.display()
+            )));
+        }
+        let iteration = meta.get("iteration").and_then(|s| s.parse().ok()).ok_or_else(|| Error::Io(format!("{}: no iteration in metadata", ckpt_path.display())))?;
+        Some((tensors, meta, iteration))
     } else {
         if ckpt_path.exists() {
             return Err(Error::Config(format!(
@@ -105,6 +132,28 @@ fn run(args: Args) -> Result<()> {
         }
         None
     };
+    apply_flags(args, &mut cfg)?;
+    if let Some(m) = args.minutes.filter(|m| !(m.is_finite() && *m > 0.0)) {
+        return Err(Error::Config(format!("--minutes must be a positive number, got {m}")));
+    }
+    if let Some((_, _, done)) = &resume {
+        if *done >= cfg.train.iterations {
+            return Err(Error::Config(format!(
+                "{}: the checkpoint is at iteration {done}, train.iterations is {}: give --iterations above {done} to continue",
+                ckpt_path.display(),
+                cfg.train.iterations
+            )));
+        }
+    }
+    let init = match &args.init {
+        Some(p) => Some(checkpoint::load(p)?.0),
+        None => None,
+    };
+    Ok(Start { cfg, out, resume, init })
+}
+
+/// `--set`, `--seed` and `--iterations`, then the config's checks.
+fn apply_flags(args: &Args, cfg: &mut Config) -> Result<()> {
     for s in &args.sets {
         cfg.set(s)?;
     }
@@ -114,10 +163,69 @@ fn run(args: Args) -> Result<()> {
     if let Some(n) = args.iterations {
         cfg.train.iterations = n;
     }
-    cfg.validate()?;
-    if let Some(m) = args.minutes.filter(|m| !(m.is_finite() && *m > 0.0)) {
-        return Err(Error::Config(format!("--minutes must be a positive number, got {m}")));
+    cfg.validate()
+}
+
+/// Holds `<out>/.lock` for the life of the run, so a second run on the same folder stops at once
+/// instead of interleaving its checkpoints and metrics with this one's.
+fn lock_folder(out: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(out).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
+    let path = out.join(".lock");
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Io(format!(
+            "{}: another train run is using this folder (it holds {}); wait for it to end or choose another --out",
+            out.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Io(format!("{}: cannot lock: {e}", path.display()))),
     }
+}
+
+/// The checkpoint file's promise: it holds a state that trains on. A state is held in memory
+/// when it is taken and written only once the iteration that starts from it has passed the
+/// divergence check; a run that diverges leaves the last state that passed.
+struct Checkpoints {
+    path: PathBuf,
+    held: Option<(u64, Vec<u8>)>,
+    /// The iteration the file holds.
+    written: Option<u64>,
+}
+
+impl Checkpoints {
+    fn hold(&mut self, gpu: &Gpu, trainer: &Trainer, state: SamplerState) -> Result<()> {
+        let extra = [("sampler", serde_json::to_string(&state).expect("plain data"))];
+        let bytes = trainer.snapshot(gpu, &extra).map_err(|e| self.diverged(e))?;
+        self.held = Some((trainer.iteration, bytes));
+        Ok(())
+    }
+
+    /// The iteration after the held state passed the check: write it.
+    fn passed(&mut self) -> Result<()> {
+        if let Some((it, bytes)) = self.held.take() {
+            mmebm::files::write_atomic(&self.path, &bytes)?;
+            self.written = Some(it);
+        }
+        Ok(())
+    }
+
+    /// A divergence error, with what the checkpoint file holds.
+    fn diverged(&self, e: Error) -> Error {
+        let Error::Diverged(m) = e else { return e };
+        let kept = match self.written {
+            Some(it) => format!("{} holds iteration {it}, the last state that passed this check", self.path.display()),
+            None => format!("no checkpoint was written ({} holds none)", self.path.display()),
+        };
+        Error::Diverged(format!("{m}; {kept}"))
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let _lock = lock_folder(&prepare(&args)?.out)?;
+    // Again under the lock: another run may have written the folder in between.
+    let Start { cfg, out, resume, init } = prepare(&args)?;
+    let ckpt_path = out.join(CHECKPOINT);
 
     let t_data = Instant::now();
     let (train_set, test_set) = load_data(&cfg, &args.data)?;
@@ -149,33 +257,23 @@ fn run(args: Args) -> Result<()> {
     );
     std::fs::create_dir_all(out.join("samples")).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
     let mut sampler_state = SamplerState::new(cfg.train.seed);
-    if let Some((tensors, meta)) = &resume {
+    if let Some((tensors, meta, done)) = &resume {
         for name in trainer.state_names() {
             let t = tensors.get(&name).ok_or_else(|| Error::Io(format!("{}: missing tensor '{name}'", ckpt_path.display())))?;
             trainer.store.set(&gpu, &name, t)?;
         }
-        trainer.iteration = meta.get("iteration").and_then(|s| s.parse().ok()).unwrap_or(0);
+        trainer.iteration = *done;
         sampler_state = meta
             .get("sampler")
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| Error::Io(format!("{}: no data-order state in metadata", ckpt_path.display())))?;
-        if trainer.iteration >= cfg.train.iterations {
-            return Err(Error::Config(format!(
-                "{}: the checkpoint is at iteration {}, train.iterations is {}: give --iterations above {} to continue",
-                ckpt_path.display(),
-                trainer.iteration,
-                cfg.train.iterations,
-                trainer.iteration
-            )));
-        }
         eprintln!("resumed at iteration {}", trainer.iteration);
     }
-    if let Some(path) = &args.init {
-        let (tensors, _) = checkpoint::load(path)?;
-        trainer.load_weights(&gpu, &tensors, &path.display().to_string())?;
+    if let (Some(tensors), Some(path)) = (&init, &args.init) {
+        trainer.load_weights(&gpu, tensors, &path.display().to_string())?;
         eprintln!("weights from {}", path.display());
     }
-    std::fs::write(out.join("config.toml"), cfg.to_toml()).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
+    mmebm::files::write_atomic(&out.join("config.toml"), cfg.to_toml().as_bytes())?;
     let metrics_path = out.join("metrics.jsonl");
     truncate_metrics(&metrics_path, trainer.iteration)?;
     let mut metrics_file = std::fs::OpenOptions::new()
@@ -199,7 +297,7 @@ fn run(args: Args) -> Result<()> {
     bar.set_position(trainer.iteration);
     let start = Instant::now();
     let start_iter = trainer.iteration;
-    let mut last_state;
+    let mut ckpts = Checkpoints { path: ckpt_path.clone(), held: None, written: resume.as_ref().map(|r| r.2) };
     while trainer.iteration < total {
         let batch = prefetch.next();
         trainer.set_batch(&gpu, &batch.x)?;
@@ -210,9 +308,9 @@ fn run(args: Args) -> Result<()> {
         } else {
             (trainer.step(&gpu)?, None)
         };
-        last_state = batch.next;
         let it = trainer.iteration;
-        check_divergence(&cfg, &m, it)?;
+        check_divergence(&cfg, &m, it).map_err(|e| ckpts.diverged(e))?;
+        ckpts.passed()?;
         let msg = METRICS.iter().zip(&m).take(5).map(|(k, v)| format!("{k} {v:.3}")).collect::<Vec<_>>().join("  ");
         bar.set_position(it);
         bar.set_message(msg.clone());
@@ -246,7 +344,7 @@ fn run(args: Args) -> Result<()> {
         }
         let out_of_time = args.minutes.is_some_and(|m| start.elapsed().as_secs_f64() > 60.0 * m);
         if it % cfg.train.checkpoint_every == 0 || it == total || out_of_time {
-            save_checkpoint(&gpu, &trainer, last_state, &ckpt_path)?;
+            ckpts.hold(&gpu, &trainer, batch.next)?;
         }
         if out_of_time {
             eprintln!("stopped at iteration {it}: the budget of {} minutes is spent", args.minutes.unwrap_or(0.0));
@@ -254,9 +352,18 @@ fn run(args: Args) -> Result<()> {
         }
     }
     bar.finish();
-    let done = trainer.iteration - start_iter;
+    let (done, seconds) = (trainer.iteration - start_iter, start.elapsed().as_secs_f64());
+    // The last state held is checked like every other: one more iteration starts from it (its
+    // update is not kept).
+    if ckpts.held.is_some() {
+        let batch = prefetch.next();
+        trainer.set_batch(&gpu, &batch.x)?;
+        let m = trainer.step(&gpu)?;
+        check_divergence(&cfg, &m, trainer.iteration).map_err(|e| ckpts.diverged(e))?;
+        ckpts.passed()?;
+    }
     if done > 0 {
-        let s = start.elapsed().as_secs_f64();
+        let s = seconds;
         eprintln!("{done} iterations in {s:.1}s ({:.2} s/iteration, {:.1} iterations/minute); outputs in {}", s / done as f64, 60.0 * done as f64 / s, out.display());
     }
     Ok(())
@@ -266,18 +373,18 @@ fn json_num(v: f32) -> String {
     if v.is_finite() { format!("{v}") } else { "null".into() }
 }
 
-/// Stops the run on NaN/Inf or an exploding energy gap, naming the iteration and the quantity.
-/// The last good checkpoint stays as it is.
+/// Stops the run on NaN/Inf or an exploding energy gap in the metrics of iteration `it`, which
+/// come from the state of iteration `it - 1`, naming the quantity.
 fn check_divergence(cfg: &Config, m: &[f32], it: u64) -> Result<()> {
     for (k, v) in METRICS.iter().zip(m) {
         if !v.is_finite() {
-            return Err(Error::Diverged(format!("iteration {it}: {k} is {v}; the last good checkpoint is kept")));
+            return Err(Error::Diverged(format!("iteration {it}: {k} is {v}")));
         }
     }
     let gap = (m[1] - m[2]).abs();
     if gap > cfg.train.max_energy_gap {
         return Err(Error::Diverged(format!(
-            "iteration {it}: |f(x) - f(x~)| = {gap:.3e} exceeds train.max_energy_gap = {:.1e}; lower train.lr_ebm or langevin.x_step. The last good checkpoint is kept",
+            "iteration {it}: |f(x) - f(x~)| = {gap:.3e} exceeds train.max_energy_gap = {:.1e}; lower train.lr_ebm or langevin.x_step (--resume --set ...)",
             cfg.train.max_energy_gap
         )));
     }
@@ -301,11 +408,7 @@ fn truncate_metrics(path: &Path, iteration: u64) -> Result<()> {
         body.push('\n');
     }
     // Atomic: a failure while rewriting never leaves the history empty.
-    checkpoint::write_atomic(path, body.as_bytes())
-}
-
-fn save_checkpoint(gpu: &Gpu, trainer: &Trainer, state: SamplerState, path: &Path) -> Result<()> {
-    trainer.save(gpu, path, &[("sampler", serde_json::to_string(&state).expect("plain data"))])
+    mmebm::files::write_atomic(path, body.as_bytes())
 }
 
 /// EBM alone: the revised chains of this iteration (they started from uniform noise).

@@ -2,8 +2,8 @@
 use super::unit_to_byte;
 use crate::error::{Error, Result};
 use crate::ops::Host;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use crate::files::write_atomic;
+use std::path::Path;
 
 /// Grey value of the 1-px separators (and outer border).
 const SEPARATOR: u8 = 255;
@@ -16,40 +16,18 @@ pub fn grid_size(m: usize, b: usize, h: usize, w: usize) -> (usize, usize) {
 
 /// Writes a PNG grid to `path`: rows are examples, columns are the tensors of `columns` (one
 /// per modality, each `[B, C, H, W]` with `C` = 3 or 1 and values in [-1, 1], clamped), with
-/// white 1-px separators. Written atomically: a temporary file in the same folder, then renamed.
+/// white 1-px separators. Written atomically ([`write_atomic`]).
 pub fn save_grid(path: &Path, columns: &[Host]) -> Result<()> {
     let (img, gw, gh) = render_grid(columns)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::Io(format!("grid path {} has no file name", path.display())))?;
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Io(format!("cannot create folder {}: {e}", dir.display())))?;
-    let tmp = dir.join(format!(".{}.tmp{}", file_name.to_string_lossy(), std::process::id()));
-    let write = || -> Result<()> {
-        let f = std::fs::File::create(&tmp).map_err(|e| Error::Io(format!("cannot create {}: {e}", tmp.display())))?;
-        let mut w = std::io::BufWriter::new(f);
-        image::ImageEncoder::write_image(
-            image::codecs::png::PngEncoder::new(&mut w),
-            &img,
-            gw as u32,
-            gh as u32,
-            image::ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| Error::Io(format!("cannot encode PNG {}: {e}", tmp.display())))?;
-        w.flush().map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
-        let f = w.into_inner().map_err(|e| Error::Io(format!("cannot write {}: {e}", tmp.display())))?;
-        f.sync_all().map_err(|e| Error::Io(format!("cannot sync {}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, path)
-            .map_err(|e| Error::Io(format!("cannot rename {} to {}: {e}", tmp.display(), path.display())))
-    };
-    let r = write();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    save_png(path, &img, gw, gh)
+}
+
+/// Writes RGB bytes (`w × h × 3`) as a PNG, atomically.
+pub fn save_png(path: &Path, rgb: &[u8], w: usize, h: usize) -> Result<()> {
+    let mut bytes = Vec::new();
+    image::ImageEncoder::write_image(image::codecs::png::PngEncoder::new(&mut bytes), rgb, w as u32, h as u32, image::ExtendedColorType::Rgb8)
+        .map_err(|e| Error::Io(format!("cannot encode PNG {}: {e}", path.display())))?;
+    write_atomic(path, &bytes)
 }
 
 /// The RGB bytes of the grid and its width and height.

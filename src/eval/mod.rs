@@ -33,6 +33,21 @@ pub struct EvalOptions {
     pub kx: Option<u32>,
 }
 
+impl EvalOptions {
+    /// Every count against its range, before any data or GPU work (one line naming the flag).
+    pub fn validate(&self) -> Result<()> {
+        use crate::model::config::{check_count, MAX_BATCH, MAX_CHAIN_STEPS, MAX_EXAMPLES};
+        check_count("eval --batch", self.batch as u64, 1, MAX_BATCH)?;
+        for (flag, v) in [("--conditional", self.conditional), ("--unconditional", self.unconditional), ("--probe-train", self.probe_train), ("--probe-test", self.probe_test)] {
+            check_count(&format!("eval {flag}"), v as u64, 1, MAX_EXAMPLES)?;
+        }
+        for (flag, v) in [("--kz", self.kz), ("--kx", self.kx)] {
+            check_count(&format!("eval {flag}"), v.unwrap_or(0) as u64, 0, MAX_CHAIN_STEPS)?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions { conditional: 1000, unconditional: 10_000, probe_train: 5000, probe_test: 2000, batch: 100, seed: 0, kz: None, kx: None }
@@ -128,9 +143,11 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
     if train.modalities() != mm || train.image_shape() != model.image || test.image_shape() != model.image {
         return Err(Error::Data(format!("the data has {} modalities of {:?}; the model takes {mm} of {:?}", train.modalities(), train.image_shape(), model.image)));
     }
-    for (flag, v) in [("--batch", o.batch), ("--conditional", o.conditional), ("--unconditional", o.unconditional), ("--probe-train", o.probe_train), ("--probe-test", o.probe_test)] {
-        if v == 0 {
-            return Err(Error::Config(format!("eval {flag} 0: must be at least 1")));
+    o.validate()?;
+    // Counts above what a split holds use the whole split, and say so.
+    for (flag, v, split, len) in [("--conditional", o.conditional, "test", test.len()), ("--probe-train", o.probe_train, "train", train.len()), ("--probe-test", o.probe_test, "test", test.len())] {
+        if v > len {
+            log(&format!("note: {flag} {v} is more than the {len} examples of the {split} split: using {len}"));
         }
     }
     let cfg = &trained.cfg;

@@ -269,6 +269,36 @@ impl Gpu {
         Ok(())
     }
 
+    /// Bytes a run may still allocate, where that is known: `MMEBM_MEMORY_LIMIT` (e.g. `8G`,
+    /// `512M`) if set, else for a CPU adapter (lavapipe) 90% of the system's available memory.
+    /// GPU drivers report their own out-of-memory errors; wgpu has no query for free VRAM.
+    pub fn memory_budget(&self) -> Result<Option<u64>> {
+        if let Ok(v) = std::env::var("MMEBM_MEMORY_LIMIT") {
+            return parse_bytes(&v).map(Some).ok_or_else(|| Error::Config(format!("MMEBM_MEMORY_LIMIT={v}: expected bytes, e.g. 8G or 512M")));
+        }
+        if self.info.device_type != wgpu::DeviceType::Cpu {
+            return Ok(None);
+        }
+        let available_kb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| t.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()));
+        Ok(available_kb.map(|kb| kb * 1024 / 10 * 9))
+    }
+
+    /// Checks `bytes` of new buffers for `what` against [`Gpu::memory_budget`] before they are
+    /// allocated, so a size too big for the machine stops with one line instead of swapping or
+    /// an abort.
+    pub fn check_memory(&self, what: &str, bytes: u64) -> Result<()> {
+        match self.memory_budget()? {
+            Some(budget) if bytes > budget => Err(Error::Limit(format!(
+                "{what} need {:.1} MiB, above the {:.1} MiB this run may allocate (90% of available memory on a CPU adapter; MMEBM_MEMORY_LIMIT sets it)",
+                bytes as f64 / 1048576.0,
+                budget as f64 / 1048576.0
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// A storage buffer of at least `bytes` (rounded up to 16, never empty).
     pub fn storage(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         self.check_binding(label, bytes)?;
@@ -404,4 +434,22 @@ impl Gpu {
             entries: &entries,
         })
     }
+}
+
+/// `123`, `512K`, `64M`, `8G` (powers of 1024) as bytes.
+fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&s[..i], c.to_ascii_uppercase()),
+        _ => (s, 'B'),
+    };
+    let shift = match unit {
+        'B' => 0,
+        'K' => 10,
+        'M' => 20,
+        'G' => 30,
+        'T' => 40,
+        _ => return None,
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(1 << shift)
 }

@@ -79,6 +79,8 @@ pub struct Executable {
 impl Executable {
     /// Creates the plan's temps, pipelines and bind groups; vars and outputs come from `store`.
     pub fn new(gpu: &Gpu, plan: &Plan, store: &mut Store) -> Result<Executable> {
+        let new_bytes: u64 = plan.buffers.iter().filter(|b| b.kind == BufferKind::Temp || !store.contains(&b.name)).map(|b| b.bytes).sum();
+        gpu.check_memory(&format!("the {} buffers of a plan", plan.buffers.len()), new_bytes)?;
         let mut buffers = Vec::with_capacity(plan.buffers.len());
         for b in &plan.buffers {
             buffers.push(match b.kind {

@@ -184,6 +184,24 @@ fn one_line(origin: &str, text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+/// Largest number of examples a dataset holds (the built-in data holds train_size × M ×
+/// 3·28·28 floats: 100,000 examples is 4.7 GB).
+pub const MAX_EXAMPLES: u64 = 100_000;
+/// Largest batch, and largest number of rows a command generates at once.
+pub const MAX_BATCH: u64 = 4096;
+/// Longest Langevin chain (K_x, K_z): one replay records every step into one command buffer.
+pub const MAX_CHAIN_STEPS: u64 = 10_000;
+
+/// A count (config field or command-line flag, named by `what`, e.g. "langevin.kx =" or
+/// "--count") against its range: one line naming it when it is outside.
+pub fn check_count(what: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
+    if v < lo || v > hi {
+        let range = if hi == u64::MAX { format!("at least {lo}") } else { format!("in {lo}..={hi}") };
+        return Err(Error::Config(format!("{what} {v}: must be {range}")));
+    }
+    Ok(())
+}
+
 impl Config {
     pub fn from_toml(text: &str, origin: &str) -> Result<Config> {
         let mut c: Config = toml::from_str(text).map_err(|e| Error::Config(one_line(origin, text, &e)))?;
@@ -199,6 +217,23 @@ impl Config {
 
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("config serialises")
+    }
+
+    /// The first field (in file order) where `other` differs, as `section.key (self vs other)`.
+    pub fn first_difference(&self, other: &Config) -> Option<String> {
+        let table = |c: &Config| toml::from_str::<toml::Table>(&c.to_toml()).expect("own TOML parses");
+        let (a, b) = (table(self), table(other));
+        for (section, sa) in &a {
+            let (Some(sa), Some(sb)) = (sa.as_table(), b.get(section).and_then(|s| s.as_table())) else { continue };
+            for key in sa.keys().chain(sb.keys()) {
+                let (va, vb) = (sa.get(key), sb.get(key));
+                if va != vb {
+                    let show = |v: Option<&toml::Value>| v.map_or("unset".to_string(), |v| v.to_string());
+                    return Some(format!("{section}.{key} ({} vs {})", show(va), show(vb)));
+                }
+            }
+        }
+        None
     }
 
     /// Applies `section.key=value` (the value in TOML syntax; bare strings allowed).
@@ -250,31 +285,27 @@ impl Config {
     }
 
     /// Every field against its range, before any data or GPU work; the error names the field.
-    /// Size limits keep memory bounded before anything is allocated (the built-in data holds
-    /// train_size × M × 3·28·28 floats: 100,000 examples is 4.7 GB).
+    /// Size limits keep memory bounded before anything is allocated (see [`MAX_EXAMPLES`]).
     pub fn validate(&self) -> Result<()> {
         let (d, m, l, t) = (&self.data, &self.model, &self.langevin, &self.train);
         let counts: [(&str, u64, u64, u64); 14] = [
-            ("data.train_size", d.train_size as u64, 1, 100_000),
-            ("data.test_size", d.test_size as u64, 1, 100_000),
+            ("data.train_size", d.train_size as u64, 1, MAX_EXAMPLES),
+            ("data.test_size", d.test_size as u64, 1, MAX_EXAMPLES),
             ("model.latent", m.latent as u64, 1, 4096),
             ("model.latent_w", m.latent_w as u64, 0, 4096),
             ("model.ebm_width", m.ebm_width as u64, 1, 1024),
             ("model.gen_width", m.gen_width as u64, 1, 1024),
             ("model.enc_width", m.enc_width as u64, 1, 1024),
-            ("langevin.kx", l.kx as u64, 0, 10_000),
-            ("langevin.kz", l.kz as u64, 0, 10_000),
-            ("train.batch", t.batch as u64, 1, 4096),
+            ("langevin.kx", l.kx as u64, 0, MAX_CHAIN_STEPS),
+            ("langevin.kz", l.kz as u64, 0, MAX_CHAIN_STEPS),
+            ("train.batch", t.batch as u64, 1, MAX_BATCH),
             ("train.iterations", t.iterations, 1, 1_000_000_000),
             ("train.log_every", t.log_every, 1, u64::MAX),
             ("train.sample_every", t.sample_every, 1, u64::MAX),
             ("train.checkpoint_every", t.checkpoint_every, 1, u64::MAX),
         ];
         for (k, v, lo, hi) in counts {
-            if v < lo || v > hi {
-                let range = if hi == u64::MAX { format!("at least {lo}") } else { format!("in {lo}..={hi}") };
-                return Err(Error::Config(format!("{k} = {v}: must be {range}")));
-            }
+            check_count(&format!("{k} ="), v, lo, hi)?;
         }
         // (name, value, lowest allowed, whether the lowest is excluded, highest)
         let reals: [(&str, f32, f32, bool, f32); 11] = [

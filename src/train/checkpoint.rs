@@ -2,14 +2,19 @@
 //! iteration, data order). Written atomically — temp file in the same folder, fsync, rename —
 //! so a crash or a failed run never leaves a half-written file where a good one was.
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use crate::ops::Host;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 /// Writes `tensors` and `metadata` to `path` atomically.
 pub fn save(path: &Path, tensors: &[(String, Host)], metadata: &BTreeMap<String, String>) -> Result<()> {
+    write_atomic(path, &serialize(tensors, metadata)?)
+}
+
+/// The safetensors bytes of `tensors` and `metadata` (what [`save`] writes).
+pub fn serialize(tensors: &[(String, Host)], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(n, h)| (n.clone(), h.data.iter().flat_map(|v| v.to_le_bytes()).collect(), h.shape.clone()))
@@ -19,31 +24,7 @@ pub fn save(path: &Path, tensors: &[(String, Host)], metadata: &BTreeMap<String,
         .map(|(n, b, s)| Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| Error::Io(format!("tensor {n}: {e}")))?)))
         .collect::<Result<_>>()?;
     let meta: HashMap<String, String> = metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let data = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Io(format!("{}: serialise: {e}", path.display())))?;
-    write_atomic(path, &data)
-}
-
-/// Writes `data` to `path` so that a crash, kill or full disk leaves either the old file or the
-/// new one: a temp file in the same folder, fsync, rename, fsync of the folder.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let io = |e: std::io::Error, what: &str| Error::Io(format!("{}: {what}: {e}", path.display()));
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io(e, "create folder"))?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|s| s.to_str()).unwrap_or("file")));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e, "write temp file"));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| io(e, "rename into place"))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Io(format!("checkpoint: serialise: {e}")))
 }
 
 /// Whether tensor `name` holds u32 bit patterns in f32 slots (the RNG state, Adam's step

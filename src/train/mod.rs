@@ -413,16 +413,17 @@ impl Trainer {
     /// Writes every state tensor, the config and `extra` metadata (e.g. the data order) to
     /// `path` atomically; [`checkpoint::Trained::load`] reads it back.
     pub fn save(&self, gpu: &Gpu, path: &std::path::Path, extra: &[(&str, String)]) -> Result<()> {
+        crate::files::write_atomic(path, &self.snapshot(gpu, extra)?)
+    }
+
+    /// The checkpoint bytes of the current state (see [`Trainer::save`]). Refuses non-finite
+    /// float state, naming the tensor: such a state must never replace a good checkpoint.
+    pub fn snapshot(&self, gpu: &Gpu, extra: &[(&str, String)]) -> Result<Vec<u8>> {
         let mut tensors = Vec::new();
         for name in self.state_names() {
             let t = self.store.get(gpu, &name)?;
-            // The state is checked before it replaces the last good checkpoint.
             if let Some(v) = t.data.iter().find(|v| !v.is_finite()).filter(|_| !checkpoint::holds_bits(&name)) {
-                return Err(Error::Diverged(format!(
-                    "iteration {}: '{name}' holds {v}; {} was not overwritten",
-                    self.iteration,
-                    path.display()
-                )));
+                return Err(Error::Diverged(format!("iteration {}: '{name}' holds {v}", self.iteration)));
             }
             tensors.push((name, t));
         }
@@ -434,7 +435,6 @@ impl Trainer {
         for (k, v) in extra {
             meta.insert(k.to_string(), v.clone());
         }
-        checkpoint::save(path, &tensors, &meta)
+        checkpoint::serialize(&tensors, &meta)
     }
 }
-

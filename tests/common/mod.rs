@@ -280,3 +280,17 @@ macro_rules! matrix_tests {
 }
 #[allow(unused_imports)]
 pub(crate) use matrix_tests;
+
+/// Runs `bin args`, asserting exit code 1, one `error:` line equal to `want` (lines starting with
+/// "adapter:" or "note:" aside), and at most `limit` of wall time.
+pub fn refuses(bin: &str, args: &[&str], want: &str, limit: std::time::Duration) {
+    let t = std::time::Instant::now();
+    let o = std::process::Command::new(bin).args(args).output().expect("binary runs");
+    let took = t.elapsed();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.starts_with("adapter:") && !l.starts_with("note:")).collect();
+    let name = std::path::Path::new(bin).file_name().unwrap().to_string_lossy();
+    assert_eq!(o.status.code(), Some(1), "{name} {args:?}: exit code, stderr:\n{err}");
+    assert_eq!(lines, [want], "{name} {args:?}");
+    assert!(took <= limit, "{name} {args:?}: took {took:?}, above {limit:?}");
+}
