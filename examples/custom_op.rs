@@ -38,7 +38,7 @@ fn softplus_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 "#;
 
 /// `softplus(x)`, or with `grad`, `dy · σ(x)` from inputs `(x, dy)`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Softplus {
     grad: bool,
 }

@@ -188,11 +188,17 @@ fn find_patches(trained: &Trained, n: usize, langevin: &LangevinConfig, base: &P
     Ok(out)
 }
 
-/// Writes the bundle of `trained` into `out` (created if missing).
+/// Writes the bundle of `trained` into `out` as a whole: built in memory, written to a folder
+/// beside it, then swapped in (`files::replace_folder`), so a failure leaves the old bundle.
 pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Summary> {
-    let write = |name: &str, bytes: &[u8], files: &mut Vec<(String, u64)>| -> Result<()> {
-        let p = out.join(name);
-        crate::files::write_atomic(&p, bytes)?;
+    // The whole folder is replaced: never one that holds anything but a bundle.
+    let foreign = std::fs::read_dir(out).map(|d| d.count() > 0).unwrap_or(false) && !out.join("model.json").exists();
+    if foreign {
+        return Err(Error::Config(format!("export --out {}: the folder holds files but no model.json; the bundle replaces the whole folder, so give a new folder or an earlier bundle's", out.display())));
+    }
+    let mut bundle: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut write = |name: &str, bytes: &[u8], files: &mut Vec<(String, u64)>| -> Result<()> {
+        bundle.push((name.to_string(), bytes.to_vec()));
         files.push((name.to_string(), bytes.len() as u64));
         Ok(())
     };
@@ -297,5 +303,6 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
     };
     let json = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Config(format!("export: manifest: {e}")))?;
     write("model.json", json.as_bytes(), &mut files)?;
+    crate::files::replace_folder(out, &bundle)?;
     Ok(Summary { plans: phases.len(), dispatches, files })
 }

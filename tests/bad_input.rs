@@ -1,6 +1,6 @@
 //! Bad input to every binary, as a table: each case ends with exit code 1 and exactly one
-//! `error:` line (the one given), within 2 s, writes nothing, and all of them together stay
-//! under 1 GB of memory. Refusals happen before the GPU or any allocation sized by the input.
+//! `error:` line (the one given), within 2 s, writes nothing (not even the output folder), and
+//! all of them together stay under 1 GB of memory.
 //! Config fields at 0 / −1 / NaN / huge go through `train` in tests/config.rs.
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,9 +25,11 @@ fn every_binary_refuses_bad_input_in_one_line() {
     let run = tiny_run(TinyRun::Ours);
     let ckpt = run.join("checkpoint.safetensors");
     let c = ckpt.to_str().unwrap();
+    // Fixtures live in `out`; every case writes to `never`, which must still not exist after.
     let out = tmp("out");
-    let o = out.to_str().unwrap();
     std::fs::create_dir_all(&out).unwrap();
+    let never = out.join("never");
+    let o = never.to_str().unwrap();
     let quick = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/quick.toml");
     let broken = out.join("broken.toml");
     std::fs::write(&broken, "[train]\nbatch = \n").unwrap();
@@ -56,7 +58,8 @@ fn every_binary_refuses_bad_input_in_one_line() {
         (train, vec!["--out", runs], format!("error: config error: {runs} already holds a checkpoint; pass --resume to continue it or --out to start elsewhere")),
         (train, vec!["--out", runs, "--resume", "--iterations", "3"], format!("error: config error: {c}: the checkpoint is at iteration 4, train.iterations is 3: give --iterations above 4 to continue")),
         (train, vec!["--out", runs, "--resume"], format!("error: config error: {c}: the checkpoint is at iteration 4, train.iterations is 4: give --iterations above 4 to continue")),
-        (train, vec!["--out", runs, "--resume", "--config", quick, "--iterations", "9"], format!("error: config error: --resume --config {quick}: differs from the config {c} was trained with at data.test_size (2000 vs 40); drop --config to continue it, or change values with --set")),
+        (train, vec!["--out", runs, "--resume", "--config", quick, "--iterations", "9"], format!("error: config error: --resume --config {quick}: differs from the config {c} was trained with at data.test_size (2000 vs 40); continue it with --resume --out {runs} (no --config), changing values with --set")),
+        (train, vec!["--out", runs, "--resume", "--iterations", "9", "--data", "/nonexistent/polymnist"], format!("error: config error: --resume: {c} was trained on the built-in data, this run would read /nonexistent/polymnist; resume with no --data")),
         (train, vec!["--out", o, "--init", nan], format!("error: I/O error: {nan}: tensor 'ebm.b1.c1.w' holds NaN at element 3: the run diverged before this was saved")),
         (sample, vec!["unconditional", "--checkpoint", c, "--out", o, "--count", "0"], "error: config error: --count 0: must be in 1..=4096".into()),
         (sample, vec!["unconditional", "--checkpoint", c, "--out", o, "--count", "100000000"], "error: config error: --count 100000000: must be in 1..=4096".into()),
@@ -64,30 +67,33 @@ fn every_binary_refuses_bad_input_in_one_line() {
         (sample, vec!["cross", "--checkpoint", c, "--out", o, "--count", "1000", "--index", "0..10"], "error: config error: --index 0..10 × --count 1000 = 10000: must be in 1..=4096".into()),
         (sample, vec!["interpolate", "--checkpoint", c, "--out", o, "--from", "0", "--to", "1", "--frames", "1"], "error: config error: --frames 1: must be in 2..=4096".into()),
         (sample, vec!["trajectory", "--checkpoint", c, "--out", o, "--kx", "9000"], "error: config error: frames (--kx 9000 / --every 1 + 1) × --count 8 = 72008: must be in 1..=4096".into()),
+        (sample, vec!["trajectory", "--checkpoint", c, "--out", o, "--kx", "3", "--kz", "10000"], "error: config error: frames (--kz 10000 / --every 1 + 1) × rows 8 = 80008: must be in 1..=4096".into()),
         (sample, vec!["unconditional", "--checkpoint", nan, "--out", o], format!("error: I/O error: {nan}: tensor 'ebm.b1.c1.w' holds NaN at element 3: the run diverged before this was saved")),
         (eval, vec!["--checkpoint", c, "--out", o, "--batch", "0"], "error: config error: eval --batch 0: must be in 1..=4096".into()),
         (eval, vec!["--checkpoint", c, "--out", o, "--unconditional", "1000000000"], "error: config error: eval --unconditional 1000000000: must be in 1..=100000".into()),
         (eval, vec!["--checkpoint", c, "--out", o, "--probe-train", "0"], "error: config error: eval --probe-train 0: must be in 1..=100000".into()),
         (eval, vec!["--checkpoint", c, "--out", o, "--kz", "20000"], "error: config error: eval --kz 20000: must be in 0..=10000".into()),
-        (eval, vec!["--checkpoint", c, "--out", o, "--classifier-epochs", "0"], "error: config error: --classifier-epochs 0: must be in 1..=1000".into()),
+        (eval, vec!["--checkpoint", c, "--out", o, "--classifier-epochs", "0"], "error: config error: eval --classifier-epochs 0: must be in 1..=1000".into()),
         (eval, vec!["--checkpoint", nan, "--out", o], format!("error: I/O error: {nan}: tensor 'ebm.b1.c1.w' holds NaN at element 3: the run diverged before this was saved")),
         (export, vec!["--checkpoint", c, "--out", o, "--count", "100000000"], "error: config error: export --count 100000000: must be in 1..=4096".into()),
         (export, vec!["--checkpoint", c, "--out", o, "--examples", "0"], "error: config error: export --examples 0: must be in 1..=100000".into()),
+        (export, vec!["--checkpoint", c, "--out", out.to_str().unwrap()], format!("error: config error: export --out {}: the folder holds files but no model.json; the bundle replaces the whole folder, so give a new folder or an earlier bundle's", out.display())),
         (plot, vec!["/nonexistent/metrics.jsonl", "--out", o], "error: I/O error: /nonexistent/metrics.jsonl: No such file or directory (os error 2)".into()),
     ];
     for (bin, args, want) in &cases {
         refuses(bin, args, want, Duration::from_secs(2));
     }
-    // Nothing was written: the output folder holds only what the test put there.
+    // Nothing was written: no output folder, and the fixtures' folder holds only the fixtures.
+    assert!(!never.exists(), "a refused command created {o}");
     let mut left: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     left.sort();
-    assert_eq!(left, ["broken.toml", "nan.safetensors"], "a refused command wrote into {o}");
+    assert_eq!(left, ["broken.toml", "nan.safetensors"], "a refused command wrote into {}", out.display());
     // A run bigger than the memory it may use stops before allocating, naming both sizes.
     let o = std::process::Command::new(train).args(["--plain", "--out", o, "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/configs/tiny.toml")]).env("MMEBM_MEMORY_LIMIT", "1M").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     let last = err.trim_end().lines().last().unwrap_or("");
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(last.starts_with("error: limit exceeded: the ") && last.ends_with("MiB, above the 1.0 MiB this run may allocate (90% of available memory on a CPU adapter; MMEBM_MEMORY_LIMIT sets it)"), "{last}");
+    assert!(last.starts_with("error: limit exceeded: a plan of ") && last.ends_with("above the 1.0 MiB this run may use (MMEBM_MEMORY_LIMIT=1M)"), "{last}");
     let peak = children_peak_rss();
     assert!(peak < 1 << 30, "a refused command used {} MB", peak >> 20);
     let _ = std::fs::remove_dir_all(&out);

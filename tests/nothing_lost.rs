@@ -72,7 +72,7 @@ fn a_diverged_run_leaves_the_last_state_that_trains_on() {
     let n: u64 = line.strip_prefix("error: training diverged: iteration ").and_then(|r| r.split(':').next()).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{line}"));
     assert!(n >= 3, "diverged too early for this test to mean anything: {line}");
     assert!(line.contains("exceeds train.max_energy_gap = 1.0e0"), "{line}");
-    assert!(line.ends_with(&format!("{} holds iteration {}, the last state that passed this check", ckpt.display(), n - 2)), "{line}");
+    assert!(line.ends_with(&format!("{} holds iteration {}, the last state that passed this check (continue with --resume --out {} --set ...)", ckpt.display(), n - 2, out.display())), "{line}");
     assert_eq!(iteration_of(&ckpt), n - 2);
     // The advised change, resumed from that state: the first iteration repeats the one that
     // passed, and training goes on.
@@ -84,7 +84,7 @@ fn a_diverged_run_leaves_the_last_state_that_trains_on() {
     let out = tmp("diverged-at-once");
     let o = train(&out, &["--config", TINY, "--set", "train.lr_ebm=1", "--set", "train.max_energy_gap=1"]).output().unwrap();
     let line = last_line(&o);
-    assert!(line.ends_with(&format!("no checkpoint was written ({} holds none)", out.join("checkpoint.safetensors").display())), "{line}");
+    assert!(line.ends_with(&format!("no checkpoint was written ({} holds none; start again with --set ...)", out.join("checkpoint.safetensors").display())), "{line}");
     assert!(!out.join("checkpoint.safetensors").exists());
     let _ = std::fs::remove_dir_all(&out);
 }

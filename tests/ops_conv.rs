@@ -9,7 +9,8 @@ mod common;
 use common::*;
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvTranspose2d};
 use mmebm::ops::gemm::{Act, MatMul};
-use mmebm::ops::{eager, Host, Op, Target};
+use mmebm::graph::eager;
+use mmebm::ops::{Host, Op, Target};
 
 fn atol(k: usize) -> f32 {
     1.6e-5 * (k as f32).sqrt() + 1e-6

@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use mmebm::ops::elementwise::{AddBias, Fill, Map, MapFn, MapGrad, Zip};
 use mmebm::ops::reduce::{Broadcast, Reduce, ReduceKind};
-use mmebm::ops::{eager, Op, Target};
+use mmebm::graph::eager;
+use mmebm::ops::{Op, Target};
 
 const SHAPES: &[&[usize]] = &[&[1], &[7], &[1, 3, 5, 5], &[3, 17, 9], &[2, 300, 300]];
 

@@ -8,7 +8,8 @@
 mod common;
 use common::*;
 use mmebm::ops::gemm::{Act, Kind, MatMul};
-use mmebm::ops::{eager, Host, Op, Target};
+use mmebm::graph::eager;
+use mmebm::ops::{Host, Op, Target};
 
 fn tol_atol(k: usize) -> f32 {
     2e-6 * (k as f32).sqrt() * 8.0 + 1e-6

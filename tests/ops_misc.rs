@@ -31,7 +31,8 @@ use mmebm::ops::copy::{Concat, Pad, Slice};
 use mmebm::ops::gaussian::{GaussWrt, GaussianLogPdf, GaussianLogPdfGrad};
 use mmebm::ops::logsumexp::{LogSumExp, LogSumExpGrad};
 use mmebm::ops::pool::{AvgPool2, AvgPool2Backward, GlobalAvgPool};
-use mmebm::ops::{eager, Builder, Host, Op, Tid};
+use mmebm::graph::eager;
+use mmebm::ops::{Builder, Host, Op, Tid};
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
 

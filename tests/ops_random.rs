@@ -26,7 +26,8 @@ use common::*;
 use mmebm::graph::{Executable, Graph, Store};
 use mmebm::ops::adam::{adam_state, Adam};
 use mmebm::ops::random::*;
-use mmebm::ops::{eager, Host, Op, Target};
+use mmebm::graph::eager;
+use mmebm::ops::{Host, Op, Target};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -560,7 +561,7 @@ fn pick_expert_matches_cpu_and_is_uniform() {
         let stacked = common::rand_host(&[k, b, l], 11, -2.0, 2.0);
         let rng = rng_state_at(0xfeed_beef_1234, 17);
         let op = PickExpert { stream: 3 };
-        let got = mmebm::ops::eager::run(common::gpu(), &op, &[&stacked, &rng]).unwrap();
+        let got = mmebm::graph::eager::run(common::gpu(), &op, &[&stacked, &rng]).unwrap();
         assert_eq!(got[0], op.cpu(&[&stacked, &rng])[0], "pick_expert [{k},{b},{l}]");
     }
     // Uniform over experts: 50,000 picks of 5 experts, each share within 5 sigma of 1/5.

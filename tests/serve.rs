@@ -52,6 +52,7 @@ fn root() -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(d.join("root/web")).unwrap();
     std::fs::write(d.join("root/web/index.html"), "<p>demo</p>").unwrap();
+    std::fs::write(d.join("root/web/a b.txt"), "spaced").unwrap();
     std::fs::write(d.join("secret.txt"), "outside").unwrap();
     std::os::unix::fs::symlink(d.join("secret.txt"), d.join("root/web/leak.txt")).unwrap();
     std::os::unix::fs::symlink(&d, d.join("root/web/up")).unwrap();
@@ -79,6 +80,9 @@ fn only_files_under_the_root_with_bounded_requests_and_connections() {
     assert_eq!(get(p, "/web"), "301");
     assert_eq!(get(p, "/web/leak.txt"), "404", "a link to a file outside the root");
     assert_eq!(get(p, "/web/up/secret.txt"), "404", "a link to a folder outside the root");
+    assert_eq!(get(p, "/web/up"), "404", "not even a redirect for a folder outside the root");
+    assert_eq!(get(p, "/web/a%20b.txt"), "200", "percent-encoded names");
+    assert_eq!(get(p, "/web/%2e%2e/%2e%2e/secret.txt"), "404");
     assert_eq!(get(p, "/../secret.txt"), "404");
     assert_eq!(get(p, "/web/nothing.js"), "404");
     assert_eq!(status(p, b"POST /web/ HTTP/1.1\r\n\r\n"), "405");
@@ -92,6 +96,19 @@ fn only_files_under_the_root_with_bounded_requests_and_connections() {
     let mut buf = [0u8; 64];
     let _ = idle.read(&mut buf);
     assert!(t.elapsed() < Duration::from_secs(5), "an idle connection was held {:?}", t.elapsed());
+
+    // A client that trickles its request in is dropped by the same deadline.
+    let mut slow = TcpStream::connect(("127.0.0.1", p)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let t = Instant::now();
+    let mut dropped = false;
+    for b in b"GET /web/ HTTP/1.1\r\nHost: a-very-slow-client\r\n".iter().cycle().take(200) {
+        if slow.write_all(&[*b]).is_err() || matches!(slow.read(&mut buf), Ok(0)) {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped && t.elapsed() < Duration::from_secs(5), "a trickling client was held {:?}", t.elapsed());
 
     // 32 silent connections at once: the next one is told to come back, not queued forever.
     let held: Vec<TcpStream> = (0..32).map(|_| TcpStream::connect(("127.0.0.1", p)).unwrap()).collect();

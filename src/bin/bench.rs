@@ -6,7 +6,7 @@
 //! compute pass. Wall clock around submit + wait, one warm-up run, best of several.
 //! Ends with `gemm_variant = "<name>"`: the variant to put in `Target::gemm_variant` here;
 //! `--save` also records it for this adapter in the tuning file that `Target::of` reads
-//! (`ops::eager::tuning_path`, a JSON map from adapter to variant).
+//! (`ops::tuning::tuning_path`, a JSON map from adapter to variant).
 //!
 //! Options: `--variants a,b,..` (default: all this adapter can run), `--quick` (1024³ and two
 //! conv layers only), `--skip-matmul`, `--skip-conv`, `--layer n,ci,h,co,k,s,p` (time this
@@ -18,13 +18,14 @@
 //! `MMEBM_SHADER_DIR=dir` compiles `dir/<shader>.wgsl` instead of the embedded shaders (kernel
 //! experiments without rebuilding); `--against dir` times `dir`'s shaders alternately with the
 //! default ones, op by op (an A/B that survives this VM's jumps between speed levels).
-use mmebm::gpu::{pack_uniforms, uniform_size, Gpu, GpuOptions};
+use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
 use mmebm::ops::gemm::{variants, Kind, MatMul};
-use mmebm::ops::{eager, numel, Host, Op, Slot, Target};
+use mmebm::graph::{eager, replay, Executable, Store};
+use mmebm::ops::elementwise::Fill;
+use mmebm::ops::{numel, tuning, Host, Op, Target};
 use mmebm::{Error, Result};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 struct Bench {
@@ -36,88 +37,27 @@ struct Bench {
     against: Option<String>,
     /// `--runs n`: exactly n runs per measurement.
     runs: Option<usize>,
-    cache: HashMap<String, Arc<wgpu::ComputePipeline>>,
 }
 
 impl Bench {
-    /// The pipeline of the embedded shaders, or of `dir/<shader>.wgsl` (includes read from `dir`).
-    fn pipeline(&mut self, dir: Option<&str>, shader: &str, entry: &str, consts: &[(String, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
-        let Some(dir) = dir else { return self.gpu.pipeline(shader, entry, consts) };
-        let key = format!("{dir}/{shader}/{entry}/{consts:?}");
-        if let Some(p) = self.cache.get(&key) {
-            return Ok(p.clone());
-        }
-        let read = |n: &str| std::fs::read_to_string(format!("{dir}/{n}.wgsl")).map_err(|e| Error::Io(format!("{dir}/{n}.wgsl: {e}")));
-        let src = mmebm::gpu::resolve_includes(shader, &read)?;
-        let module = self.gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(shader),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-        let cref: Vec<(&str, f64)> = consts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        let p = Arc::new(self.gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions { constants: &cref, zero_initialize_workgroup_memory: false },
-            cache: None,
-        }));
-        self.gpu.check()?;
-        self.cache.insert(key, p.clone());
-        Ok(p)
-    }
-
-    /// `op` on random inputs of `shapes`, lowered for `target`, ready to replay: its buffers and
-    /// its dispatches with the embedded shaders, or `dir`'s.
-    fn prepare(&mut self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], dir: Option<&str>) -> Result<Prepared> {
+    /// `op` on fixed pseudo-random inputs of `shapes` as a one-node plan for `target`, with the
+    /// embedded shaders or `dir`'s: the executable training would replay.
+    fn prepare(&self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], dir: Option<&str>) -> Result<Prepared> {
         let sh: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
-        let out_shape = op.shape(&sh)?;
-        let low = op.lower(&sh, &out_shape, target)?;
-        let mut inputs = Vec::new();
+        let plan = eager::single(op, &sh)?.0.compile(target)?;
+        let mut store = Store::new();
         for (i, s) in shapes.iter().enumerate() {
             let data: Vec<f32> = (0..numel(s)).map(|j| (((j * 7919 + i * 31) % 1999) as f32 / 1999.0) - 0.5).collect();
-            let b = self.gpu.storage("input", (data.len() * 4) as u64)?;
-            self.gpu.upload(&b, 0, &data);
-            inputs.push(b);
+            store.set(&self.gpu, &eager::input(i), &Host::new(s, data))?;
         }
-        let out = self.gpu.storage("output", (numel(&out_shape) * 4) as u64)?;
-        let scratch: Vec<wgpu::Buffer> =
-            low.scratch.iter().map(|n| self.gpu.storage("scratch", (*n * 4) as u64)).collect::<Result<_>>()?;
-        let blocks: Vec<&[u32]> = low.dispatches.iter().map(|d| d.params.as_slice()).collect();
-        let (udata, offsets) = pack_uniforms(&blocks);
-        let ubuf = self.gpu.uniform_buffer(&udata);
-        let mut groups = Vec::new();
-        for (d, off) in low.dispatches.iter().zip(&offsets) {
-            let pipe = self.pipeline(dir, d.shader, d.entry, &d.constants)?;
-            let bufs: Vec<&wgpu::Buffer> = d
-                .bindings
-                .iter()
-                .map(|s| match *s {
-                    Slot::Input(i) => &inputs[i],
-                    Slot::Output => &out,
-                    Slot::Scratch(i) => &scratch[i],
-                })
-                .collect();
-            let bg = self.gpu.bind_group(&pipe, (&ubuf, *off, uniform_size(d.params.len())), &bufs);
-            groups.push((pipe, bg, d.workgroups));
-        }
-        Ok(Prepared { groups, _buffers: [inputs, scratch, vec![out, ubuf]].concat() })
+        let exe = Executable::with_shaders(&self.gpu, &plan, &mut store, dir)?;
+        Ok(Prepared { exe, _store: store })
     }
 
     /// Seconds for one submit of `p`, wait included.
     fn run(&self, p: &Prepared) -> Result<f64> {
         let t = Instant::now();
-        let mut enc = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for (pipe, bg, wg) in &p.groups {
-                pass.set_pipeline(pipe);
-                pass.set_bind_group(0, bg, &[]);
-                pass.dispatch_workgroups(wg[0], wg[1], wg[2]);
-            }
-        }
-        self.gpu.queue.submit([enc.finish()]);
-        self.gpu.wait()?;
+        p.exe.run(&self.gpu, 1)?;
         Ok(t.elapsed().as_secs_f64())
     }
 
@@ -176,10 +116,10 @@ impl Bench {
     }
 }
 
-/// An op's dispatches, bound to its own buffers (kept alive here).
+/// An op's executable, bound to the buffers of its own store (kept alive here).
 struct Prepared {
-    groups: Vec<(Arc<wgpu::ComputePipeline>, wgpu::BindGroup, [u32; 3])>,
-    _buffers: Vec<wgpu::Buffer>,
+    exe: Executable,
+    _store: Store,
 }
 
 /// Runs small odd-sized products and convolutions on `t` and compares them with the CPU
@@ -376,14 +316,14 @@ fn cpu_conv_seconds(l: &Layer) -> [f64; 3] {
 
 /// Records `variant` for this adapter in the tuning file (written to a temp file, then renamed).
 fn save_pick(gpu: &Gpu, variant: &str) -> Result<()> {
-    let Some(path) = eager::tuning_path() else {
+    let Some(path) = tuning::tuning_path() else {
         return Err(mmebm::Error::Config("no tuning file location: set MMEBM_TUNING or HOME".into()));
     };
     let mut map: std::collections::BTreeMap<String, String> = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    map.insert(eager::adapter_key(gpu), variant.to_string());
+    map.insert(tuning::adapter_key(gpu), variant.to_string());
     mmebm::files::write_atomic(&path, serde_json::to_string_pretty(&map).expect("plain data").as_bytes())?;
     println!("saved to {}", path.display());
     Ok(())
@@ -476,7 +416,6 @@ fn run() -> Result<()> {
             None => None,
             Some(r) => Some(r.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| Error::Config(format!("--runs '{r}': want a positive count")))?),
         },
-        cache: HashMap::new(),
     };
     // Correctness first: a variant that gets a wrong answer is reported and left out.
     let mut broken = Vec::new();
@@ -613,26 +552,11 @@ fn run() -> Result<()> {
 
     // 100 trivial dispatches recorded into one compute pass, one submit.
     {
-        let buf = b.gpu.storage("replay", 1024)?;
-        let (udata, _) = pack_uniforms(&[&[1u32, 0, 0, 0, 0]]);
-        let ubuf = b.gpu.uniform_buffer(&udata);
-        let pipe = b.pipeline(b.shader_dir.clone().as_deref(), "elementwise", "fill", &[("FN".into(), 0.0)])?;
-        let bg = b.gpu.bind_group(&pipe, (&ubuf, 0, uniform_size(5)), &[&buf]);
-        let gpu = &b.gpu;
-        let replay = || {
-            let mut enc = gpu.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&pipe);
-                pass.set_bind_group(0, &bg, &[]);
-                for _ in 0..100 {
-                    pass.dispatch_workgroups(1, 1, 1);
-                }
-            }
-            gpu.queue.submit([enc.finish()]);
-            gpu.wait().unwrap();
-        };
-        let s = best_of(10, replay);
+        let fill = Fill { shape: vec![256], value: 1.0 };
+        let p = b.prepare(&Target::of(&b.gpu), &fill, &[], b.shader_dir.clone().as_deref())?;
+        let s = best_of(10, || {
+            replay(&b.gpu, &[(&p.exe, 100)]).and_then(|_| b.gpu.wait()).expect("replay");
+        });
         println!("\nreplay of 100 empty dispatches in one pass, one submit: {:.3} ms ({:.1} µs per dispatch)", s * 1e3, s * 1e4);
     }
 

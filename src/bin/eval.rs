@@ -92,7 +92,7 @@ fn run(a: Args) -> Result<()> {
         kx: a.kx,
     };
     o.validate()?;
-    check_count("--classifier-epochs", a.classifier_epochs, 1, 1000)?;
+    check_count("eval --classifier-epochs", a.classifier_epochs, 1, 1000)?;
     let trained = Trained::load(&a.checkpoint)?;
     let d = &trained.cfg.data;
     let (train, test) = data::load(a.data.as_deref(), d.train_size, d.test_size, d.seed)?;

@@ -167,7 +167,9 @@ impl Ctx {
         )))
     }
 
-    fn new(c: &Common, cross: bool) -> Result<Ctx> {
+    /// Loads the checkpoint and checks every flag — the mode's own sizes through `check(kx, kz)`
+    /// — before the GPU is touched or anything is written.
+    fn new(c: &Common, cross: bool, check: impl FnOnce(u32, u32) -> Result<()>) -> Result<Ctx> {
         let mut trained = Trained::load(&c.checkpoint)?;
         let l = &mut trained.cfg.langevin;
         for (v, dst, name) in [(c.x_step, &mut l.x_step, "--x-step"), (c.x_noise, &mut l.x_noise, "--x-noise"), (c.z_step, &mut l.z_step, "--z-step"), (c.z_noise, &mut l.z_noise, "--z-noise")] {
@@ -185,6 +187,9 @@ impl Ctx {
         if c.split != "test" && c.split != "train" {
             return Err(Error::Config(format!("--split {}: expected test or train", c.split)));
         }
+        let kx = c.kx.unwrap_or(if cross { 0 } else { trained.cfg.langevin.kx });
+        let kz = c.kz.unwrap_or(trained.cfg.langevin.kz);
+        check(kx, kz)?;
         let gpu = Gpu::new(&GpuOptions { backend: c.backend.clone(), ..Default::default() })?;
         let target = match c.target.as_str() {
             "native" => Target::of(&gpu),
@@ -192,10 +197,8 @@ impl Ctx {
             t => return Err(Error::Config(format!("--target {t}: expected native or webgpu"))),
         };
         let store = Store::new();
+        // Created by the first file written (write_atomic), so a failed run leaves no folder.
         let out = c.out.clone().unwrap_or_else(|| c.checkpoint.parent().unwrap_or(Path::new(".")).join("sample"));
-        std::fs::create_dir_all(&out).map_err(|e| Error::Io(format!("{}: {e}", out.display())))?;
-        let kx = c.kx.unwrap_or(if cross { 0 } else { trained.cfg.langevin.kx });
-        let kz = c.kz.unwrap_or(trained.cfg.langevin.kz);
         Ok(Ctx { gpu, store, trained, out, target, kx, kz, values: vec![], raw: c.raw })
     }
 
@@ -300,6 +303,24 @@ fn parse_range(s: &str, len: usize) -> Result<Vec<usize>> {
     Ok((a..b).collect())
 }
 
+/// Rows generated at once for the observed examples of `g` (examples × `--count`), checked
+/// against [`MAX_BATCH`] before anything is loaded.
+fn observed_rows(c: &Common, g: &Given) -> Result<u64> {
+    let examples = if !g.input.is_empty() {
+        1
+    } else {
+        let (a, b) = match g.index.split_once("..") {
+            Some((a, b)) => (a.trim().parse::<u64>(), b.trim().parse::<u64>()),
+            None => (g.index.trim().parse::<u64>(), g.index.trim().parse::<u64>().map(|x| x.saturating_add(1))),
+        };
+        let (Ok(a), Ok(b)) = (a, b) else { return Err(Error::Config(format!("--index '{}': expected N or A..B", g.index))) };
+        b.saturating_sub(a).max(1)
+    };
+    let rows = examples.saturating_mul(c.count as u64);
+    check_count(&format!("--index {} × --count {} =", g.index, c.count), rows, 1, MAX_BATCH)?;
+    Ok(rows)
+}
+
 /// Observed images, each `[rows, C, H, W]` with every example repeated `count` times, and the
 /// observed modalities.
 fn observed(ctx: &Ctx, c: &Common, g: &Given) -> Result<(Vec<usize>, Vec<Host>)> {
@@ -339,8 +360,6 @@ fn observed(ctx: &Ctx, c: &Common, g: &Given) -> Result<(Vec<usize>, Vec<Host>)>
     let given = parse_list(&g.given, "--given", mm)?;
     let ds = ctx.dataset(c)?;
     let idx = parse_range(&g.index, ds.len())?;
-    // Before the copies are made: examples × count rows are generated at once.
-    check_count(&format!("--index {} × --count {} =", g.index, c.count), (idx.len() * c.count) as u64, 1, MAX_BATCH)?;
     let batch = ds.try_batch(&idx)?;
     Ok((given.clone(), given.iter().map(|&m| repeat(&batch[m], c.count)).collect()))
 }
@@ -365,7 +384,7 @@ fn report(what: &str, steps: &[Step], n: usize, seconds: f64) {
 fn run(cli: Cli) -> Result<()> {
     match cli.mode {
         Mode::Unconditional(c) => {
-            let mut ctx = Ctx::new(&c, false)?;
+            let mut ctx = Ctx::new(&c, false, |_, _| Ok(()))?;
             let mm = ctx.trained.model.modalities;
             let mut s = ctx.sampler(c.count, c.seed)?;
             if !ctx.trained.cfg.model.generator {
@@ -397,7 +416,7 @@ fn run(cli: Cli) -> Result<()> {
             ctx.finish()
         }
         Mode::Cross { common: c, given: g, mean } => {
-            let mut ctx = Ctx::new(&c, true)?;
+            let mut ctx = Ctx::new(&c, true, |_, _| observed_rows(&c, &g).map(drop))?;
             let (given, xs) = observed(&ctx, &c, &g)?;
             let n = xs[0].shape[0];
             let mut s = ctx.sampler(n, c.seed)?;
@@ -420,9 +439,8 @@ fn run(cli: Cli) -> Result<()> {
             ctx.finish()
         }
         Mode::Interpolate { common: c, from, to, given, frames } => {
-            let mut ctx = Ctx::new(&c, false)?;
+            let mut ctx = Ctx::new(&c, false, |_, _| check_count("--frames", frames as u64, 2, MAX_BATCH))?;
             ctx.needs_generator("interpolate")?;
-            check_count("--frames", frames as u64, 2, MAX_BATCH)?;
             let mm = ctx.trained.model.modalities;
             parse_list(&given.to_string(), "--given", mm)?;
             let ds = ctx.dataset(&c)?;
@@ -446,12 +464,16 @@ fn run(cli: Cli) -> Result<()> {
             ctx.finish()
         }
         Mode::Trajectory { common: c, given: g, every } => {
-            let mut ctx = Ctx::new(&c, false)?;
+            // Every recorded frame is kept: (K / every + 1) × the chain's rows, for both chains.
+            let frames = |kx: u32, kz: u32| -> Result<()> {
+                check_count("--every", every as u64, 1, MAX_CHAIN_STEPS)?;
+                let x = (kx / every + 1) as u64 * c.count as u64;
+                check_count(&format!("frames (--kx {kx} / --every {every} + 1) × --count {} =", c.count), x, 1, MAX_BATCH)?;
+                let z = (kz / every + 1) as u64 * observed_rows(&c, &g)?;
+                check_count(&format!("frames (--kz {kz} / --every {every} + 1) × rows {} =", observed_rows(&c, &g)?), z, 1, MAX_BATCH)
+            };
+            let mut ctx = Ctx::new(&c, false, frames)?;
             ctx.needs_generator("trajectory")?;
-            check_count("--every", every as u64, 1, MAX_CHAIN_STEPS)?;
-            // Every recorded frame is kept: (K_x / every + 1) × count rows.
-            let rows = (ctx.kx / every + 1) as u64 * c.count as u64;
-            check_count(&format!("frames (--kx {} / --every {every} + 1) × --count {} =", ctx.kx, c.count), rows, 1, MAX_BATCH)?;
             let mm = ctx.trained.model.modalities;
             let all: Vec<usize> = (0..mm).collect();
             // Data chain: generator samples revised by the EBM, every modality moving.

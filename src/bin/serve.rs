@@ -6,15 +6,15 @@
 //!     cargo run --release --bin serve -- --port 8080 --root .
 //!
 //! It only ever reads files under the root (symbolic links that lead out are refused), reads at
-//! most `MAX_REQUEST` bytes of a request, drops a connection that stays silent for `--timeout`
-//! seconds, and serves at most `MAX_CONNECTIONS` at once (503 beyond).
+//! most `MAX_REQUEST` bytes of a request, drops a connection whose request has not arrived whole
+//! within `--timeout` seconds, and serves at most `MAX_CONNECTIONS` at once (503 beyond).
 use clap::Parser;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Request line and headers together.
 const MAX_REQUEST: u64 = 16 * 1024;
@@ -55,21 +55,61 @@ enum Target {
 }
 
 fn resolve(root: &Path, path: &str) -> Target {
+    let Some(path) = percent_decode(path) else { return Target::Nothing };
     let rel = PathBuf::from(path.trim_start_matches('/'));
     if !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Target::Nothing;
     }
     let Ok(mut file) = std::fs::canonicalize(root.join(&rel)) else { return Target::Nothing };
+    if !file.starts_with(root) {
+        return Target::Nothing;
+    }
     if file.is_dir() {
         if !path.ends_with('/') {
             return Target::Folder;
         }
         match std::fs::canonicalize(file.join("index.html")) {
-            Ok(f) => file = f,
-            Err(_) => return Target::Nothing,
+            Ok(f) if f.starts_with(root) => file = f,
+            _ => return Target::Nothing,
         }
     }
-    if file.starts_with(root) && file.is_file() { Target::File(file) } else { Target::Nothing }
+    if file.is_file() { Target::File(file) } else { Target::Nothing }
+}
+
+/// `%XX` escapes decoded; `None` for a bad escape, a NUL or text that is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().filter(|s| !s.contains('\0'))
+}
+
+/// A stream whose reads all end by `deadline`: a client that trickles its request in keeps its
+/// connection no longer than one whose request never comes.
+struct Deadline<'a> {
+    s: &'a TcpStream,
+    deadline: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.s.set_read_timeout(Some(left))?;
+        (&mut &*self.s).read(buf)
+    }
 }
 
 fn status(s: &mut TcpStream, code: &str, extra: &str) -> std::io::Result<()> {
@@ -77,11 +117,12 @@ fn status(s: &mut TcpStream, code: &str, extra: &str) -> std::io::Result<()> {
 }
 
 fn respond(mut s: TcpStream, root: &Path, timeout: Duration) -> std::io::Result<()> {
-    s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    let mut r = BufReader::new(s.try_clone()?.take(MAX_REQUEST));
+    let mut r = BufReader::new(Deadline { s: &s, deadline: Instant::now() + timeout }.take(MAX_REQUEST));
     let mut line = String::new();
-    r.read_line(&mut line)?;
+    if r.read_line(&mut line)? == 0 {
+        return Ok(()); // connected and closed: nothing to answer
+    }
     // The headers, to their blank line; the request is refused when it does not end in the limit.
     let mut ended = false;
     let mut h = String::new();
@@ -104,16 +145,32 @@ fn respond(mut s: TcpStream, root: &Path, timeout: Duration) -> std::io::Result<
     match resolve(root, path) {
         Target::Folder => status(&mut s, "301 Moved Permanently", &format!("Location: {path}/\r\n")),
         Target::Nothing => status(&mut s, "404 Not Found", ""),
-        Target::File(file) => match std::fs::read(&file) {
-            Ok(body) => {
-                write!(s, "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n", content_type(&file), body.len())?;
-                if method == "GET" {
-                    s.write_all(&body)?;
+        Target::File(file) => {
+            let body = if method == "GET" { std::fs::read(&file) } else { Ok(Vec::new()) };
+            match (body, std::fs::metadata(&file)) {
+                (Ok(body), Ok(meta)) => {
+                    write!(s, "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n", content_type(&file), meta.len())?;
+                    s.write_all(&body)
                 }
-                Ok(())
+                _ => status(&mut s, "404 Not Found", ""),
             }
-            Err(_) => status(&mut s, "404 Not Found", ""),
-        },
+        }
+    }
+}
+
+/// One of the `MAX_CONNECTIONS` slots, given back on drop (a panicking thread included).
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>) -> Slot {
+        open.fetch_add(1, Ordering::SeqCst);
+        Slot(open.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -136,17 +193,24 @@ fn main() {
     println!("serving {} at http://127.0.0.1:{}/web/ (Ctrl-C stops)", root.display(), a.port);
     let timeout = Duration::from_secs(a.timeout);
     let open = Arc::new(AtomicUsize::new(0));
-    for mut s in listener.incoming().flatten() {
-        if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+    for s in listener.incoming().flatten() {
+        let busy = |mut s: TcpStream| {
             let _ = s.set_write_timeout(Some(timeout));
             let _ = status(&mut s, "503 Service Unavailable", "Retry-After: 1\r\n");
+        };
+        if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            busy(s);
             continue;
         }
-        open.fetch_add(1, Ordering::SeqCst);
-        let (root, open) = (root.clone(), open.clone());
-        std::thread::spawn(move || {
-            let _ = respond(s, &root, timeout);
-            open.fetch_sub(1, Ordering::SeqCst);
+        let slot = Slot::take(&open);
+        let root = root.clone();
+        let Ok(s2) = s.try_clone() else { continue };
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let _slot = slot; // freed when the thread ends, however it ends
+            let _ = respond(s2, &root, timeout);
         });
+        if spawned.is_err() {
+            busy(s);
+        }
     }
 }

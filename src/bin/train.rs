@@ -95,11 +95,11 @@ struct Start {
 /// Reads the config (the checkpoint's when resuming), applies the flags and checks that the run
 /// can do what they ask. Read-only.
 fn prepare(args: &Args) -> Result<Start> {
-    let (file_cfg, name) = match &args.config {
-        Some(p) => (Config::load(p)?, p.file_stem().and_then(|s| s.to_str()).unwrap_or("run").to_string()),
-        None => (Config::from_toml(DEFAULT_CONFIG, "configs/quick.toml (built in)")?, "quick".to_string()),
+    let file_cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::from_toml(DEFAULT_CONFIG, "configs/quick.toml (built in)")?,
     };
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let out = out_folder(args);
     let ckpt_path = out.join(CHECKPOINT);
     let mut cfg = file_cfg.clone();
     let resume = if args.resume {
@@ -116,10 +116,15 @@ fn prepare(args: &Args) -> Result<Start> {
         apply_flags(args, &mut resumed)?;
         if let (Some(p), Some(diff)) = (&args.config, given.first_difference(&resumed)) {
             return Err(Error::Config(format!(
-                "--resume --config {}: differs from the config {} was trained with at {diff}; drop --config to continue it, or change values with --set",
+                "--resume --config {}: differs from the config {} was trained with at {diff}; continue it with --resume --out {} (no --config), changing values with --set",
                 p.display(),
-                ckpt_path.display()
+                ckpt_path.display(),
+                out.display()
             )));
+        }
+        if let Some(was) = meta.get("data").filter(|was| **was != data_source(args)) {
+            let flag = if was == BUILT_IN { "no --data".to_string() } else { format!("--data {was}") };
+            return Err(Error::Config(format!("--resume: {} was trained on {was}, this run would read {}; resume with {flag}", ckpt_path.display(), data_source(args))));
         }
         let iteration = meta.get("iteration").and_then(|s| s.parse().ok()).ok_or_else(|| Error::Io(format!("{}: no iteration in metadata", ckpt_path.display())))?;
         Some((tensors, meta, iteration))
@@ -152,6 +157,22 @@ fn prepare(args: &Args) -> Result<Start> {
     Ok(Start { cfg, out, resume, init })
 }
 
+const BUILT_IN: &str = "the built-in data";
+
+/// The training data as a checkpoint records it: the `--data` folder (absolute) or the built-in set.
+fn data_source(args: &Args) -> String {
+    match &args.data {
+        Some(d) => std::fs::canonicalize(d).unwrap_or(d.clone()).display().to_string(),
+        None => BUILT_IN.to_string(),
+    }
+}
+
+/// `--out`, or `runs/<config name>`.
+fn out_folder(args: &Args) -> PathBuf {
+    let name = args.config.as_ref().map_or("quick", |p| p.file_stem().and_then(|s| s.to_str()).unwrap_or("run"));
+    args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(name))
+}
+
 /// `--set`, `--seed` and `--iterations`, then the config's checks.
 fn apply_flags(args: &Args, cfg: &mut Config) -> Result<()> {
     for s in &args.sets {
@@ -173,7 +194,12 @@ fn lock_folder(out: &Path) -> Result<std::fs::File> {
     let path = out.join(".lock");
     let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
     match f.try_lock() {
-        Ok(()) => Ok(f),
+        Ok(()) => {
+            // Temp files of a run killed mid-write: nobody else writes here while we hold the lock.
+            mmebm::files::remove_stale_temps(out);
+            mmebm::files::remove_stale_temps(&out.join("samples"));
+            Ok(f)
+        }
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Io(format!(
             "{}: another train run is using this folder (it holds {}); wait for it to end or choose another --out",
             out.display(),
@@ -188,6 +214,8 @@ fn lock_folder(out: &Path) -> Result<std::fs::File> {
 /// divergence check; a run that diverges leaves the last state that passed.
 struct Checkpoints {
     path: PathBuf,
+    /// Where the training data comes from ([`data_source`]), kept in the metadata.
+    data: String,
     held: Option<(u64, Vec<u8>)>,
     /// The iteration the file holds.
     written: Option<u64>,
@@ -195,7 +223,7 @@ struct Checkpoints {
 
 impl Checkpoints {
     fn hold(&mut self, gpu: &Gpu, trainer: &Trainer, state: SamplerState) -> Result<()> {
-        let extra = [("sampler", serde_json::to_string(&state).expect("plain data"))];
+        let extra = [("sampler", serde_json::to_string(&state).expect("plain data")), ("data", self.data.clone())];
         let bytes = trainer.snapshot(gpu, &extra).map_err(|e| self.diverged(e))?;
         self.held = Some((trainer.iteration, bytes));
         Ok(())
@@ -213,18 +241,30 @@ impl Checkpoints {
     /// A divergence error, with what the checkpoint file holds.
     fn diverged(&self, e: Error) -> Error {
         let Error::Diverged(m) = e else { return e };
+        let out = self.path.parent().unwrap_or(Path::new(".")).display();
         let kept = match self.written {
-            Some(it) => format!("{} holds iteration {it}, the last state that passed this check", self.path.display()),
-            None => format!("no checkpoint was written ({} holds none)", self.path.display()),
+            Some(it) => format!("{} holds iteration {it}, the last state that passed this check (continue with --resume --out {out} --set ...)", self.path.display()),
+            None => format!("no checkpoint was written ({} holds none; start again with --set ...)", self.path.display()),
         };
         Error::Diverged(format!("{m}; {kept}"))
     }
 }
 
 fn run(args: Args) -> Result<()> {
-    let _lock = lock_folder(&prepare(&args)?.out)?;
-    // Again under the lock: another run may have written the folder in between.
+    // Under the lock, so that no other run changes the folder while this one reads it. A folder
+    // that does not exist yet is created only once the flags are known to be good.
+    let out = out_folder(&args);
+    let _lock = if out.exists() { Some(lock_folder(&out)?) } else { None };
     let Start { cfg, out, resume, init } = prepare(&args)?;
+    let _lock = match _lock {
+        Some(l) => l,
+        None => {
+            let l = lock_folder(&out)?;
+            // A run that started and ended in between would have left a checkpoint.
+            prepare(&args)?;
+            l
+        }
+    };
     let ckpt_path = out.join(CHECKPOINT);
 
     let t_data = Instant::now();
@@ -297,7 +337,7 @@ fn run(args: Args) -> Result<()> {
     bar.set_position(trainer.iteration);
     let start = Instant::now();
     let start_iter = trainer.iteration;
-    let mut ckpts = Checkpoints { path: ckpt_path.clone(), held: None, written: resume.as_ref().map(|r| r.2) };
+    let mut ckpts = Checkpoints { path: ckpt_path.clone(), data: data_source(&args), held: None, written: resume.as_ref().map(|r| r.2) };
     while trainer.iteration < total {
         let batch = prefetch.next();
         trainer.set_batch(&gpu, &batch.x)?;
@@ -384,7 +424,7 @@ fn check_divergence(cfg: &Config, m: &[f32], it: u64) -> Result<()> {
     let gap = (m[1] - m[2]).abs();
     if gap > cfg.train.max_energy_gap {
         return Err(Error::Diverged(format!(
-            "iteration {it}: |f(x) - f(x~)| = {gap:.3e} exceeds train.max_energy_gap = {:.1e}; lower train.lr_ebm or langevin.x_step (--resume --set ...)",
+            "iteration {it}: |f(x) - f(x~)| = {gap:.3e} exceeds train.max_energy_gap = {:.1e}; lower train.lr_ebm or langevin.x_step",
             cfg.train.max_energy_gap
         )));
     }

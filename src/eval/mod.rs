@@ -150,6 +150,9 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
             log(&format!("note: {flag} {v} is more than the {len} examples of the {split} split: using {len}"));
         }
     }
+    if o.unconditional > test.len() {
+        log(&format!("note: --unconditional {}: the real-data references of coherence and Fréchet distance hold the {} test examples", o.unconditional, test.len()));
+    }
     let cfg = &trained.cfg;
     let kz = o.kz.unwrap_or(cfg.langevin.kz);
     let kx = o.kx.unwrap_or(cfg.langevin.kx);

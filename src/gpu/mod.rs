@@ -92,6 +92,24 @@ pub struct Gpu {
     modules: Mutex<HashMap<String, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Bytes of buffers a run may hold, and where that figure comes from (see [`memory_budget`]).
+    memory: Option<(u64, String)>,
+}
+
+/// `MMEBM_MEMORY_LIMIT` (e.g. `8G`, `512M`) if set, else for a CPU adapter (lavapipe, whose
+/// buffers live in system memory) 90% of the memory available when the device is made.
+fn memory_budget(info: &wgpu::AdapterInfo) -> Result<Option<(u64, String)>> {
+    if let Ok(v) = std::env::var("MMEBM_MEMORY_LIMIT") {
+        let bytes = parse_bytes(&v).ok_or_else(|| Error::Config(format!("MMEBM_MEMORY_LIMIT={v}: expected bytes, e.g. 8G or 512M")))?;
+        return Ok(Some((bytes, format!("MMEBM_MEMORY_LIMIT={v}"))));
+    }
+    if info.device_type != wgpu::DeviceType::Cpu {
+        return Ok(None);
+    }
+    let available_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()));
+    Ok(available_kb.map(|kb| (kb * 1024 / 10 * 9, "90% of the memory available to this CPU adapter; MMEBM_MEMORY_LIMIT sets it".to_string())))
 }
 
 const NO_ADAPTER_HELP: &str = "wgpu found no adapter. On Linux without a GPU install Mesa's \
@@ -166,6 +184,7 @@ impl Gpu {
                 limits.max_compute_invocations_per_workgroup
             );
         }
+        let memory = memory_budget(&info)?;
         Ok(Gpu {
             device,
             queue,
@@ -175,6 +194,7 @@ impl Gpu {
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
             uncaptured,
+            memory,
         })
     }
 
@@ -210,35 +230,44 @@ impl Gpu {
     }
 
     /// A compute pipeline for `shader`'s `entry` with override `constants`, compiled once.
-    pub fn pipeline(
-        &self,
-        shader: &str,
-        entry: &str,
-        constants: &[(String, f64)],
-    ) -> Result<Arc<wgpu::ComputePipeline>> {
+    pub fn pipeline(&self, shader: &str, entry: &str, constants: &[(String, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
+        self.pipeline_in(None, shader, entry, constants)
+    }
+
+    /// The pipeline with `shader` read from folder `dir` (includes too) instead of the embedded
+    /// `shaders/`: how `bench --against DIR` and `MMEBM_SHADER_DIR` time kernel variants. One
+    /// cache, keyed by (folder, shader, entry, constants).
+    pub fn pipeline_in(&self, dir: Option<&str>, shader: &str, entry: &str, constants: &[(String, f64)]) -> Result<Arc<wgpu::ComputePipeline>> {
         let mut consts: Vec<(String, f64)> = constants.to_vec();
         consts.sort_by(|a, b| a.0.cmp(&b.0));
         let ckey = consts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        let key = (shader.to_string(), entry.to_string(), ckey);
+        let module_key = match dir {
+            Some(d) => format!("{d}/{shader}"),
+            None => shader.to_string(),
+        };
+        let key = (module_key.clone(), entry.to_string(), ckey);
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = {
             let mut mods = self.modules.lock().unwrap();
-            if !mods.contains_key(shader) {
-                let src = shader_source(shader)?;
+            if !mods.contains_key(&module_key) {
+                let src = match dir {
+                    Some(d) => resolve_includes(shader, &|n| std::fs::read_to_string(format!("{d}/{n}.wgsl")).map_err(|e| Error::Io(format!("{d}/{n}.wgsl: {e}"))))?,
+                    None => shader_source(shader)?,
+                };
                 let m = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader),
+                    label: Some(&module_key),
                     source: wgpu::ShaderSource::Wgsl(src.as_str().into()),
                 });
-                mods.insert(shader.to_string(), m);
+                mods.insert(module_key.clone(), m);
             }
-            mods[shader].clone()
+            mods[&module_key].clone()
         };
         let cref: Vec<(&str, f64)> = consts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&format!("{shader}::{entry}")),
+            label: Some(&format!("{module_key}::{entry}")),
             layout: None,
             module: &module,
             entry_point: Some(entry),
@@ -250,7 +279,7 @@ impl Gpu {
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("shader {shader}.wgsl entry '{entry}' with {consts:?}: {e}")));
+            return Err(Error::Gpu(format!("shader {module_key}.wgsl entry '{entry}' with {consts:?}: {e}")));
         }
         let p = Arc::new(pipeline);
         self.pipelines.lock().unwrap().insert(key, p.clone());
@@ -269,31 +298,17 @@ impl Gpu {
         Ok(())
     }
 
-    /// Bytes a run may still allocate, where that is known: `MMEBM_MEMORY_LIMIT` (e.g. `8G`,
-    /// `512M`) if set, else for a CPU adapter (lavapipe) 90% of the system's available memory.
-    /// GPU drivers report their own out-of-memory errors; wgpu has no query for free VRAM.
-    pub fn memory_budget(&self) -> Result<Option<u64>> {
-        if let Ok(v) = std::env::var("MMEBM_MEMORY_LIMIT") {
-            return parse_bytes(&v).map(Some).ok_or_else(|| Error::Config(format!("MMEBM_MEMORY_LIMIT={v}: expected bytes, e.g. 8G or 512M")));
-        }
-        if self.info.device_type != wgpu::DeviceType::Cpu {
-            return Ok(None);
-        }
-        let available_kb = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|t| t.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()));
-        Ok(available_kb.map(|kb| kb * 1024 / 10 * 9))
-    }
-
-    /// Checks `bytes` of new buffers for `what` against [`Gpu::memory_budget`] before they are
-    /// allocated, so a size too big for the machine stops with one line instead of swapping or
-    /// an abort.
-    pub fn check_memory(&self, what: &str, bytes: u64) -> Result<()> {
-        match self.memory_budget()? {
-            Some(budget) if bytes > budget => Err(Error::Limit(format!(
-                "{what} need {:.1} MiB, above the {:.1} MiB this run may allocate (90% of available memory on a CPU adapter; MMEBM_MEMORY_LIMIT sets it)",
+    /// Checks that a run holding `held` bytes of buffers can allocate `bytes` more for `what`,
+    /// before they are allocated: a size too big for the machine stops with one line instead of
+    /// swapping or an abort. No budget is known for a GPU (wgpu has no query for free VRAM; the
+    /// driver reports its own out-of-memory errors) unless `MMEBM_MEMORY_LIMIT` sets one.
+    pub fn check_memory(&self, what: &str, held: u64, bytes: u64) -> Result<()> {
+        match &self.memory {
+            Some((budget, source)) if held + bytes > *budget => Err(Error::Limit(format!(
+                "{what} need {:.1} MiB with the {:.1} MiB already allocated, above the {:.1} MiB this run may use ({source})",
                 bytes as f64 / 1048576.0,
-                budget as f64 / 1048576.0
+                held as f64 / 1048576.0,
+                *budget as f64 / 1048576.0
             ))),
             _ => Ok(()),
         }

@@ -12,6 +12,9 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct Store {
     bufs: HashMap<String, (Arc<wgpu::Buffer>, Vec<usize>)>,
+    /// Bytes of its buffers and of the temps of every executable built on it: what a run holds,
+    /// for [`Gpu::check_memory`].
+    held: u64,
 }
 
 impl Store {
@@ -27,9 +30,19 @@ impl Store {
             }
             return Ok(b.clone());
         }
-        let b = Arc::new(gpu.storage(&format!("'{name}' {shape:?}"), (numel(shape) * 4) as u64)?);
+        let bytes = (numel(shape) * 4) as u64;
+        gpu.check_memory(&format!("'{name}' {shape:?}"), self.held, bytes)?;
+        let b = Arc::new(gpu.storage(&format!("'{name}' {shape:?}"), bytes)?);
+        self.held += bytes;
         self.bufs.insert(name.to_string(), (b.clone(), shape.to_vec()));
         Ok(b)
+    }
+
+    /// Puts `buffer` (at least `shape`'s size) in the store as `name`: plans then bind it as is.
+    /// `eager::run` binds buffers with guard sentinels past their end this way.
+    pub fn insert(&mut self, name: &str, buffer: Arc<wgpu::Buffer>, shape: &[usize]) {
+        self.held += buffer.size();
+        self.bufs.insert(name.to_string(), (buffer, shape.to_vec()));
     }
 
     /// Uploads `value` into `name` (creating it).
@@ -69,6 +82,15 @@ struct Step {
     workgroups: [u32; 3],
 }
 
+impl Step {
+    /// The one place that records a dispatch natively (its mirror is `web/runner.js`).
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.dispatch_workgroups(self.workgroups[0], self.workgroups[1], self.workgroups[2]);
+    }
+}
+
 pub struct Executable {
     steps: Vec<Step>,
     names: Vec<String>,
@@ -79,8 +101,18 @@ pub struct Executable {
 impl Executable {
     /// Creates the plan's temps, pipelines and bind groups; vars and outputs come from `store`.
     pub fn new(gpu: &Gpu, plan: &Plan, store: &mut Store) -> Result<Executable> {
+        Executable::with_shaders(gpu, plan, store, None)
+    }
+
+    /// As [`Executable::new`], with the shaders read from folder `dir` when given (the bench's
+    /// kernel variants; see [`Gpu::pipeline_in`]).
+    pub fn with_shaders(gpu: &Gpu, plan: &Plan, store: &mut Store, dir: Option<&str>) -> Result<Executable> {
+        // Memory from the shapes, before anything is allocated; temps stay held as long as the
+        // executable (counted against the store it is built on).
         let new_bytes: u64 = plan.buffers.iter().filter(|b| b.kind == BufferKind::Temp || !store.contains(&b.name)).map(|b| b.bytes).sum();
-        gpu.check_memory(&format!("the {} buffers of a plan", plan.buffers.len()), new_bytes)?;
+        let ops = plan.dispatches.first().map(|d| d.op.clone()).unwrap_or_default();
+        gpu.check_memory(&format!("a plan of {} dispatches (from {ops}) and its {} buffers", plan.dispatches.len(), plan.buffers.len()), store.held, new_bytes)?;
+        store.held += plan.temp_bytes();
         let mut buffers = Vec::with_capacity(plan.buffers.len());
         for b in &plan.buffers {
             buffers.push(match b.kind {
@@ -91,7 +123,7 @@ impl Executable {
         let uniforms = gpu.uniform_buffer(&plan.uniforms);
         let mut steps = Vec::with_capacity(plan.dispatches.len());
         for d in &plan.dispatches {
-            let pipeline = gpu.pipeline(&d.shader, &d.entry, &d.constants)?;
+            let pipeline = gpu.pipeline_in(dir, &d.shader, &d.entry, &d.constants)?;
             let storage: Vec<&wgpu::Buffer> = d.bindings.iter().map(|&k| buffers[k].as_ref()).collect();
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let bind = gpu.bind_group(&pipeline, (&uniforms, d.uniform_offset, UNIFORM_ALIGN as u64), &storage);
@@ -118,9 +150,7 @@ impl Executable {
 
     fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         for s in &self.steps {
-            pass.set_pipeline(&s.pipeline);
-            pass.set_bind_group(0, &s.bind, &[]);
-            pass.dispatch_workgroups(s.workgroups[0], s.workgroups[1], s.workgroups[2]);
+            s.record(pass);
         }
     }
 
@@ -161,9 +191,7 @@ impl Executable {
                     end_of_pass_write_index: Some(2 * k as u32 + 1),
                 }),
             });
-            pass.set_pipeline(&s.pipeline);
-            pass.set_bind_group(0, &s.bind, &[]);
-            pass.dispatch_workgroups(s.workgroups[0], s.workgroups[1], s.workgroups[2]);
+            s.record(&mut pass);
         }
         enc.resolve_query_set(&qs, 0..2 * n, &resolve, 0);
         gpu.queue.submit([enc.finish()]);

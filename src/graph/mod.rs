@@ -8,6 +8,7 @@
 //! - [`plan`]: memory planning and lowering to dispatches; serialises to JSON for the browser.
 //! - [`exec`]: the runtime objects for a plan and the replay.
 pub mod cpu;
+pub mod eager;
 pub mod exec;
 pub mod plan;
 

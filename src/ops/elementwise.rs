@@ -73,7 +73,7 @@ fn ew(entry: &'static str, fnc: u32, params: Vec<u32>, bindings: Vec<Slot>, n: u
 }
 
 /// `y = f(x)`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Map(pub MapFn);
 
 impl Op for Map {
@@ -102,7 +102,7 @@ impl Op for Map {
 }
 
 /// `dx = dy * f'(xy)`, where `xy` is the forward output for tanh and exp, else the input.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MapGrad(pub MapFn);
 
 impl Op for MapGrad {
@@ -194,7 +194,7 @@ impl Op for Zip {
 }
 
 /// A constant tensor.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Fill {
     pub shape: Vec<usize>,
     pub value: f32,
@@ -221,7 +221,7 @@ impl Op for Fill {
 }
 
 /// `y = x + bias[c]`, where `c` indexes axis `axis` of `x` (1 for NCHW images, last for rows).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct AddBias {
     pub axis: usize,
 }
@@ -274,7 +274,7 @@ impl Op for AddBias {
 }
 
 /// Effect: `var = a * value + b` (inputs `[var, value]`, equal element counts).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Assign {
     pub a: f32,
     pub b: f32,

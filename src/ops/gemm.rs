@@ -5,9 +5,9 @@
 //! A variant is a named tile configuration ([`variants`]). [`Target::gemm_variant`] holds the
 //! name to use; the empty string means [`DEFAULT_VARIANT`] (workgroup-memory tiles that fit
 //! WebGPU's default limits, the usual choice on real GPUs). Lowering keeps no global state: the
-//! name travels in the `Target`. `Target::of` (ops::eager) fills it from `MMEBM_GEMM_VARIANT`,
+//! name travels in the `Target`. `Target::of` (ops::tuning) fills it from `MMEBM_GEMM_VARIANT`,
 //! else from the tuning file that `cargo run --release --bin bench -- --save` writes (a JSON map
-//! adapter → variant, `ops::eager::tuning_path`), else a CPU-adapter default. The bench times
+//! adapter → variant, `ops::tuning::tuning_path`), else a CPU-adapter default. The bench times
 //! every variant on the adapter, checks each against the CPU references first, and prints the
 //! winner as `gemm_variant = "<name>"`.
 //! A subgroup variant named on a target without subgroups falls back to the default.

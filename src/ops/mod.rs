@@ -8,7 +8,7 @@ use crate::error::Result;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-pub mod eager;
+pub mod tuning;
 pub mod elementwise;
 pub mod reduce;
 pub mod pool;
@@ -120,7 +120,18 @@ pub trait Builder {
     fn shape(&self, t: Tid) -> Vec<usize>;
 }
 
-pub trait Op: Debug + Send + Sync {
+/// Ops are plain data: a graph keeps its own copy (`eager::run` builds one from a borrowed op).
+pub trait OpClone {
+    fn clone_arc(&self) -> std::sync::Arc<dyn Op>;
+}
+
+impl<T: Op + Clone + 'static> OpClone for T {
+    fn clone_arc(&self) -> std::sync::Arc<dyn Op> {
+        std::sync::Arc::new(self.clone())
+    }
+}
+
+pub trait Op: Debug + Send + Sync + OpClone {
     /// Short name used in plans and error messages.
     fn name(&self) -> String;
     /// Output shape for these input shapes, or an error naming the op and the mismatch.

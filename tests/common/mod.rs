@@ -164,7 +164,7 @@ impl EagerBuilder {
 impl mmebm::ops::Builder for EagerBuilder {
     fn push(&mut self, op: std::sync::Arc<dyn mmebm::ops::Op>, inputs: &[Tid]) -> Tid {
         let ins: Vec<&Host> = inputs.iter().map(|t| &self.vals[t.0]).collect();
-        let r = mmebm::ops::eager::run_on(gpu(), &self.target, op.as_ref(), &ins).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
+        let r = mmebm::graph::eager::run_on(gpu(), &self.target, op.as_ref(), &ins).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
         self.vals.push(r.into_iter().next().unwrap());
         Tid(self.vals.len() - 1)
     }
@@ -250,7 +250,7 @@ pub enum Matrix {
 
 impl Matrix {
     pub fn has(self, t: &Target, variant: usize, case: usize) -> bool {
-        use mmebm::ops::eager::{CPU_SUBGROUP_VARIANT, CPU_VARIANT};
+        use mmebm::ops::tuning::{CPU_SUBGROUP_VARIANT, CPU_VARIANT};
         use mmebm::ops::gemm::DEFAULT_VARIANT;
         match self {
             Matrix::Full => true,
