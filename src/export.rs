@@ -15,10 +15,9 @@
 //!   as the dataset composites its glyphs: `bg + (glyph − bg)·coverage`).
 //!
 //! The step lists (`recipes`) are [`cross_modal_steps`] and [`unconditional_steps`] serialised, so
-//! the page does not re-implement the recipe: sliders only set `times`. Step sizes live in the
-//! plans' uniform words; `patches` names, per plan, the words that hold each Langevin step size
-//! (found by compiling the plan again with other step sizes and comparing), so the page can
-//! change them without recompiling.
+//! the page does not re-implement the recipe: sliders only set `times`. Step sizes are runtime
+//! parameters of the plans (`Plan::params`: the uniform words that hold `x_step`, `z_noise`, ...),
+//! which the page sets as `Executable::set_param` does natively, without recompiling.
 use crate::data::synthetic::{render_style, Split};
 use crate::error::{Error, Result};
 use crate::graph::Plan;
@@ -31,10 +30,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Bumped when the bundle's layout changes incompatibly.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
-/// The Langevin step sizes the page may change, by their `LangevinConfig` names.
-pub const STEP_PARAMS: [&str; 4] = ["z_step", "z_noise", "x_step", "x_noise"];
 
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
@@ -58,14 +55,6 @@ struct TensorEntry {
 }
 
 #[derive(Serialize)]
-struct Patch {
-    /// Index of the u32 word in the plan's `uniforms`.
-    word: usize,
-    /// Which step size it holds (its f32 bits).
-    param: &'static str,
-}
-
-#[derive(Serialize)]
 struct Manifest {
     format: u32,
     checkpoint: String,
@@ -81,7 +70,6 @@ struct Manifest {
     weights_file: &'static str,
     weights_bytes: u64,
     plans: BTreeMap<String, String>,
-    patches: BTreeMap<String, Vec<Patch>>,
     shaders: Vec<String>,
     recipes: Recipes,
     examples: Examples,
@@ -156,38 +144,6 @@ fn compile(trained: &Trained, n: usize, langevin: &LangevinConfig, phase: &Phase
     phase.build(&mut ph)?.compile(&Target::webgpu())
 }
 
-/// The uniform words of `phase`'s plan that hold each step size: compiles it again with every
-/// step size changed and requires each changed word to be exactly one of them.
-fn find_patches(trained: &Trained, n: usize, langevin: &LangevinConfig, base: &Plan, phase: &Phase) -> Result<Vec<Patch>> {
-    let mut other = langevin.clone();
-    // Distinct values that appear nowhere else.
-    let probe = [0.3183099f32, 0.2718282, 0.1414213, 0.1732051];
-    other.z_step = probe[0];
-    other.z_noise = probe[1];
-    other.x_step = probe[2];
-    other.x_noise = probe[3];
-    let base_vals = [langevin.z_step, langevin.z_noise, langevin.x_step, langevin.x_noise];
-    let alt = compile(trained, n, &other, phase)?;
-    let bad = |why: String| Error::Config(format!("export: plan {}: {why}", phase.key()));
-    // Op names may mention the values; everything that runs must be the same.
-    let runs = |p: &Plan| p.dispatches.iter().map(|d| (d.shader.clone(), d.entry.clone(), d.constants.clone(), d.uniform_offset, d.bindings.clone(), d.workgroups)).collect::<Vec<_>>();
-    if runs(&alt) != runs(base) || alt.buffers != base.buffers || alt.uniforms.len() != base.uniforms.len() {
-        return Err(bad("changing a step size changed more than uniform values".into()));
-    }
-    let mut out = Vec::new();
-    for (k, (a, b)) in base.uniforms.iter().zip(&alt.uniforms).enumerate() {
-        if a == b {
-            continue;
-        }
-        let which = probe.iter().position(|p| p.to_bits() == *b).ok_or_else(|| bad(format!("uniform word {k} depends on a step size in a way the page cannot patch")))?;
-        if base_vals[which].to_bits() != *a {
-            return Err(bad(format!("uniform word {k} is not {} itself", STEP_PARAMS[which])));
-        }
-        out.push(Patch { word: k, param: STEP_PARAMS[which] });
-    }
-    Ok(out)
-}
-
 /// Writes the bundle of `trained` into `out` as a whole: built in memory, written to a folder
 /// beside it, then swapped in (`files::replace_folder`), so a failure leaves the old bundle.
 pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Summary> {
@@ -227,16 +183,11 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
         }
     }
     let mut plans = BTreeMap::new();
-    let mut patches = BTreeMap::new();
     let mut shaders: Vec<String> = Vec::new();
     let mut dispatches = 0;
     for phase in &phases {
         let plan = compile(trained, opts.n, &langevin, phase)?;
         let key = phase.key();
-        let p = find_patches(trained, opts.n, &langevin, &plan, phase)?;
-        if !p.is_empty() {
-            patches.insert(key.clone(), p);
-        }
         for d in &plan.dispatches {
             if !shaders.contains(&d.shader) {
                 shaders.push(d.shader.clone());
@@ -288,7 +239,6 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
         weights_file: "weights.bin",
         weights_bytes: blob.len() as u64,
         plans,
-        patches,
         shaders,
         recipes: Recipes { cross: cross.iter().map(|c| keyed(c)).collect(), unconditional: keyed(&uncond) },
         examples: Examples {

@@ -172,23 +172,24 @@ export class Runner {
         if (err) throw new Error(`plan ${key}: binding ${disp.op} (${disp.shader}.wgsl::${disp.entry}): ${err.message}`);
         steps.push({ pipeline: p, bind, wg: disp.workgroups });
       }
-      this.exes[key] = { steps, uniforms, words, original: words.slice(), patches: this.manifest.patches[key] || [] };
+      this.exes[key] = { steps, uniforms, words, original: words.slice(), params: plan.params || [] };
     }
     this.pipelineCount = pipelines.size;
   }
 
-  // Sets the Langevin step sizes ({z_step, x_step, ...}) by rewriting the uniform words that
-  // hold them (export lists them per plan). Values not given are the bundle's, bit for bit.
+  // Sets the Langevin step sizes ({z_step, x_step, ...}): each plan lists the uniform words that
+  // hold its runtime parameters (`plan.params`, as Executable::set_param uses natively). Values
+  // not given are the bundle's, bit for bit.
   setStepSizes(values) {
     const f = new Float32Array(1);
     const u = new Uint32Array(f.buffer);
     for (const exe of Object.values(this.exes)) {
-      if (!exe.patches.length) continue;
+      if (!exe.params.length) continue;
       exe.words.set(exe.original);
-      for (const p of exe.patches) {
-        if (values[p.param] === undefined) continue;
-        f[0] = values[p.param];
-        exe.words[p.word] = u[0];
+      for (const p of exe.params) {
+        if (values[p.name] === undefined) continue;
+        f[0] = values[p.name];
+        for (const w of p.words) exe.words[w] = u[0];
       }
       this.device.queue.writeBuffer(exe.uniforms, 0, exe.words);
     }

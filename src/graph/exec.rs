@@ -1,7 +1,7 @@
 //! Runtime side of a plan: buffers, pipelines and bind groups are created once; a replay then
 //! records every dispatch (optionally K times over, for a Langevin chain) into one compute pass
 //! and submits once. Nothing is allocated or read back during a replay.
-use super::plan::{BufferKind, Plan};
+use super::plan::{BufferKind, Plan, PlanParam};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, UNIFORM_ALIGN};
 use crate::ops::{numel, Host};
@@ -95,7 +95,8 @@ pub struct Executable {
     steps: Vec<Step>,
     names: Vec<String>,
     _buffers: Vec<Arc<wgpu::Buffer>>,
-    _uniforms: wgpu::Buffer,
+    uniforms: wgpu::Buffer,
+    params: Vec<PlanParam>,
 }
 
 impl Executable {
@@ -136,8 +137,19 @@ impl Executable {
             steps,
             names: plan.dispatches.iter().map(|d| d.op.clone()).collect(),
             _buffers: buffers,
-            _uniforms: uniforms,
+            uniforms,
+            params: plan.params.clone(),
         })
+    }
+
+    /// Sets runtime parameter `name` (see [`Plan::params`]) to `value` for every later replay,
+    /// without compiling again; false when this plan has no such parameter.
+    pub fn set_param(&self, gpu: &Gpu, name: &str, value: f32) -> bool {
+        let Some(p) = self.params.iter().find(|p| p.name == name) else { return false };
+        for &w in &p.words {
+            gpu.queue.write_buffer(&self.uniforms, (w * 4) as u64, &value.to_bits().to_le_bytes());
+        }
+        true
     }
 
     pub fn len(&self) -> usize {

@@ -47,6 +47,18 @@ pub struct Plan {
     pub dispatches: Vec<PlanDispatch>,
     /// Contents of the uniform buffer (u32 words; f32 values as their bits).
     pub uniforms: Vec<u32>,
+    /// Runtime parameters: the words of `uniforms` that hold each named value, so native code
+    /// and `web/runner.js` set it without compiling again.
+    #[serde(default)]
+    pub params: Vec<PlanParam>,
+}
+
+/// A named runtime parameter of a plan (`x_step`, `z_noise`, ...) and the uniform words (f32
+/// bits) that hold it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanParam {
+    pub name: String,
+    pub words: Vec<usize>,
 }
 
 impl Plan {
@@ -121,6 +133,8 @@ impl Graph {
         let mut free: Vec<(usize, u64)> = Vec::new();
         let mut dispatches = Vec::new();
         let mut blocks: Vec<Vec<u32>> = Vec::new();
+        // (name, index into `dispatches`, word of its block)
+        let mut named: Vec<(String, usize, usize)> = Vec::new();
         let check = |what: &str, bytes: u64| -> Result<()> {
             if bytes > target.max_binding_bytes {
                 return Err(Error::Limit(format!(
@@ -179,6 +193,7 @@ impl Graph {
                         check(&format!("scratch {k} of {}", op.name()), b)?;
                         scratch.push(alloc_temp(&mut buffers, &mut free, b));
                     }
+                    named.extend(op.named_words().into_iter().map(|(name, d, w)| (name, dispatches.len() + d, w)));
                     for d in &low.dispatches {
                         for (axis, &w) in d.workgroups.iter().enumerate() {
                             if w > target.max_workgroups {
@@ -230,9 +245,17 @@ impl Graph {
         }
         let refs: Vec<&[u32]> = blocks.iter().map(|b| b.as_slice()).collect();
         let (uniforms, offsets) = pack_uniforms(&refs);
+        let mut params: Vec<PlanParam> = Vec::new();
+        for (name, d, w) in named {
+            let word = (offsets[d] / 4) as usize + w;
+            match params.iter_mut().find(|p| p.name == name) {
+                Some(p) => p.words.push(word),
+                None => params.push(PlanParam { name, words: vec![word] }),
+            }
+        }
         for (d, off) in dispatches.iter_mut().zip(offsets) {
             d.uniform_offset = off;
         }
-        Ok(Plan { buffers, dispatches, uniforms })
+        Ok(Plan { buffers, dispatches, uniforms, params })
     }
 }

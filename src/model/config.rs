@@ -76,6 +76,41 @@ pub struct LangevinConfig {
 impl LangevinConfig {
     /// Fields that may be absent (TOML has no null).
     const OPTIONAL: [&'static str; 2] = ["x_temperature", "z_temperature"];
+    /// The step sizes that are runtime parameters of the plans, by their field names.
+    pub const STEP_PARAMS: [&'static str; 4] = ["z_step", "z_noise", "x_step", "x_noise"];
+
+    /// The data chain's step size and noise, named `x_step`, `x_noise` in the plans.
+    pub fn x_size(&self) -> crate::nn::StepSize {
+        crate::nn::StepSize { a: self.x_step, b: self.x_noise, names: ["x_step", "x_noise"] }
+    }
+
+    /// The latent chain's, named `z_step`, `z_noise`.
+    pub fn z_size(&self) -> crate::nn::StepSize {
+        crate::nn::StepSize { a: self.z_step, b: self.z_noise, names: ["z_step", "z_noise"] }
+    }
+
+    /// Sets one of [`Self::STEP_PARAMS`] by name (as a plan parameter is set); a chain with a
+    /// temperature derives its noise from the new step again.
+    pub fn set_step_param(&mut self, name: &str, value: f32) -> Result<()> {
+        let field = match name {
+            "z_step" => &mut self.z_step,
+            "z_noise" => &mut self.z_noise,
+            "x_step" => &mut self.x_step,
+            "x_noise" => &mut self.x_noise,
+            _ => return Err(Error::Config(format!("'{name}' is not a step size (expected one of {:?})", Self::STEP_PARAMS))),
+        };
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(Error::Config(format!("{name} = {value}: must be a finite number ≥ 0")));
+        }
+        *field = value;
+        self.resolve();
+        Ok(())
+    }
+
+    /// The values of [`Self::STEP_PARAMS`], in that order.
+    pub fn step_params(&self) -> [(&'static str, f32); 4] {
+        [("z_step", self.z_step), ("z_noise", self.z_noise), ("x_step", self.x_step), ("x_noise", self.x_noise)]
+    }
 
     /// Effective temperatures (data chain, latent chain): b² / (2a).
     pub fn temperatures(&self) -> (f32, f32) {

@@ -289,16 +289,24 @@ pub fn sumsq_per_example(g: &mut Graph, x: Tid) -> Result<Tid> {
     reduce(g, ReduceKind::SumSq, x, 1)
 }
 
+/// A Langevin chain's step size `a` and noise `b`, and their names as runtime parameters of the
+/// plans that step it (settable without compiling again: `Executable::set_param`).
+#[derive(Clone, Copy, Debug)]
+pub struct StepSize {
+    pub a: f32,
+    pub b: f32,
+    pub names: [&'static str; 2],
+}
+
 /// One Langevin step on `states` ascending `objective` (a scalar summed over independent
 /// chains): `s ← clamp(s + a ∇_s objective + b ε)` for each state, then the RNG state ticks.
 /// Used for both revisions: `langevin_z` (states: the latent, objective: log p(x_S, z)) and
 /// `langevin_x` (states: the moving modalities, objective: Σ f(x)). Replay it K times.
-#[allow(clippy::too_many_arguments)]
-pub fn langevin(g: &mut Graph, rng: Tid, states: &[Tid], objective: Tid, a: f32, b: f32, stream: u32, clamp: Option<(f32, f32)>) -> Result<()> {
+pub fn langevin(g: &mut Graph, rng: Tid, states: &[Tid], objective: Tid, size: StepSize, stream: u32, clamp: Option<(f32, f32)>) -> Result<()> {
     use crate::ops::random::LangevinStep;
     let grads = g.grad(objective, states)?;
     for (k, (&s, gr)) in states.iter().zip(grads).enumerate() {
-        let mut step = LangevinStep::new(a, b, stream + k as u32);
+        let mut step = LangevinStep::new(size.a, size.b, stream + k as u32).named(size.names[0], size.names[1]);
         if let Some((lo, hi)) = clamp {
             step = step.clamped(lo, hi);
         }

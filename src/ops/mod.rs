@@ -148,6 +148,12 @@ pub trait Op: Debug + Send + Sync + OpClone {
     fn writes(&self) -> Vec<usize> {
         vec![]
     }
+    /// Uniform words that hold a named runtime parameter (a Langevin step size), as (name,
+    /// dispatch of `lower`, word of its params): a plan lists them so the value can be set
+    /// without compiling again (`Executable::set_param`, `web/runner.js`).
+    fn named_words(&self) -> Vec<(String, usize, usize)> {
+        vec![]
+    }
 }
 
 /// Packs mixed u32/f32 uniform values.

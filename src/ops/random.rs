@@ -301,12 +301,19 @@ pub struct LangevinStep {
     pub hi: f32,
     pub stream: u32,
     pub mask_axis: Option<usize>,
+    /// Names of `a` and `b` as runtime parameters of the plan (e.g. `x_step`, `x_noise`).
+    pub names: Option<[String; 2]>,
 }
 
 impl LangevinStep {
     /// `x <- x + a grad + b eps`, unbounded, no mask.
     pub fn new(a: f32, b: f32, stream: u32) -> LangevinStep {
-        LangevinStep { a, b, lo: f32::NEG_INFINITY, hi: f32::INFINITY, stream, mask_axis: None }
+        LangevinStep { a, b, lo: f32::NEG_INFINITY, hi: f32::INFINITY, stream, mask_axis: None, names: None }
+    }
+
+    /// With `a` and `b` named parameters of the plan (see `Op::named_words`).
+    pub fn named(self, a: &str, b: &str) -> LangevinStep {
+        LangevinStep { names: Some([a.to_string(), b.to_string()]), ..self }
     }
     /// The same step clamped to `[lo, hi]` (either may be infinite).
     pub fn clamped(self, lo: f32, hi: f32) -> LangevinStep {
@@ -420,6 +427,10 @@ impl Op for LangevinStep {
     }
     fn vjp(&self, _b: &mut dyn Builder, i: &[Tid], _o: Tid, _d: Tid) -> Vec<Option<Tid>> {
         vec![None; i.len()]
+    }
+    fn named_words(&self) -> Vec<(String, usize, usize)> {
+        // Words 2 and 3 of the one dispatch hold a and b (see `lower`).
+        self.names.iter().flat_map(|[a, b]| [(a.clone(), 0, 2), (b.clone(), 0, 3)]).collect()
     }
     fn writes(&self) -> Vec<usize> {
         vec![0]

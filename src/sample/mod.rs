@@ -159,7 +159,7 @@ impl Phases<'_> {
         let xs = self.xs(&mut g, given)?;
         let zv = g.var(Z, &[self.n, self.model.latent_total()])?;
         let lp = self.model.log_joint(&mut g, zv, &xs)?;
-        nn::langevin(&mut g, rng, &[zv], lp, self.langevin.z_step, self.langevin.z_noise, stream::LANGEVIN_Z, None)?;
+        nn::langevin(&mut g, rng, &[zv], lp, self.langevin.z_size(), stream::LANGEVIN_Z, None)?;
         Ok(g)
     }
 
@@ -184,7 +184,7 @@ impl Phases<'_> {
         let moving_x: Vec<Tid> = moving.iter().map(|&m| xs[m]).collect();
         let clamp = if self.langevin.x_clamp { Some((-1.0, 1.0)) } else { None };
         // Held modalities are inputs of f but not states: they condition the chain, unchanged.
-        nn::langevin(&mut g, rng, &moving_x, fsum, self.langevin.x_step, self.langevin.x_noise, stream::LANGEVIN_X, clamp)?;
+        nn::langevin(&mut g, rng, &moving_x, fsum, self.langevin.x_size(), stream::LANGEVIN_X, clamp)?;
         g.output("s.f", f);
         Ok(g)
     }
@@ -322,6 +322,23 @@ impl Sampler {
             store.ensure(gpu, &x_var(m), &[n, c, h, w])?;
         }
         Ok(s)
+    }
+
+    /// Sets one Langevin step size (`x_step`, `x_noise`, `z_step`, `z_noise`) for every later
+    /// step: the compiled plans take it as a runtime parameter, nothing is compiled again.
+    pub fn set_step_param(&mut self, gpu: &Gpu, name: &str, value: f32) -> Result<()> {
+        self.langevin.set_step_param(name, value)?;
+        for (_, exe) in self.plans.values() {
+            for (param, v) in self.langevin.step_params() {
+                exe.set_param(gpu, param, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Phases compiled so far (each once, whatever the step sizes).
+    pub fn compiled(&self) -> usize {
+        self.plans.len()
     }
 
     /// Restarts the sampler's random stream at `seed`.

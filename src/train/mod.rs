@@ -153,7 +153,7 @@ impl Trainer {
             let xs = data(&mut g)?;
             let zhat = g.var(ZHAT, &[b, lt])?;
             let lp = model.log_joint(&mut g, zhat, &xs)?;
-            nn::langevin(&mut g, rng, &[zhat], lp, lv.z_step, lv.z_noise, stream::LANGEVIN_Z, None)?;
+            nn::langevin(&mut g, rng, &[zhat], lp, lv.z_size(), stream::LANGEVIN_Z, None)?;
             (Some(init_z), Some(compile(&g, &mut store)?))
         } else {
             (None, None)
@@ -193,7 +193,7 @@ impl Trainer {
         let f = model.ebm(&mut g, &xt)?;
         let fsum = nn::reduce(&mut g, ReduceKind::Sum, f, 0)?;
         let clamp = if lv.x_clamp { Some((-1.0, 1.0)) } else { None };
-        nn::langevin(&mut g, rng, &xt, fsum, lv.x_step, lv.x_noise, stream::LANGEVIN_X, clamp)?;
+        nn::langevin(&mut g, rng, &xt, fsum, lv.x_size(), stream::LANGEVIN_X, clamp)?;
         let langevin_x = compile(&g, &mut store)?;
 
         // Diagnostics (log steps): what each chain did this iteration.
