@@ -69,7 +69,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         let m0 = wid.y * bm;
         let n0 = wid.x * bn;
         // Whole workgroups leave together, so the barriers below stay uniform.
-        if (m0 >= p.M || n0 >= g.n) { return; }
+        if (m0 >= p.m || n0 >= g.n) { return; }
         let kr = k_range(g, kz, BK);
         let bq = BK / 4u;
         var acc: array<vec4<f32>, 4>;
@@ -102,7 +102,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     } else {
         let m0 = (wid.y * WGY + lid.y) * RM;
         let n0 = (wid.x * WGX + lid.x) * CN;
-        if (wid.y * WGY * RM >= p.M || wid.x * WGX * CN >= g.n) { return; }
+        if (wid.y * WGY * RM >= p.m || wid.x * WGX * CN >= g.n) { return; }
         let kr = k_range(g, kz, 4u);
         let c0 = col_at(g, zb, n0);
         let c1 = col_at(g, zb, n0 + 4u);
@@ -144,8 +144,8 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 @compute @workgroup_size(256)
 fn gemm_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
-    let np = (p.N + 3u) & ~3u;
-    let per = p.M * np;
+    let np = (p.n + 3u) & ~3u;
+    let per = p.m * np;
     if (i >= p.nz * per) { return; }
     let zb = i / per;
     let rem = i % per;
@@ -166,23 +166,23 @@ fn gemm_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // -> rows of K rounded up to 4, zeros after K (see row_at).
 override THIN: bool = false;
 override WPAD: bool = false;
-// ROW4 (MODE 1): [Co][Ci][KH][KW] -> [Co][Ci][KH][4], zeros after KW; p.K = Ci * KH * 4.
+// ROW4 (MODE 1): [Co][Ci][KH][KW] -> [Co][Ci][KH][4], zeros after KW; p.k = Ci * KH * 4.
 @group(0) @binding(2) var<storage, read_write> wperm: array<f32>;
 
 @compute @workgroup_size(256)
 fn conv_wperm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (ROW4) {
-        if (i >= p.M * p.K) { return; }
+        if (i >= p.m * p.k) { return; }
         let t = i % 4u;
         wperm[i] = select(0.0, a[(i / 4u) * p.kw + min(t, p.kw - 1u)], t < p.kw);
         return;
     }
     if (WPAD) {
-        let k4 = (p.K + 3u) & ~3u;
-        if (i >= p.M * k4) { return; }
+        let k4 = (p.k + 3u) & ~3u;
+        if (i >= p.m * k4) { return; }
         let k = i % k4;
-        wperm[i] = select(0.0, a[(i / k4) * p.K + min(k, p.K - 1u)], k < p.K);
+        wperm[i] = select(0.0, a[(i / k4) * p.k + min(k, p.k - 1u)], k < p.k);
         return;
     }
     if (THIN) {

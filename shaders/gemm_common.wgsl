@@ -32,7 +32,7 @@ override WGX: u32 = 16u;      // threads along n (the only dimension for gemm_sg
 override WGY: u32 = 16u;      // threads along m
 
 struct Params {
-    M: u32, N: u32, K: u32, nz: u32,
+    m: u32, n: u32, k: u32, nz: u32,
     a_bs: u32, b_bs: u32, c_bs: u32, ksplit: u32,
     ci: u32, h: u32, w: u32, co: u32,
     oh: u32, ow: u32, kh: u32, kw: u32,
@@ -45,8 +45,8 @@ struct Geo { n: u32, k: u32, py: u32, px: u32, kh0: u32, kw0: u32, khc: u32, kwc
 
 fn geo(zb: u32) -> Geo {
     var g: Geo;
-    g.n = p.N;
-    g.k = p.K;
+    g.n = p.n;
+    g.k = p.k;
     if (MODE == 2u) {
         let s = p.s;
         g.py = zb / s;
@@ -59,7 +59,7 @@ fn geo(zb: u32) -> Geo {
         g.dx0 = (g.px + p.pad - g.kw0) / s;
         g.ha = select(0u, (p.h - g.py + s - 1u) / s, g.py < p.h);
         g.wb = select(0u, (p.w - g.px + s - 1u) / s, g.px < p.w);
-        g.n = select(p.nimg * g.ha * ((g.wb + 3u) / 4u) * 4u, p.N, FLAT);
+        g.n = select(p.nimg * g.ha * ((g.wb + 3u) / 4u) * 4u, p.n, FLAT);
         g.k = p.co * g.khc * g.kwc;
     }
     return g;
@@ -82,7 +82,7 @@ fn col_at(g: Geo, zb: u32, n0: u32) -> Col {
     switch MODE {
         case 0u: {
             if (TRANS_B) {
-                c.bn = vec4<i32>(vec4<u32>(zb * p.b_bs) + nn * p.K);
+                c.bn = vec4<i32>(vec4<u32>(zb * p.b_bs) + nn * p.k);
             } else {
                 c.bn = vec4<i32>(i32(zb * p.b_bs + nc));
                 c.nx = vec4<i32>(i32(nc));
@@ -147,12 +147,12 @@ struct Row { ok: bool, ap: u32, m: u32 }
 
 fn row_at(zb: u32, m: u32) -> Row {
     var r: Row;
-    r.ok = m < p.M;
-    r.m = min(m, p.M - 1u);
+    r.ok = m < p.m;
+    r.m = min(m, p.m - 1u);
     switch MODE {
-        case 0u: { r.ap = zb * p.a_bs + select(r.m * p.K, r.m, TRANS_A); }
+        case 0u: { r.ap = zb * p.a_bs + select(r.m * p.k, r.m, TRANS_A); }
         // VEC_A with K % 4 != 0: the host padded the rows of w to K rounded up to 4.
-        case 1u: { r.ap = r.m * select(p.K, (p.K + 3u) & ~3u, VEC_A); }
+        case 1u: { r.ap = r.m * select(p.k, (p.k + 3u) & ~3u, VEC_A); }
         case 2u: { r.ap = r.m * p.co; }
         default: { r.ap = r.m * p.oh * p.ow; }
     }
@@ -164,7 +164,7 @@ fn c_rs() -> u32 {
     switch MODE {
         case 1u: { return p.oh * p.ow; }
         case 2u: { return p.h * p.w; }
-        default: { return p.N; }
+        default: { return p.n; }
     }
 }
 
@@ -189,8 +189,8 @@ fn ks_derive(g: Geo, ks: KS) -> KS {
     var r = ks;
     switch MODE {
         case 0u: {
-            r.ka = select(r.k, r.k * p.M, TRANS_A);
-            r.kb = i32(select(r.k * p.N, r.k, TRANS_B));
+            r.ka = select(r.k, r.k * p.m, TRANS_A);
+            r.kb = i32(select(r.k * p.n, r.k, TRANS_B));
         }
         case 1u: {
             // (c0, c1, c2) = (kw, kh, ci)
@@ -343,7 +343,7 @@ fn a_k4(r: Row, ks: array<KS, 4>, ke: u32) -> vec4<f32> {
         return select(vec4<f32>(0.0), a4[select(0u, u32(e) / 4u, ok)], ok);
     }
     var lo = i32(r.ap);
-    var hi = lo + i32(p.K);
+    var hi = lo + i32(p.k);
     if (MODE == 3u) {
         lo = e - i32(ks[0].q0);
         hi = lo + i32(p.ow);
@@ -359,7 +359,7 @@ fn a_m4(r: Row, ks: KS, ke: u32) -> vec4<f32> {
         return select(vec4<f32>(0.0), a4[select(0u, u32(e) / 4u, ok)], ok);
     }
     let lo = e - i32(r.m);
-    return select(vec4<f32>(0.0), ld4a(e, lo, lo + i32(p.M)), ok);
+    return select(vec4<f32>(0.0), ld4a(e, lo, lo + i32(p.m)), ok);
 }
 
 // B(k, n0..n0+3): MODE 0 without TRANS_B.
@@ -370,7 +370,7 @@ fn b_row(c: Col, ks: KS, ke: u32) -> vec4<f32> {
         return select(vec4<f32>(0.0), b4[select(0u, u32(e) / 4u, ok)], ok);
     }
     let lo = e - c.nx.x;
-    return select(vec4<f32>(0.0), ld4b(e, lo, lo + i32(p.N)), ok);
+    return select(vec4<f32>(0.0), ld4b(e, lo, lo + i32(p.n)), ok);
 }
 
 // Four pixels of x (MODE 1, 3) or dy (MODE 2) at image positions (y, x), the first at offset e:
@@ -395,7 +395,7 @@ fn b_col(c: Col, j: u32, ks: KS, ke: u32) -> vec4<f32> {
         if (VEC_B) {
             return select(vec4<f32>(0.0), b4[select(0u, u32(e) / 4u, ok)], ok);
         }
-        return select(vec4<f32>(0.0), ld4b(e, c.bn[j], c.bn[j] + i32(p.K)), ok);
+        return select(vec4<f32>(0.0), ld4b(e, c.bn[j], c.bn[j] + i32(p.k)), ok);
     }
     return b_pix(e, vec4<i32>(c.ny[j]) + ks.ky, vec4<i32>(c.nx[j]) + ks.kx, ok);
 }
@@ -497,7 +497,7 @@ fn k_range(g: Geo, kz: u32, step: u32) -> vec2<u32> {
 // Per-column bias of a quad (BIAS 2), loaded once per thread.
 fn bias_cols(c: Col) -> vec4<f32> {
     if (BIAS != 2u) { return vec4<f32>(0.0); }
-    let n = min(vec4<u32>(c.n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(max(p.N, 1u) - 1u));
+    let n = min(vec4<u32>(c.n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(max(p.n, 1u) - 1u));
     return vec4<f32>(bias[n.x], bias[n.y], bias[n.z], bias[n.w]);
 }
 
@@ -505,8 +505,8 @@ fn bias_cols(c: Col) -> vec4<f32> {
 fn put4(zb: u32, kz: u32, r: Row, c: Col, v: vec4<f32>, bc: vec4<f32>) {
     if (!r.ok || c.nv == 0u) { return; }
     if (SPLIT) {
-        let np = (p.N + 3u) & ~3u;
-        out[(((kz * p.nz + zb) * p.M + r.m) * np + c.n0) / 4u] = v;
+        let np = (p.n + 3u) & ~3u;
+        out[(((kz * p.nz + zb) * p.m + r.m) * np + c.n0) / 4u] = v;
         return;
     }
     var x = v + bc;

@@ -86,7 +86,7 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let m0 = wid.y * TM;
     let q0 = wid.x * WGX * select(1u, 2u, WIDE);
     // Whole workgroups leave together: subgroups stay complete.
-    if (m0 >= p.M || q0 * 4u >= g.n) { return; }
+    if (m0 >= p.m || q0 * 4u >= g.n) { return; }
     let kr = k_range(g, kz, 4u);
     let l8 = lane % 8u;
     let lm = MODE == 0u && TRANS_A;

@@ -49,7 +49,7 @@ fn posterior_chain(observed: &[usize]) {
         lp = nn::lin(&mut g, lp, 1.0, sq, -1.0 / (2.0 * sigma * sigma)).unwrap();
     }
     // The same function the trainer's langevin_z phase is built with.
-    nn::langevin(&mut g, rng, &[z], lp, a, b, 3, None).unwrap();
+    nn::langevin(&mut g, rng, &[z], lp, nn::StepSize { a, b, names: ["z_step", "z_noise"] }, 3, None).unwrap();
     let plan = g.compile(&Target::of(gpu())).unwrap();
 
     let mut store = Store::new();

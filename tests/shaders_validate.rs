@@ -38,3 +38,29 @@ fn every_shader_parses_and_validates() {
     }
     assert!(n >= 2, "found only {n} shaders in {}", dir.display());
 }
+
+/// Each shader family's Rust uniform struct (`ops::uniform_layouts`) matches `struct Params` in
+/// its WGSL field for field: names, order, offsets and size, as naga lays the WGSL out.
+#[test]
+fn rust_uniform_structs_match_the_wgsl_params() {
+    let layouts = mmebm::ops::uniform_layouts();
+    let mut shaders: Vec<&str> = layouts.iter().map(|l| l.0).collect();
+    shaders.dedup();
+    assert_eq!(shaders.len(), layouts.len(), "one struct per shader family");
+    for (shader, fields, size) in layouts {
+        let src = mmebm::gpu::shader_source(shader).unwrap();
+        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{shader}: {}", e.emit_to_string(&src)));
+        let (members, span) = module
+            .types
+            .iter()
+            .find_map(|(_, t)| match (&t.name, &t.inner) {
+                (Some(n), naga::TypeInner::Struct { members, span }) if n == "Params" => Some((members.clone(), *span)),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{shader}.wgsl has no struct Params"));
+        let wgsl: Vec<(String, u32)> = members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect();
+        let rust: Vec<(String, u32)> = fields.iter().enumerate().map(|(i, f)| (f.to_string(), 4 * i as u32)).collect();
+        assert_eq!(rust, wgsl, "{shader}: Rust fields and offsets vs WGSL struct Params");
+        assert_eq!(size as u32, span, "{shader}: size");
+    }
+}

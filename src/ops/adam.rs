@@ -19,9 +19,11 @@
 //! `1 - beta^t` uses `1 - beta` from the CPU times a geometric sum (see the shader), so it is
 //! accurate to a few ulp for any beta, and exact for `beta1 = 0`, the method's default
 //! (betas (0.0, 0.9)), where there is no first-moment bias correction at all.
-use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::Result;
 use crate::gpu::grid;
+
+crate::uniform_params!(AdamParams for "adam" { n: u32, lr: f32, beta1: f32, beta2: f32, omb1: f32, omb2: f32, eps: f32, wd: f32 });
 
 const WG: usize = 256;
 
@@ -91,16 +93,7 @@ impl Op for Adam {
             shader: "adam",
             entry: "adam",
             constants: vec![],
-            params: words(&[
-                Word::U(n as u32),
-                Word::F(self.lr),
-                Word::F(self.beta1),
-                Word::F(self.beta2),
-                Word::F(omb1),
-                Word::F(omb2),
-                Word::F(self.eps),
-                Word::F(self.weight_decay),
-            ]),
+            params: AdamParams { n: n as u32, lr: self.lr, beta1: self.beta1, beta2: self.beta2, omb1, omb2, eps: self.eps, wd: self.weight_decay }.words(),
             bindings: vec![Slot::Input(0), Slot::Input(1), Slot::Input(2), Slot::Input(3), Slot::Input(4)],
             workgroups: grid(n, WG),
         }))

@@ -2,10 +2,12 @@
 //! its tensors as `[outer, C, inner]` around `axis` (for NCHW images and `axis = 1`: channels) and
 //! is one or more dispatches of the same `copy_channels` kernel with different offsets.
 //! Reshapes are free views in the graph and are not ops here.
-use super::{numel, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use super::{numel, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::Result;
 use crate::gpu::grid;
 use std::sync::Arc;
+
+crate::uniform_params!(CopyParams for "copy" { n: u32, inner: u32, len: u32, cy: u32, cx: u32, dst_off: u32, src_off: i32 });
 
 const WG: usize = 256;
 
@@ -29,15 +31,7 @@ fn copy_dispatch(input: usize, outer: usize, inner: usize, len: usize, cy: usize
         shader: "copy",
         entry: "copy_channels",
         constants: vec![],
-        params: words(&[
-            Word::U(n as u32),
-            Word::U(inner as u32),
-            Word::U(len as u32),
-            Word::U(cy as u32),
-            Word::U(cx as u32),
-            Word::U(dst_off as u32),
-            Word::U(src_off as i32 as u32),
-        ]),
+        params: CopyParams { n: n as u32, inner: inner as u32, len: len as u32, cy: cy as u32, cx: cx as u32, dst_off: dst_off as u32, src_off: src_off as i32 }.words(),
         bindings: vec![Slot::Input(input), Slot::Output],
         workgroups: grid(n, WG),
     }

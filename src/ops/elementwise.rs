@@ -1,9 +1,16 @@
 //! Elementwise ops over `shaders/elementwise.wgsl`: activations and their gradients,
 //! linear combinations, products, bias, fill.
-use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::Result;
 use crate::gpu::grid;
 use std::sync::Arc;
+
+crate::uniform_params!(ElementwiseParams for "elementwise" { n: u32, a: f32, b: f32, inner: u32, channels: u32 });
+
+/// The block of the elementwise kernels that read n, a and b.
+fn nab(n: usize, a: f32, b: f32) -> Vec<u32> {
+    ElementwiseParams { n: n as u32, a, b, ..Default::default() }.words()
+}
 
 const WG: usize = 256;
 
@@ -87,7 +94,7 @@ impl Op for Map {
     fn lower(&self, _i: &[&[usize]], out: &[usize], _t: &Target) -> Result<Lowered> {
         let (c, a, b) = self.0.code();
         let n = numel(out);
-        Ok(ew("map", c, words(&[Word::U(n as u32), Word::F(a), Word::F(b)]), vec![Slot::Input(0), Slot::Output], n))
+        Ok(ew("map", c, nab(n, a, b), vec![Slot::Input(0), Slot::Output], n))
     }
     fn cpu(&self, i: &[&Host]) -> Vec<Host> {
         vec![Host::new(&i[0].shape, i[0].data.iter().map(|&x| self.0.apply(x)).collect())]
@@ -120,7 +127,7 @@ impl Op for MapGrad {
         Ok(ew(
             "map_grad",
             c,
-            words(&[Word::U(n as u32), Word::F(a), Word::F(b)]),
+            nab(n, a, b),
             vec![Slot::Input(0), Slot::Input(1), Slot::Output],
             n,
         ))
@@ -162,7 +169,7 @@ impl Op for Zip {
         Ok(ew(
             "zip",
             c,
-            words(&[Word::U(n as u32), Word::F(a), Word::F(b)]),
+            nab(n, a, b),
             vec![Slot::Input(0), Slot::Input(1), Slot::Output],
             n,
         ))
@@ -210,7 +217,7 @@ impl Op for Fill {
     }
     fn lower(&self, _i: &[&[usize]], out: &[usize], _t: &Target) -> Result<Lowered> {
         let n = numel(out);
-        Ok(ew("fill", 0, words(&[Word::U(n as u32), Word::F(self.value)]), vec![Slot::Output], n))
+        Ok(ew("fill", 0, nab(n, self.value, 0.0), vec![Slot::Output], n))
     }
     fn cpu(&self, _i: &[&Host]) -> Vec<Host> {
         vec![Host::new(&self.shape, vec![self.value; numel(&self.shape)])]
@@ -249,7 +256,7 @@ impl Op for AddBias {
         Ok(ew(
             "add_bias",
             0,
-            words(&[Word::U(n as u32), Word::F(0.0), Word::F(0.0), Word::U(inner as u32), Word::U(c as u32)]),
+            ElementwiseParams { n: n as u32, inner: inner as u32, channels: c as u32, ..Default::default() }.words(),
             vec![Slot::Input(0), Slot::Input(1), Slot::Output],
             n,
         ))
@@ -302,7 +309,7 @@ impl Op for Assign {
         Ok(ew(
             "assign",
             0,
-            words(&[Word::U(n as u32), Word::F(self.a), Word::F(self.b)]),
+            nab(n, self.a, self.b),
             vec![Slot::Input(0), Slot::Input(1)],
             n,
         ))

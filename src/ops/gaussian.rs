@@ -3,10 +3,12 @@
 //! `sigma = exp(logsigma)`. It is the expert density `log q_m(z | x_m)` of the inference model.
 //! `z`, `mu`, `logsigma` share one shape `[..., D]`; the output drops the last axis (`[1]` for a
 //! single row). `exp(-2 logsigma)` overflows f32 below `logsigma` ~ -44.
-use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::Result;
 use crate::gpu::grid;
 use std::sync::Arc;
+
+crate::uniform_params!(GaussianParams for "gaussian" { rows: u32, d: u32 });
 
 const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_8;
 
@@ -44,7 +46,7 @@ impl Op for GaussianLogPdf {
             shader: "gaussian",
             entry: "gaussian_logpdf",
             constants: vec![],
-            params: words(&[Word::U(r as u32), Word::U(d as u32)]),
+            params: GaussianParams { rows: r as u32, d: d as u32 }.words(),
             bindings: vec![Slot::Input(0), Slot::Input(1), Slot::Input(2), Slot::Output],
             // One workgroup per row.
             workgroups: grid(r, 1),
@@ -110,7 +112,7 @@ impl Op for GaussianLogPdfGrad {
             shader: "gaussian",
             entry: "gaussian_grad",
             constants: vec![("WRT".into(), self.wrt as u32 as f64)],
-            params: words(&[Word::U(r as u32), Word::U(d as u32)]),
+            params: GaussianParams { rows: r as u32, d: d as u32 }.words(),
             bindings: vec![Slot::Input(0), Slot::Input(1), Slot::Input(2), Slot::Input(3), Slot::Output],
             workgroups: grid(numel(out), 256),
         }))

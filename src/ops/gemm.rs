@@ -18,10 +18,18 @@
 //! broadcasting rows through the subgroup saves 7 of every 8 A loads.
 use super::elementwise::{MapFn, MapGrad};
 use super::reduce::Reduce;
-use super::{Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use super::{Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::{Error, Result};
 use crate::gpu::grid;
 use std::sync::Arc;
+
+crate::uniform_params!(
+    /// `struct Params` of gemm_common.wgsl (every GEMM and convolution entry).
+    GemmParams for "gemm_common" {
+        m: u32, n: u32, k: u32, nz: u32, a_bs: u32, b_bs: u32, c_bs: u32, ksplit: u32, ci: u32, h: u32, w: u32, co: u32,
+        oh: u32, ow: u32, kh: u32, kw: u32, s: u32, pad: u32, nimg: u32, slope: f32,
+    }
+);
 
 /// Activation fused into the GEMM epilogue.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -412,28 +420,29 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
 fn gemm_params(g: &Gemm, ksplit: usize) -> Result<Vec<u32>> {
     let w = &g.what;
     let (_, slope) = g.act.code();
-    Ok(words(&[
-        Word::U(u(g.m, w, "M")?),
-        Word::U(u(g.n, w, "N")?),
-        Word::U(u(g.k, w, "K")?),
-        Word::U(u(g.nz, w, "batch")?),
-        Word::U(u(g.a_bs, w, "A batch stride")?),
-        Word::U(u(g.b_bs, w, "B batch stride")?),
-        Word::U(u(g.c_bs, w, "C batch stride")?),
-        Word::U(ksplit as u32),
-        Word::U(g.conv.ci as u32),
-        Word::U(g.conv.h as u32),
-        Word::U(g.conv.w as u32),
-        Word::U(g.conv.co as u32),
-        Word::U(g.conv.oh as u32),
-        Word::U(g.conv.ow as u32),
-        Word::U(g.conv.kh as u32),
-        Word::U(g.conv.kw as u32),
-        Word::U(g.conv.s as u32),
-        Word::U(g.conv.pad as u32),
-        Word::U(g.conv.nimg as u32),
-        Word::F(slope),
-    ]))
+    Ok(GemmParams {
+        m: u(g.m, w, "M")?,
+        n: u(g.n, w, "N")?,
+        k: u(g.k, w, "K")?,
+        nz: u(g.nz, w, "batch")?,
+        a_bs: u(g.a_bs, w, "A batch stride")?,
+        b_bs: u(g.b_bs, w, "B batch stride")?,
+        c_bs: u(g.c_bs, w, "C batch stride")?,
+        ksplit: ksplit as u32,
+        ci: g.conv.ci as u32,
+        h: g.conv.h as u32,
+        w: g.conv.w as u32,
+        co: g.conv.co as u32,
+        oh: g.conv.oh as u32,
+        ow: g.conv.ow as u32,
+        kh: g.conv.kh as u32,
+        kw: g.conv.kw as u32,
+        s: g.conv.s as u32,
+        pad: g.conv.pad as u32,
+        nimg: g.conv.nimg as u32,
+        slope,
+    }
+    .words())
 }
 
 /// Appends a `conv_wperm` dispatch (with override flag `flag` set, if any) copying weights `src`

@@ -3,10 +3,12 @@
 //! The input is viewed as `[outer, k, inner]` around `axis`; the output drops that axis (`[1]` if
 //! nothing is left). Stable: the maximum is subtracted before `exp`, so inputs of any finite size
 //! work (an all `-inf` slice is not handled and gives NaN).
-use super::{arity, numel, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use super::{arity, numel, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::Result;
 use crate::gpu::grid;
 use std::sync::Arc;
+
+crate::uniform_params!(LogsumexpParams for "logsumexp" { n: u32, k: u32, inner: u32 });
 
 const WG: usize = 256;
 /// Each thread loops over the axis; llvmpipe stops shader loops after 65535 iterations.
@@ -55,7 +57,7 @@ impl Op for LogSumExp {
             shader: "logsumexp",
             entry: "logsumexp",
             constants: vec![],
-            params: words(&[Word::U((o * n) as u32), Word::U(k as u32), Word::U(n as u32)]),
+            params: LogsumexpParams { n: (o * n) as u32, k: k as u32, inner: n as u32 }.words(),
             bindings: vec![Slot::Input(0), Slot::Output],
             workgroups: grid(o * n, WG),
         }))
@@ -109,7 +111,7 @@ impl Op for LogSumExpGrad {
             shader: "logsumexp",
             entry: "logsumexp_grad",
             constants: vec![],
-            params: words(&[Word::U(e as u32), Word::U(k as u32), Word::U(n as u32)]),
+            params: LogsumexpParams { n: e as u32, k: k as u32, inner: n as u32 }.words(),
             bindings: vec![Slot::Input(0), Slot::Input(1), Slot::Input(2), Slot::Output],
             workgroups: grid(e, WG),
         }))

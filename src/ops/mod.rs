@@ -156,7 +156,59 @@ pub trait Op: Debug + Send + Sync + OpClone {
     }
 }
 
-/// Packs mixed u32/f32 uniform values.
+/// A shader family's uniform block at binding 0: a `#[repr(C)]` struct that mirrors `struct
+/// Params` in `shaders/<SHADER>.wgsl` field for field (names, order, offsets; checked against the
+/// WGSL by naga in tests/shaders_validate.rs). Declared with [`uniform_params!`].
+pub trait UniformParams: bytemuck::Pod {
+    /// The WGSL file (stem) whose `struct Params` this mirrors.
+    const SHADER: &'static str;
+    /// Field names, in order.
+    const FIELDS: &'static [&'static str];
+    /// The block as the words a dispatch's `params` holds.
+    fn words(&self) -> Vec<u32> {
+        bytemuck::cast_slice(std::slice::from_ref(self)).to_vec()
+    }
+}
+
+/// Declares a [`UniformParams`] struct: `uniform_params!(GemmParams for "gemm_common" { m: u32, .. })`.
+/// Every field is 4 bytes (u32, i32 or f32), so the Rust and WGSL offsets agree field by field.
+#[macro_export]
+macro_rules! uniform_params {
+    ($(#[$meta:meta])* $name:ident for $shader:literal { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name {
+            $(pub $field: $ty),*
+        }
+        impl $crate::ops::UniformParams for $name {
+            const SHADER: &'static str = $shader;
+            const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+        }
+    };
+}
+
+/// Every shader family's uniform block: (shader, field names, size in bytes), for the check
+/// against the WGSL.
+pub fn uniform_layouts() -> Vec<(&'static str, &'static [&'static str], usize)> {
+    fn of<P: UniformParams>() -> (&'static str, &'static [&'static str], usize) {
+        (P::SHADER, P::FIELDS, std::mem::size_of::<P>())
+    }
+    vec![
+        of::<adam::AdamParams>(),
+        of::<copy::CopyParams>(),
+        of::<elementwise::ElementwiseParams>(),
+        of::<gaussian::GaussianParams>(),
+        of::<gemm::GemmParams>(),
+        of::<logsumexp::LogsumexpParams>(),
+        of::<pool::PoolParams>(),
+        of::<random::RandomParams>(),
+        of::<reduce::ReduceParams>(),
+    ]
+}
+
+/// Packs mixed u32/f32 uniform values: for a kernel of your own (`Gpu::add_shader`, see
+/// `examples/custom_op.rs`); the built-in families use their [`UniformParams`] struct.
 pub fn words(items: &[Word]) -> Vec<u32> {
     items.iter().map(|w| match *w {
         Word::U(u) => u,

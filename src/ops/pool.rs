@@ -4,10 +4,12 @@
 //! Odd sizes floor like PyTorch's `AvgPool2d(2)`: `[N, C, H, W] -> [N, C, H/2, W/2]` with integer
 //! division, so the last row (odd H) and/or column (odd W) is ignored and gets a zero gradient.
 use super::reduce::{Broadcast, Reduce, ReduceKind};
-use super::{arity, numel, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use super::{arity, numel, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::Result;
 use crate::gpu::grid;
 use std::sync::Arc;
+
+crate::uniform_params!(PoolParams for "pool" { n: u32, h: u32, w: u32, ho: u32, wo: u32 });
 
 const WG: usize = 256;
 
@@ -24,7 +26,7 @@ fn pool_dispatch(entry: &'static str, n: usize, h: usize, w: usize) -> Lowered {
         shader: "pool",
         entry,
         constants: vec![],
-        params: words(&[n, h, w, ho, wo].map(|v| Word::U(v as u32))),
+        params: PoolParams { n: n as u32, h: h as u32, w: w as u32, ho: ho as u32, wo: wo as u32 }.words(),
         bindings: vec![Slot::Input(0), Slot::Output],
         workgroups: grid(n, WG),
     })

@@ -21,9 +21,11 @@
 //! give every consumer of one state its own stream (e.g. 0 latent chain, 1 data chain, 2 prior
 //! draws), or its own state. `Randn` and `LangevinStep` with equal stream and step use identical
 //! noise for element `i` (tests rely on it).
-use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::Result;
 use crate::gpu::grid;
+
+crate::uniform_params!(RandomParams for "random" { n: u32, stream: u32, a: f32, b: f32, lo: f32, hi: f32, bounds: u32, inner: u32, mlen: u32 });
 
 const WG: usize = 64;
 
@@ -224,7 +226,7 @@ impl Op for Randn {
             shader: "random",
             entry: if self.uniform { "randu" } else { "randn" },
             constants: vec![],
-            params: words(&[Word::U(n as u32), Word::U(self.stream)]),
+            params: RandomParams { n: n as u32, stream: self.stream, ..Default::default() }.words(),
             bindings: vec![Slot::Input(0), Slot::Output],
             workgroups: grid(n.div_ceil(4), WG),
         }))
@@ -259,7 +261,7 @@ impl Op for Tick {
             shader: "random",
             entry: "tick",
             constants: vec![],
-            params: words(&[Word::U(1)]),
+            params: RandomParams { n: 1, ..Default::default() }.words(),
             bindings: vec![Slot::Input(0)],
             workgroups: [1, 1, 1],
         }))
@@ -394,17 +396,7 @@ impl Op for LangevinStep {
             shader: "random",
             entry,
             constants: vec![],
-            params: words(&[
-                Word::U(n as u32),
-                Word::U(self.stream),
-                Word::F(self.a),
-                Word::F(self.b),
-                Word::F(lo),
-                Word::F(hi),
-                Word::U(self.bounds()),
-                Word::U(inner as u32),
-                Word::U(mlen as u32),
-            ]),
+            params: RandomParams { n: n as u32, stream: self.stream, a: self.a, b: self.b, lo, hi, bounds: self.bounds(), inner: inner as u32, mlen: mlen as u32 }.words(),
             bindings,
             workgroups: grid(n.div_ceil(4), WG),
         }))
@@ -429,8 +421,9 @@ impl Op for LangevinStep {
         vec![None; i.len()]
     }
     fn named_words(&self) -> Vec<(String, usize, usize)> {
-        // Words 2 and 3 of the one dispatch hold a and b (see `lower`).
-        self.names.iter().flat_map(|[a, b]| [(a.clone(), 0, 2), (b.clone(), 0, 3)]).collect()
+        let word = |offset: usize| offset / 4;
+        let (a_at, b_at) = (word(std::mem::offset_of!(RandomParams, a)), word(std::mem::offset_of!(RandomParams, b)));
+        self.names.iter().flat_map(|[a, b]| [(a.clone(), 0, a_at), (b.clone(), 0, b_at)]).collect()
     }
     fn writes(&self) -> Vec<usize> {
         vec![0]
@@ -471,17 +464,7 @@ impl Op for PickExpert {
             shader: "random",
             entry: "pick_expert",
             constants: vec![],
-            params: words(&[
-                Word::U(n as u32),
-                Word::U(self.stream),
-                Word::F(0.0),
-                Word::F(0.0),
-                Word::F(0.0),
-                Word::F(0.0),
-                Word::U(0),
-                Word::U(inner as u32),
-                Word::U(i[0][0] as u32),
-            ]),
+            params: RandomParams { n: n as u32, stream: self.stream, inner: inner as u32, mlen: i[0][0] as u32, ..Default::default() }.words(),
             bindings: vec![Slot::Input(0), Slot::Input(1), Slot::Output],
             workgroups: grid(n, WG),
         }))

@@ -1,8 +1,10 @@
 //! Reductions over a contiguous range of axes, over `shaders/reduce.wgsl`.
-use super::{numel, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, Word, words};
+use super::{numel, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::Result;
 use crate::gpu::grid;
 use std::sync::Arc;
+
+crate::uniform_params!(ReduceParams for "reduce" { outer: u32, mid: u32, inner: u32, scale: f32 });
 
 /// Threads per workgroup of `reduce_mid` and `reduce_rows` (`WG` in reduce.wgsl).
 const WG: usize = 64;
@@ -65,7 +67,7 @@ impl Op for Reduce {
             shader: "reduce",
             entry: if rows { "reduce_rows" } else { "reduce_mid" },
             constants: vec![("KIND".into(), code as f64)],
-            params: words(&[Word::U(o as u32), Word::U(m as u32), Word::U(n as u32)]),
+            params: ReduceParams { outer: o as u32, mid: m as u32, inner: n as u32, scale: 0.0 }.words(),
             bindings: vec![Slot::Input(0), Slot::Output],
             workgroups: if rows { grid(o * n, WG) } else { grid(o * n, 1) },
         }))
@@ -131,7 +133,7 @@ impl Op for Broadcast {
             shader: "reduce",
             entry: "broadcast_mid",
             constants: vec![],
-            params: words(&[Word::U(o as u32), Word::U(m as u32), Word::U(n as u32), Word::F(self.scale)]),
+            params: ReduceParams { outer: o as u32, mid: m as u32, inner: n as u32, scale: self.scale }.words(),
             bindings: vec![Slot::Input(0), Slot::Output],
             workgroups: grid(o * m * n, 256),
         }))
