@@ -232,7 +232,7 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
         modalities: mm,
         image: trained.model.image,
         n: opts.n,
-        latent_total: trained.model.latent_total(),
+        latent_total: trained.model.latent().total(),
         langevin,
         vars: Vars { rng: crate::sample::RNG, z: crate::sample::Z, x: (0..mm).map(crate::sample::x_var).collect() },
         weights,

@@ -5,7 +5,6 @@ use super::Model;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::nn;
-use crate::ops::copy::{Concat, Slice};
 use crate::ops::elementwise::MapFn;
 use crate::ops::gaussian::GaussianLogPdf;
 use crate::ops::logsumexp::LogSumExp;
@@ -26,28 +25,13 @@ pub mod stream {
 }
 
 impl Model {
-    /// The decoder input of modality m read out of the latent state `[B, latent_total]`.
-    pub fn decoder_input_of(&self, g: &mut Graph, z: Tid, m: usize) -> Result<Tid> {
-        let (d, dw, mm) = (self.cfg.latent, self.cfg.latent_w, self.modalities);
-        if !self.cfg.shared_latent {
-            return g.op(Arc::new(Slice { axis: 1, start: m * d, len: d }), &[z]);
-        }
-        if dw == 0 {
-            return Ok(z);
-        }
-        let zs = g.op(Arc::new(Slice { axis: 1, start: 0, len: d }), &[z])?;
-        let w = g.op(Arc::new(Slice { axis: 1, start: d + m * dw, len: dw }), &[z])?;
-        debug_assert!(m < mm);
-        g.op(Arc::new(Concat { axis: 1 }), &[zs, w])
-    }
-
     /// Σ_b Σ_{m∈S} ‖x_m − g_m(z)‖² / (2σ²): the negative log-likelihood of the observed
     /// modalities up to a constant, summed over the batch.
     pub fn recon(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)]) -> Result<Tid> {
         let inv = 1.0 / (2.0 * self.cfg.sigma * self.cfg.sigma);
         let mut total: Option<Tid> = None;
         for &(m, x) in xs {
-            let h = self.decoder_input_of(g, z, m)?;
+            let h = self.latent().decoder_input(g, z, m)?;
             let gx = self.decode(g, m, h)?;
             let err = nn::lin(g, x, 1.0, gx, -1.0)?;
             let sq = nn::reduce(g, ReduceKind::SumSq, err, 0)?;
@@ -71,71 +55,56 @@ impl Model {
     /// observed ones picked per example, each w_m from its own expert (or the prior when m is
     /// not observed). Returns `[B, latent_total]`.
     pub fn sample_posterior(&mut self, g: &mut Graph, rng: Tid, xs: &[(usize, Tid)], batch: usize) -> Result<Tid> {
-        let (d, dw) = (self.cfg.latent, self.cfg.latent_w);
+        let lay = self.latent();
         let mut draws = Vec::new();
         for (k, &(m, x)) in xs.iter().enumerate() {
             let (mu, ls) = self.encode(g, m, x)?;
-            let eps = g.op(Arc::new(Randn::new(&[batch, self.expert_latent()], stream::INIT_Z * 64 + k as u32)), &[rng])?;
+            let eps = g.op(Arc::new(Randn::new(&[batch, lay.expert()], stream::INIT_Z * 64 + k as u32)), &[rng])?;
             let sd = nn::map(g, MapFn::Exp, ls)?;
             let noise = nn::mul(g, sd, eps)?;
-            draws.push((m, nn::add(g, mu, noise)?));
+            let draw = nn::add(g, mu, noise)?;
+            draws.push((m, lay.split_expert(g, draw)?));
         }
-        if !self.cfg.shared_latent {
-            let mut parts = Vec::new();
-            for m in 0..self.modalities {
-                parts.push(match draws.iter().find(|(k, _)| *k == m) {
-                    Some(&(_, s)) => s,
-                    None => g.op(Arc::new(Randn::new(&[batch, d], stream::INIT_Z * 64 + 32 + m as u32)), &[rng])?,
-                });
+        // An unobserved modality's own part comes from the prior.
+        let own = |g: &mut Graph, m: usize| -> Result<Tid> {
+            match draws.iter().find(|(k, _)| *k == m) {
+                Some((_, (z, w))) => Ok(if lay.shared { w.expect("own parts exist with w") } else { *z }),
+                None => g.op(Arc::new(Randn::new(&[batch, if lay.shared { lay.dw } else { lay.d }], stream::INIT_Z * 64 + 32 + m as u32)), &[rng]),
             }
-            return nn::concat(g, &parts, 1);
+        };
+        if !lay.shared {
+            return lay.assemble(g, None, own);
         }
         let mut zs = Vec::new();
-        for &(_, s) in &draws {
-            let zpart = if dw == 0 { s } else { g.op(Arc::new(Slice { axis: 1, start: 0, len: d }), &[s])? };
-            zs.push(g.reshape(zpart, &[1, batch, d])?);
+        for (_, (z, _)) in &draws {
+            zs.push(g.reshape(*z, &[1, batch, lay.d])?);
         }
         let stacked = nn::concat(g, &zs, 0)?;
         let z = g.op(Arc::new(PickExpert { stream: stream::PICK }), &[stacked, rng])?;
-        if dw == 0 {
-            return Ok(z);
-        }
-        let mut parts = vec![z];
-        for m in 0..self.modalities {
-            parts.push(match draws.iter().find(|(k, _)| *k == m) {
-                Some(&(_, s)) => g.op(Arc::new(Slice { axis: 1, start: d, len: dw }), &[s])?,
-                None => g.op(Arc::new(Randn::new(&[batch, dw], stream::INIT_Z * 64 + 32 + m as u32)), &[rng])?,
-            });
-        }
-        nn::concat(g, &parts, 1)
+        lay.assemble(g, Some(z), own)
     }
 
     /// Σ_b log q_φ(z | x) (up to constants) for observed `xs`: the shared part through the
     /// mixture's log-sum-exp (or a plain sum of experts when `mixture = false`), each w_m under
     /// its own expert; independent generators sum the per-modality experts.
     pub fn log_q(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)]) -> Result<Tid> {
-        let (d, dw) = (self.cfg.latent, self.cfg.latent_w);
+        let lay = self.latent();
         let b = g.shape_of(z)[0];
         let mut shared = Vec::new();
         let mut extra = Vec::new();
         for &(m, x) in xs {
             let (mu, ls) = self.encode(g, m, x)?;
-            if !self.cfg.shared_latent {
-                let zm = g.op(Arc::new(Slice { axis: 1, start: m * d, len: d }), &[z])?;
+            if !lay.shared {
+                let zm = lay.own_part(g, z, m)?;
                 extra.push(g.op(Arc::new(GaussianLogPdf), &[zm, mu, ls])?);
                 continue;
             }
-            let (zmu, zls) = if dw == 0 {
-                (mu, ls)
-            } else {
-                let zs = |g: &mut Graph, t| g.op(Arc::new(Slice { axis: 1, start: 0, len: d }), &[t]);
-                let ws = |g: &mut Graph, t| g.op(Arc::new(Slice { axis: 1, start: d, len: dw }), &[t]);
-                let wz = g.op(Arc::new(Slice { axis: 1, start: d + m * dw, len: dw }), &[z])?;
-                let (wmu, wls) = (ws(g, mu)?, ws(g, ls)?);
+            let ((zmu, wmu), (zls, wls)) = (lay.split_expert(g, mu)?, lay.split_expert(g, ls)?);
+            if let (Some(wmu), Some(wls)) = (wmu, wls) {
+                let wz = lay.own_part(g, z, m)?;
                 extra.push(g.op(Arc::new(GaussianLogPdf), &[wz, wmu, wls])?);
-                (zs(g, mu)?, zs(g, ls)?)
-            };
-            let zz = if dw == 0 { z } else { g.op(Arc::new(Slice { axis: 1, start: 0, len: d }), &[z])? };
+            }
+            let zz = lay.shared_part(g, z)?;
             let lp = g.op(Arc::new(GaussianLogPdf), &[zz, zmu, zls])?;
             shared.push(g.reshape(lp, &[b, 1])?);
         }

@@ -7,6 +7,7 @@
 //! and the updates of one training step share weights through the store.
 pub mod config;
 pub mod inference;
+pub mod latent;
 
 pub use inference::stream;
 
@@ -15,6 +16,7 @@ use crate::graph::Graph;
 use crate::nn::{self, Act, Params};
 use crate::ops::Tid;
 pub use config::{Config, ModelConfig};
+pub use latent::LatentLayout;
 
 /// Slope of the LeakyReLUs in generator and encoder (DCGAN's choice).
 const LEAK: f32 = 0.2;
@@ -58,7 +60,7 @@ impl Model {
         m.ebm(&mut g, &xs)?;
         if cfg.generator {
             for k in 0..modalities {
-                let h = g.var(&format!("h{k}"), &[1, m.decoder_input()])?;
+                let h = g.var(&format!("h{k}"), &[1, m.latent().expert()])?;
                 m.decode(&mut g, k, h)?;
                 m.encode(&mut g, k, xs[k])?;
             }
@@ -76,24 +78,9 @@ impl Model {
         self.networks().iter().flat_map(|p| p.state()).collect()
     }
 
-    /// Size of the latent each encoder infers: z, then w_m for Ours-w.
-    pub fn expert_latent(&self) -> usize {
-        self.cfg.latent + self.cfg.latent_w
-    }
-
-    /// Width of the latent variable the chains move: [B, latent_total].
-    /// Shared z: d (+ M·dw for Ours-w); independent generators: M·d.
-    pub fn latent_total(&self) -> usize {
-        if self.cfg.shared_latent {
-            self.cfg.latent + self.modalities * self.cfg.latent_w
-        } else {
-            self.modalities * self.cfg.latent
-        }
-    }
-
-    /// Input width of one decoder: z (+ w_m).
-    pub fn decoder_input(&self) -> usize {
-        self.cfg.latent + self.cfg.latent_w
+    /// Where z and each w_m live in the latent state (see [`LatentLayout`]).
+    pub fn latent(&self) -> LatentLayout {
+        LatentLayout { d: self.cfg.latent, dw: self.cfg.latent_w, modalities: self.modalities, shared: self.cfg.shared_latent }
     }
 
     fn ebm_first_width(&self) -> usize {
@@ -167,7 +154,7 @@ impl Model {
         let h = nn::conv(g, &mut self.enc, &format!("{name}.c1"), x, w, 4, 2, 1, leak)?;
         let h = nn::conv(g, &mut self.enc, &format!("{name}.c2"), h, 2 * w, 4, 2, 1, leak)?;
         let h = g.reshape(h, &[b, 2 * w * (hh / 4) * (ww / 4)])?;
-        let d = self.expert_latent();
+        let d = self.latent().expert();
         let mu = nn::linear(g, &mut self.enc, &format!("{name}.mu"), h, d, Act::None)?;
         let ls = nn::linear(g, &mut self.enc, &format!("{name}.logsigma"), h, d, Act::None)?;
         Ok((mu, ls))

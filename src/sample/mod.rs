@@ -67,7 +67,7 @@ impl Phases<'_> {
     fn decode_into(&mut self, g: &mut Graph, z: Tid, targets: &[usize]) -> Result<()> {
         let shape = self.image();
         for &m in targets {
-            let h = self.model.decoder_input_of(g, z, m)?;
+            let h = self.model.latent().decoder_input(g, z, m)?;
             let x = self.model.decode(g, m, h)?;
             let v = g.var(&x_var(m), &shape)?;
             g.op(Arc::new(Assign::copy()), &[v, x])?;
@@ -79,8 +79,8 @@ impl Phases<'_> {
     pub fn prior(&mut self) -> Result<Graph> {
         let mut g = Graph::new();
         let rng = g.var(RNG, &[4])?;
-        let zv = g.var(Z, &[self.n, self.model.latent_total()])?;
-        let z = g.op(Arc::new(Randn::new(&[self.n, self.model.latent_total()], stream::PRIOR)), &[rng])?;
+        let zv = g.var(Z, &[self.n, self.model.latent().total()])?;
+        let z = g.op(Arc::new(Randn::new(&[self.n, self.model.latent().total()], stream::PRIOR)), &[rng])?;
         g.op(Arc::new(Assign::copy()), &[zv, z])?;
         let all: Vec<usize> = (0..self.model.modalities).collect();
         self.decode_into(&mut g, zv, &all)?;
@@ -113,7 +113,7 @@ impl Phases<'_> {
         let mut g = Graph::new();
         let rng = g.var(RNG, &[4])?;
         let xs = self.xs(&mut g, given)?;
-        let zv = g.var(Z, &[self.n, self.model.latent_total()])?;
+        let zv = g.var(Z, &[self.n, self.model.latent().total()])?;
         let z = if mean { self.posterior_mean(&mut g, &xs)? } else { self.model.sample_posterior(&mut g, rng, &xs, self.n)? };
         g.op(Arc::new(Assign::copy()), &[zv, z])?;
         g.op(Arc::new(Tick), &[rng])?;
@@ -121,34 +121,22 @@ impl Phases<'_> {
     }
 
     fn posterior_mean(&mut self, g: &mut Graph, xs: &[(usize, Tid)]) -> Result<Tid> {
-        let (d, dw, mm) = (self.model.cfg.latent, self.model.cfg.latent_w, self.model.modalities);
+        let lay = self.model.latent();
         let mut mus = Vec::new();
         for &(m, x) in xs {
-            mus.push((m, self.model.encode(g, m, x)?.0));
+            let mu = self.model.encode(g, m, x)?.0;
+            mus.push((m, lay.split_expert(g, mu)?));
         }
-        let zero = |g: &mut Graph, len: usize| g.op(Arc::new(crate::ops::elementwise::Fill { shape: vec![self.n, len], value: 0.0 }), &[]);
-        if !self.model.cfg.shared_latent {
-            let mut parts = Vec::new();
-            for m in 0..mm {
-                parts.push(match mus.iter().find(|(k, _)| *k == m) {
-                    Some(&(_, mu)) => mu,
-                    None => zero(g, d)?,
-                });
+        // An unobserved modality's own part is the prior's mean, 0.
+        let n = self.n;
+        let own = |g: &mut Graph, m: usize| -> Result<Tid> {
+            match mus.iter().find(|(k, _)| *k == m) {
+                Some((_, (z, w))) => Ok(if lay.shared { w.expect("own parts exist with w") } else { *z }),
+                None => g.op(Arc::new(crate::ops::elementwise::Fill { shape: vec![n, if lay.shared { lay.dw } else { lay.d }], value: 0.0 }), &[]),
             }
-            return nn::concat(g, &parts, 1);
-        }
-        let first = mus[0].1;
-        if dw == 0 {
-            return Ok(first);
-        }
-        let mut parts = vec![g.op(Arc::new(crate::ops::copy::Slice { axis: 1, start: 0, len: d }), &[first])?];
-        for m in 0..mm {
-            parts.push(match mus.iter().find(|(k, _)| *k == m) {
-                Some(&(_, mu)) => g.op(Arc::new(crate::ops::copy::Slice { axis: 1, start: d, len: dw }), &[mu])?,
-                None => zero(g, dw)?,
-            });
-        }
-        nn::concat(g, &parts, 1)
+        };
+        let z = if lay.shared { Some(mus[0].1 .0) } else { None };
+        lay.assemble(g, z, own)
     }
 
     /// One posterior Langevin step on s.z given `given`.
@@ -157,7 +145,7 @@ impl Phases<'_> {
         let mut g = Graph::new();
         let rng = g.var(RNG, &[4])?;
         let xs = self.xs(&mut g, given)?;
-        let zv = g.var(Z, &[self.n, self.model.latent_total()])?;
+        let zv = g.var(Z, &[self.n, self.model.latent().total()])?;
         let lp = self.model.log_joint(&mut g, zv, &xs)?;
         nn::langevin(&mut g, rng, &[zv], lp, self.langevin.z_size(), stream::LANGEVIN_Z, None)?;
         Ok(g)
@@ -167,7 +155,7 @@ impl Phases<'_> {
     pub fn decode(&mut self, targets: &[usize]) -> Result<Graph> {
         self.check_subset(targets)?;
         let mut g = Graph::new();
-        let zv = g.var(Z, &[self.n, self.model.latent_total()])?;
+        let zv = g.var(Z, &[self.n, self.model.latent().total()])?;
         self.decode_into(&mut g, zv, targets)?;
         Ok(g)
     }
@@ -409,7 +397,7 @@ impl Sampler {
 
     /// Sets the latent `[n, latent_total]` that `decode` reads.
     pub fn set_z(&self, gpu: &Gpu, store: &mut Store, z: &Host) -> Result<()> {
-        let want = [self.n, self.model.latent_total()];
+        let want = [self.n, self.model.latent().total()];
         if z.shape != want {
             return Err(Error::Shape(format!("latents {:?}, the sampler expects {want:?}", z.shape)));
         }

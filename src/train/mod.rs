@@ -122,7 +122,7 @@ impl Trainer {
         let b = cfg.train.batch;
         let [c, h, w] = model.image;
         let mm = model.modalities;
-        let lt = model.latent_total();
+        let lt = model.latent().total();
         let lv = &cfg.langevin;
         let mut store = Store::new();
         let compile = |g: &Graph, store: &mut Store| -> Result<Executable> {
@@ -175,7 +175,7 @@ impl Trainer {
         for m in 0..mm {
             let x0 = match z {
                 Some(z) => {
-                    let hm = model.decoder_input_of(&mut g, z, m)?;
+                    let hm = model.latent().decoder_input(&mut g, z, m)?;
                     model.decode(&mut g, m, hm)?
                 }
                 None => g.op(Arc::new(Randn::uniform(&[b, c, h, w], stream::INIT_X * 64 + m as u32)), &[rng])?,
@@ -330,7 +330,7 @@ impl Trainer {
         let t4 = std::time::Instant::now();
         self.iteration += 1;
         let seconds = [(t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64(), (t4 - t3).as_secs_f64()];
-        Ok(Logged { metrics, seconds, diagnostics: diagnostics(&d, self.model.latent_total()) })
+        Ok(Logged { metrics, seconds, diagnostics: diagnostics(&d, self.model.latent().total()) })
     }
 
     /// Names and shapes of everything a checkpoint must hold to resume exactly.
