@@ -8,28 +8,127 @@
 //! `--save` also records it for this adapter in the tuning file that `Target::of` reads
 //! (`ops::tuning::tuning_path`, a JSON map from adapter to variant).
 //!
-//! Options: `--variants a,b,..` (default: all this adapter can run), `--quick` (1024³ and two
-//! conv layers only), `--skip-matmul`, `--skip-conv`, `--layer n,ci,h,co,k,s,p` (time this
-//! convolution layer instead of the EBM's), `--save` (see above), `--cputime` (time by process
-//! CPU seconds / 2 instead of wall clock: A/B comparisons on a machine others are using),
-//! `--ops fwd,bwd-data,bwd-w` (time only these), `--no-pairs` (skip the paired conv/matmul
-//! ratios at the end), `--runs n` (exactly n runs per measurement, no warm-up: fixed work for
-//! an outside profiler).
-//! `MMEBM_SHADER_DIR=dir` compiles `dir/<shader>.wgsl` instead of the embedded shaders (kernel
-//! experiments without rebuilding); `--against dir` times `dir`'s shaders alternately with the
-//! default ones, op by op (an A/B that survives this VM's jumps between speed levels).
+//! Flags: `bench --help`. `MMEBM_SHADER_DIR=dir` compiles `dir/<shader>.wgsl` instead of the
+//! embedded shaders (kernel experiments without rebuilding). How the timing copes with
+//! lavapipe's speed levels: docs/LAVAPIPE.md, "How `bench` times".
+use clap::Parser;
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
-use mmebm::ops::gemm::{variants, Kind, MatMul};
+use mmebm::ops::gemm::{variants, Kind, MatMul, Variant};
 use mmebm::graph::{eager, replay, Executable, Store};
 use mmebm::ops::elementwise::Fill;
 use mmebm::ops::{numel, tuning, Host, Op, Target};
 use mmebm::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Times matmul and the PolyMNIST EBM's convolutions for every GEMM variant this adapter runs, \
+             each next to a one-thread CPU yardstick, and ends with the variant to use (--save records it)",
+    after_help = "MMEBM_SHADER_DIR=DIR compiles DIR/<shader>.wgsl instead of the embedded shaders."
+)]
+struct Args {
+    /// Only these GEMM variants (default: all this adapter can run).
+    #[arg(long, value_name = "a,b,..", value_delimiter = ',')]
+    variants: Option<Vec<String>>,
+    /// 1024³ matmul and two conv layers only.
+    #[arg(long)]
+    quick: bool,
+    /// Skip the matmul table.
+    #[arg(long)]
+    skip_matmul: bool,
+    /// Skip the convolution table.
+    #[arg(long)]
+    skip_conv: bool,
+    /// Time this convolution layer instead of the EBM's: batch, in channels, height = width,
+    /// out channels, kernel, stride, padding.
+    #[arg(long, value_name = "n,ci,h,co,k,s,p")]
+    layer: Option<String>,
+    /// Time only these conv ops.
+    #[arg(long, value_name = "fwd,bwd-data,bwd-w", value_delimiter = ',')]
+    ops: Option<Vec<String>>,
+    /// Exactly N runs per measurement, no warm-up (fixed work for an outside profiler).
+    #[arg(long, value_name = "N")]
+    runs: Option<String>,
+    /// Time by process CPU seconds / 2 instead of wall clock (A/B comparisons on a shared machine).
+    #[arg(long)]
+    cputime: bool,
+    /// Skip the paired conv/matmul ratios at the end.
+    #[arg(long)]
+    no_pairs: bool,
+    /// Record the picked variant for this adapter in the tuning file.
+    #[arg(long)]
+    save: bool,
+    /// Also time each op with the shaders in folder DIR (same names, `// #include` read from DIR),
+    /// alternating run by run, and print the median time ratio DIR / built-in.
+    #[arg(long, value_name = "DIR")]
+    against: Option<String>,
+}
+
+/// The flags, checked before the GPU is touched.
+struct Options {
+    quick: bool,
+    skip_matmul: bool,
+    skip_conv: bool,
+    no_pairs: bool,
+    save: bool,
+    cputime: bool,
+    variants: Option<Vec<String>>,
+    layer: Option<Layer>,
+    ops: Option<Vec<String>>,
+    runs: Option<usize>,
+    against: Option<String>,
+}
+
+const CONV_OPS: [&str; 3] = ["fwd", "bwd-data", "bwd-w"];
+
+impl Options {
+    fn new(a: Args) -> Result<Options> {
+        if let Some(bad) = a.ops.iter().flatten().find(|o| !CONV_OPS.contains(&o.as_str())) {
+            return Err(Error::Config(format!("--ops: '{bad}' is not one of {}", CONV_OPS.join(", "))));
+        }
+        Ok(Options {
+            layer: a.layer.as_deref().map(parse_layer).transpose()?,
+            runs: a.runs.as_deref().map(parse_runs).transpose()?,
+            quick: a.quick,
+            skip_matmul: a.skip_matmul,
+            skip_conv: a.skip_conv,
+            no_pairs: a.no_pairs,
+            save: a.save,
+            cputime: a.cputime,
+            variants: a.variants,
+            ops: a.ops,
+            against: a.against,
+        })
+    }
+
+    /// Whether `--ops` asks for the conv op `op` (all of them without it).
+    fn wanted(&self, op: &str) -> bool {
+        self.ops.as_ref().is_none_or(|o| o.iter().any(|x| x == op))
+    }
+}
+
+/// `--layer n,ci,h,co,k,s,p` as a layer named "custom".
+fn parse_layer(spec: &str) -> Result<Layer> {
+    let v: Vec<usize> = spec.split(',').map(|x| x.trim().parse()).collect::<std::result::Result<_, _>>().unwrap_or_default();
+    if v.len() != 7 || v[0] == 0 || v[1] == 0 || v[3] == 0 || v[4] == 0 || v[5] == 0 || v[2] + 2 * v[6] < v[4] {
+        return Err(Error::Config(format!(
+            "--layer '{spec}': want n,ci,h,co,k,s,p (batch, in channels, height = width, out channels, kernel, stride, padding), all positive but p, with h + 2p >= k"
+        )));
+    }
+    Ok(Layer { name: "custom", n: v[0], ci: v[1], h: v[2], co: v[3], k: v[4], s: v[5], p: v[6] })
+}
+
+/// `--runs n`: a positive count.
+fn parse_runs(r: &str) -> Result<usize> {
+    r.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| Error::Config(format!("--runs '{r}': want a positive count")))
+}
 
 struct Bench {
     gpu: Gpu,
+    /// This adapter's target; each variant's is this one with its `gemm_variant`.
+    base: Target,
     /// Report process CPU time / 2 instead of wall time (A/B tests on a busy 2-core machine).
     cputime: bool,
     shader_dir: Option<String>,
@@ -40,6 +139,33 @@ struct Bench {
 }
 
 impl Bench {
+    /// Opens the adapter and prints what it is and the load average.
+    fn open(opts: &Options) -> Result<Bench> {
+        let gpu = Gpu::new(&GpuOptions::default())?;
+        let base = Target::of(&gpu);
+        println!(
+            "adapter: {} ({:?}); subgroups: {}; CPU yardstick: matrixmultiply::sgemm, 1 thread",
+            gpu.info.name, gpu.info.backend, base.subgroups
+        );
+        if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+            // lavapipe shares the CPU with everything else: a busy machine halves its numbers.
+            println!("load average at start: {}", l.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+        }
+        Ok(Bench {
+            gpu,
+            base,
+            cputime: opts.cputime,
+            shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(),
+            against: opts.against.clone(),
+            runs: opts.runs,
+        })
+    }
+
+    /// This adapter's target with GEMM variant `name`.
+    fn target(&self, name: &str) -> Target {
+        Target { gemm_variant: name.into(), ..self.base.clone() }
+    }
+
     /// `op` on fixed pseudo-random inputs of `shapes` as a one-node plan for `target`, with the
     /// embedded shaders or `dir`'s: the executable training would replay.
     fn prepare(&self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], dir: Option<&str>) -> Result<Prepared> {
@@ -61,8 +187,8 @@ impl Bench {
         Ok(t.elapsed().as_secs_f64())
     }
 
-    /// Median and quartiles of time(b) / time(a) over 24 pairs of runs, a and b alternating:
-    /// run times on this VM jump between levels ~2x apart, and a pair sees one level.
+    /// Median and quartiles of time(b) / time(a) over 24 pairs of runs, a and b alternating
+    /// (a pair sees one of this VM's speed levels).
     fn alternate(&self, a: &Prepared, b: &Prepared) -> Result<[f64; 3]> {
         self.run(a)?;
         self.run(b)?;
@@ -74,38 +200,55 @@ impl Bench {
     /// Seconds for one submit of `op` on random inputs of `shapes` (best of a few after a warm-up),
     /// stopping early once `budget` seconds are spent. With `--against`, also prints how `op`
     /// compares with that folder's shaders.
-    fn time_op(&mut self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], budget: f64) -> Result<f64> {
-        let p = self.prepare(target, op, shapes, self.shader_dir.clone().as_deref())?;
-        if let Some(dir) = self.against.clone() {
-            let q = self.prepare(target, op, shapes, Some(&dir))?;
-            let [m, lo, hi] = self.alternate(&p, &q)?;
-            println!("\n    time with {dir} / without: median {m:.3} (quartiles {lo:.3}-{hi:.3}) over 24 alternating pairs");
+    fn time_op(&self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], budget: f64) -> Result<f64> {
+        let p = self.prepare(target, op, shapes, self.shader_dir.as_deref())?;
+        if let Some(dir) = &self.against {
+            self.against(target, op, shapes, &p, dir)?;
         }
-        if let Some(n) = self.runs {
-            // Fixed work for an outside profiler: n runs, no warm-up.
-            let t0 = Instant::now();
-            for _ in 0..n {
-                self.run(&p)?;
-            }
-            return Ok(t0.elapsed().as_secs_f64() / n as f64);
+        match (self.runs, self.cputime) {
+            (Some(n), _) => self.fixed_runs(&p, n),
+            (None, true) => self.cpu_time(&p, budget),
+            (None, false) => self.best_time(&p, budget),
         }
-        if self.cputime {
-            self.run(&p)?;
-            let (c0, t0) = (cpu_seconds(), Instant::now());
-            let mut n = 0;
-            while n < 3 || t0.elapsed().as_secs_f64() < budget {
-                self.run(&p)?;
-                n += 1;
-            }
-            return Ok((cpu_seconds() - c0) / 2.0 / n as f64);
+    }
+
+    /// `--against dir`: prints the median ratio of `op`'s time with `dir`'s shaders to `p`'s.
+    fn against(&self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], p: &Prepared, dir: &str) -> Result<()> {
+        let q = self.prepare(target, op, shapes, Some(dir))?;
+        let [m, lo, hi] = self.alternate(p, &q)?;
+        println!("\n    time with {dir} / without: median {m:.3} (quartiles {lo:.3}-{hi:.3}) over 24 alternating pairs");
+        Ok(())
+    }
+
+    /// `--runs n`: mean seconds over exactly n runs, no warm-up (fixed work for a profiler).
+    fn fixed_runs(&self, p: &Prepared, n: usize) -> Result<f64> {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            self.run(p)?;
         }
-        // Warm-up, then best of up to 8 (at least 4 for short runs: the machine may be shared).
-        let first = self.run(&p)?;
+        Ok(t0.elapsed().as_secs_f64() / n as f64)
+    }
+
+    /// `--cputime`: process CPU seconds / 2 per run, over at least 3 runs and `budget` seconds.
+    fn cpu_time(&self, p: &Prepared, budget: f64) -> Result<f64> {
+        self.run(p)?;
+        let (c0, t0) = (cpu_seconds(), Instant::now());
+        let mut n = 0;
+        while n < 3 || t0.elapsed().as_secs_f64() < budget {
+            self.run(p)?;
+            n += 1;
+        }
+        Ok((cpu_seconds() - c0) / 2.0 / n as f64)
+    }
+
+    /// Warm-up, then best of up to 8 (at least 4 for short runs: the machine may be shared).
+    fn best_time(&self, p: &Prepared, budget: f64) -> Result<f64> {
+        let first = self.run(p)?;
         let min_runs = if first < 0.25 { 4 } else { 1 };
         let mut best = f64::MAX;
         let mut spent = first;
         for i in 0..8 {
-            let t = self.run(&p)?;
+            let t = self.run(p)?;
             best = best.min(t);
             spent += t;
             if i + 1 >= min_runs && spent > budget {
@@ -333,295 +476,305 @@ fn gf(flops: f64, s: f64) -> f64 {
     flops / s / 1e9
 }
 
+/// FLOPs of an n³ matmul.
+fn mm_flops(n: usize) -> f64 {
+    2.0 * (n * n * n) as f64
+}
+
+/// Input shapes of an n³ matmul.
+fn square(n: usize) -> [Vec<usize>; 2] {
+    [vec![n, n], vec![n, n]]
+}
+
 fn main() {
-    if let Err(e) = run() {
+    if let Err(e) = run(Args::parse()) {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }
 }
 
-const USAGE: &str = "usage: bench [--variants a,b,..] [--quick] [--skip-matmul] [--skip-conv]
-             [--layer n,ci,h,co,k,s,p] [--ops fwd,bwd-data,bwd-w] [--runs n] [--cputime]
-             [--no-pairs] [--save] [--against DIR]
-Times matmul and the PolyMNIST EBM's convolutions for every GEMM variant this adapter runs,
-each next to a one-thread CPU yardstick, and ends with the variant to use (--save records it).
---variants   only these GEMM variants        --quick      1024³ and two conv layers only
---layer      time this convolution instead   --ops        only these conv ops
---runs n     exactly n runs per measurement  --cputime    process CPU time / 2, not wall clock
---no-pairs   skip the paired conv/matmul ratios at the end
---against D  also time each op with the shaders in folder D (same names, `// #include` read
-             from D), alternating run by run, and print the median time ratio D / built-in";
-
-const FLAGS: &[&str] = &["--quick", "--skip-matmul", "--skip-conv", "--cputime", "--no-pairs", "--save"];
-const VALUED: &[&str] = &["--variants", "--layer", "--ops", "--runs", "--against"];
-
-fn run() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "--help" || a == "-h" {
-            println!("{USAGE}");
-            return Ok(());
-        } else if VALUED.contains(&a.as_str()) {
-            if it.next().is_none() {
-                return Err(Error::Config(format!("{a} needs a value\n{USAGE}")));
-            }
-        } else if !FLAGS.contains(&a.as_str()) {
-            return Err(Error::Config(format!("unknown option '{a}'\n{USAGE}")));
-        }
-    }
-    let flag = |f: &str| args.iter().any(|a| a == f);
-    let opt = |f: &str| args.iter().position(|a| a == f).and_then(|i| args.get(i + 1)).cloned();
-    let quick = flag("--quick");
-    let custom = match opt("--layer") {
-        None => None,
-        Some(spec) => {
-            let v: Vec<usize> = spec.split(',').map(|x| x.trim().parse()).collect::<std::result::Result<_, _>>().unwrap_or_default();
-            if v.len() != 7 || v[0] == 0 || v[1] == 0 || v[3] == 0 || v[4] == 0 || v[5] == 0 || v[2] + 2 * v[6] < v[4] {
-                return Err(Error::Config(format!(
-                    "--layer '{spec}': want n,ci,h,co,k,s,p (batch, in channels, height = width, out channels, kernel, stride, padding), all positive but p, with h + 2p >= k"
-                )));
-            }
-            Some(Layer { name: "custom", n: v[0], ci: v[1], h: v[2], co: v[3], k: v[4], s: v[5], p: v[6] })
-        }
-    };
-    let only = opt("--ops");
-    let wanted = |op: &str| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == op));
+fn run(args: Args) -> Result<()> {
+    let opts = Options::new(args)?;
     let started = Instant::now();
-    let gpu = Gpu::new(&GpuOptions::default())?;
-    let base = Target::of(&gpu);
-    println!(
-        "adapter: {} ({:?}); subgroups: {}; CPU yardstick: matrixmultiply::sgemm, 1 thread",
-        gpu.info.name, gpu.info.backend, base.subgroups
-    );
-    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
-        // lavapipe shares the CPU with everything else: a busy machine halves its numbers.
-        println!("load average at start: {}", l.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
+    let b = Bench::open(&opts)?;
+    let vs = select_variants(&b.base, opts.variants.as_deref())?;
+    let vs = verify_variants(&b, vs);
+    let mut scores = Scores::default();
+    if !opts.skip_matmul {
+        time_matmuls(&b, &vs, opts.quick, &mut scores)?;
     }
+    let layers = if opts.skip_conv { Vec::new() } else { conv_layers(&opts) };
+    if !opts.skip_conv {
+        time_convolutions(&b, &vs, &opts, &layers, &mut scores)?;
+    }
+    time_replay(&b)?;
+    let ranked = scores.ranking();
+    let Some(&(_, pick)) = ranked.first() else {
+        return Ok(());
+    };
+    println!(
+        "\nranking (geometric mean GFLOP/s over 1024³ matmul and the conv ops): {}",
+        ranked.iter().map(|(g, n)| format!("{n} {g:.1}")).collect::<Vec<_>>().join(", ")
+    );
+    scores.report_ratios(pick);
+    if !layers.is_empty() && !opts.skip_matmul && !opts.no_pairs {
+        paired_ratios(&b, pick, &layers, &opts)?;
+    }
+    println!("bench took {:.0} s", started.elapsed().as_secs_f64());
+    println!("gemm_variant = \"{pick}\"  # this adapter ({}) picks it", b.gpu.info.name);
+    if opts.save {
+        save_pick(&b.gpu, pick)?;
+    }
+    Ok(())
+}
+
+/// The variants this adapter runs, or those `--variants` names (an error for any it does not run).
+fn select_variants(base: &Target, list: Option<&[String]>) -> Result<Vec<Variant>> {
     let mut vs: Vec<_> = variants().into_iter().filter(|v| v.kind != Kind::Subgroup || base.subgroups).collect();
-    if let Some(list) = opt("--variants") {
-        let want: Vec<&str> = list.split(',').collect();
-        if let Some(bad) = want.iter().find(|w| !vs.iter().any(|v| v.name == **w)) {
+    if let Some(want) = list {
+        if let Some(bad) = want.iter().find(|w| !vs.iter().any(|v| v.name == w.as_str())) {
             let names: Vec<&str> = vs.iter().map(|v| v.name).collect();
             return Err(Error::Config(format!("--variants: '{bad}' is not a variant this adapter runs ({})", names.join(", "))));
         }
-        vs.retain(|v| want.contains(&v.name));
+        vs.retain(|v| want.iter().any(|w| w == v.name));
     }
-    let mut b = Bench {
-        gpu,
-        cputime: flag("--cputime"),
-        shader_dir: std::env::var("MMEBM_SHADER_DIR").ok(),
-        against: opt("--against"),
-        runs: match opt("--runs") {
-            None => None,
-            Some(r) => Some(r.parse().ok().filter(|&n: &usize| n > 0).ok_or_else(|| Error::Config(format!("--runs '{r}': want a positive count")))?),
-        },
-    };
-    // Correctness first: a variant that gets a wrong answer is reported and left out.
-    let mut broken = Vec::new();
-    let shader_dir = b.shader_dir.is_some();
-    vs.retain(|v| {
-        if shader_dir {
-            return true; // the check runs the embedded shaders, not the experiment's
-        }
-        let t = Target { gemm_variant: v.name.into(), ..base.clone() };
-        match verify(&b.gpu, &t) {
+    Ok(vs)
+}
+
+/// Correctness first: a variant that gets a wrong answer is reported and left out. With
+/// `MMEBM_SHADER_DIR` all are kept (the check runs the embedded shaders, not the experiment's).
+fn verify_variants(b: &Bench, mut vs: Vec<Variant>) -> Vec<Variant> {
+    let mut broken = 0;
+    if b.shader_dir.is_none() {
+        vs.retain(|v| match verify(&b.gpu, &b.target(v.name)) {
             Ok(()) => true,
             Err(e) => {
                 println!("variant {} FAILED its check and is left out: {e}", v.name);
-                broken.push(v.name);
+                broken += 1;
                 false
             }
-        }
-    });
-    println!("checked {} variants against the CPU references ({} failed)", vs.len() + broken.len(), broken.len());
-    // score[variant] = log GFLOP/s summed over the workloads that decide the pick.
-    let mut score: HashMap<&'static str, (f64, usize)> = HashMap::new();
-    let mut mm1024: HashMap<&'static str, f64> = HashMap::new();
-    let mut cpu1024 = 0.0;
-
-    if !flag("--skip-matmul") {
-        let sizes: &[usize] = if quick { &[1024] } else { &[256, 512, 1024] };
-        let clock = if b.cputime { "process CPU seconds / 2 per run" } else { "wall clock around submit + wait, best of several" };
-        println!("\nmatmul C = A B, f32, GFLOP/s ({clock})");
-        print!("{:<12}", "variant");
-        for n in sizes {
-            print!("{:>12}", format!("{n}³"));
-        }
-        println!();
-        let cpu: Vec<f64> = sizes.iter().map(|&n| cpu_matmul_seconds(n)).collect();
-        print!("{:<12}", "cpu sgemm");
-        for (i, &n) in sizes.iter().enumerate() {
-            print!("{:>12.2}", gf(2.0 * (n * n * n) as f64, cpu[i]));
-        }
-        println!();
-        let mut best: Vec<(f64, &str)> = vec![(0.0, ""); sizes.len()];
-        for v in &vs {
-            let t = Target { gemm_variant: v.name.into(), ..base.clone() };
-            print!("{:<12}", v.name);
-            for (i, &n) in sizes.iter().enumerate() {
-                let s = b.time_op(&t, &MatMul::new(false, false), &[vec![n, n], vec![n, n]], 1.0)?;
-                let g = gf(2.0 * (n * n * n) as f64, s);
-                print!("{:>12.2}", g);
-                if g > best[i].0 {
-                    best[i] = (g, v.name);
-                }
-                if n == 1024 {
-                    mm1024.insert(v.name, g);
-                    let e = score.entry(v.name).or_default();
-                    e.0 += g.ln();
-                    e.1 += 1;
-                }
-            }
-            println!();
-        }
-        cpu1024 = gf(2e0 * (1024usize.pow(3)) as f64, cpu[sizes.len() - 1]);
-        for (i, &n) in sizes.iter().enumerate() {
-            println!("best {n}³: {} {:.2} GFLOP/s = {:.2}x CPU sgemm", best[i].1, best[i].0, best[i].0 / gf(2.0 * (n * n * n) as f64, cpu[i]));
-        }
-        // Transposed operands (the matmuls of gradients), on the 1024³ winner.
-        let win = Target { gemm_variant: best[sizes.len() - 1].1.into(), ..base.clone() };
-        let n = 1024;
-        for (ta, tb) in [(true, false), (false, true)] {
-            let s = b.time_op(&win, &MatMul::new(ta, tb), &[vec![n, n], vec![n, n]], 1.0)?;
-            println!("  {} {}³: {:.2} GFLOP/s", MatMul::new(ta, tb).name(), n, gf(2.0 * (n * n * n) as f64, s));
-        }
-    }
-
-    let mut conv_g: HashMap<(&str, &str, &str), f64> = HashMap::new();
-    let mut layers: Vec<Layer> = Vec::new();
-    if !flag("--skip-conv") {
-        let all = [
-            Layer { name: "conv1 3->32 28x28 3x3", n: 64, ci: 3, h: 28, co: 32, k: 3, s: 1, p: 1 },
-            Layer { name: "block 64->64 28x28 3x3", n: 64, ci: 64, h: 28, co: 64, k: 3, s: 1, p: 1 },
-            Layer { name: "block 64->64 14x14 3x3", n: 64, ci: 64, h: 14, co: 64, k: 3, s: 1, p: 1 },
-            Layer { name: "shortcut 32->64 28x28 1x1", n: 64, ci: 32, h: 28, co: 64, k: 1, s: 1, p: 0 },
-        ];
-        layers = if quick { vec![all[1], all[2]] } else { all.to_vec() };
-        if let Some(l) = custom {
-            layers = vec![l];
-        }
-        println!("\nPolyMNIST EBM convolutions, batch 64, GFLOP/s (CPU: im2col + sgemm, 1 thread)");
-        // Variants far behind on matmul are not worth their minutes here.
-        let top = mm1024.values().cloned().fold(0.0, f64::max);
-        let cvs: Vec<_> = vs.iter().filter(|v| mm1024.get(v.name).is_none_or(|&g| g >= top / 3.0)).cloned().collect();
-        if cvs.len() < vs.len() {
-            println!(
-                "(skipping {}: below a third of the best 1024³ matmul)",
-                vs.iter().filter(|v| !cvs.contains(v)).map(|v| v.name).collect::<Vec<_>>().join(", ")
-            );
-        }
-        println!("{:<27}{:<10}{:>8}{}", "layer", "op", "cpu", cvs.iter().map(|v| format!("{:>10}", v.name)).collect::<String>());
-        let mut best_conv: HashMap<&str, (f64, &str)> = HashMap::new();
-        for l in &layers {
-            let cpu = cpu_conv_seconds(l);
-            for (oi, (oname, op, shapes)) in l.ops().iter().enumerate() {
-                if !wanted(oname) {
-                    continue;
-                }
-                print!("{:<27}{:<10}{:>8.2}", l.name, oname, gf(l.flops(), cpu[oi]));
-                let mut fastest = f64::MAX;
-                for v in &cvs {
-                    let t = Target { gemm_variant: v.name.into(), ..base.clone() };
-                    // Slow variants get one timed run.
-                    let budget = if fastest < f64::MAX { (6.0 * fastest).min(1.5) } else { 1.5 };
-                    let s = b.time_op(&t, op.as_ref(), shapes, budget)?;
-                    fastest = fastest.min(s);
-                    let g = gf(l.flops(), s);
-                    print!("{:>10.2}", g);
-                    let e = score.entry(v.name).or_default();
-                    e.0 += g.ln();
-                    e.1 += 1;
-                    conv_g.insert((l.name, *oname, v.name), g);
-                    let bc = best_conv.entry(oname).or_insert((0.0, ""));
-                    if g > bc.0 {
-                        *bc = (g, v.name);
-                    }
-                }
-                println!();
-            }
-        }
-        for (oname, (g, v)) in {
-            let mut x: Vec<_> = best_conv.into_iter().collect();
-            x.sort_by(|a, b| a.0.cmp(b.0));
-            x
-        } {
-            println!("best conv {oname}: {v} (up to {g:.2} GFLOP/s)");
-        }
-    }
-
-    // 100 trivial dispatches recorded into one compute pass, one submit.
-    {
-        let fill = Fill { shape: vec![256], value: 1.0 };
-        let p = b.prepare(&Target::of(&b.gpu), &fill, &[], b.shader_dir.clone().as_deref())?;
-        let s = best_of(10, || {
-            replay(&b.gpu, &[(&p.exe, 100)]).and_then(|_| b.gpu.wait()).expect("replay");
         });
-        println!("\nreplay of 100 empty dispatches in one pass, one submit: {:.3} ms ({:.1} µs per dispatch)", s * 1e3, s * 1e4);
+    }
+    println!("checked {} variants against the CPU references ({broken} failed)", vs.len() + broken);
+    vs
+}
+
+/// What the timing tables record for the pick and the ratios at the end.
+#[derive(Default)]
+struct Scores {
+    /// Per variant: log GFLOP/s summed over the workloads that decide the pick, and their count.
+    log_sum: HashMap<&'static str, (f64, usize)>,
+    /// Matmul 1024³ GFLOP/s per variant.
+    mm1024: HashMap<&'static str, f64>,
+    /// The CPU yardstick's matmul 1024³ GFLOP/s.
+    cpu1024: f64,
+    /// Conv GFLOP/s per (layer, op, variant).
+    conv: HashMap<(&'static str, &'static str, &'static str), f64>,
+}
+
+impl Scores {
+    fn add(&mut self, variant: &'static str, gflops: f64) {
+        let e = self.log_sum.entry(variant).or_default();
+        e.0 += gflops.ln();
+        e.1 += 1;
     }
 
-    // Rank only variants measured on every workload.
-    let most = score.values().map(|(_, n)| *n).max().unwrap_or(0);
-    let mut ranked: Vec<(f64, &str)> =
-        score.iter().filter(|(_, (_, n))| *n == most).map(|(k, (s, n))| ((s / *n as f64).exp(), *k)).collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-    if !ranked.is_empty() {
-        println!(
-            "\nranking (geometric mean GFLOP/s over 1024³ matmul and the conv ops): {}",
-            ranked.iter().map(|(g, n)| format!("{n} {g:.1}")).collect::<Vec<_>>().join(", ")
-        );
-        let pick = ranked[0].1;
-        if let Some(g) = mm1024.get(pick) {
-            println!("{pick}: matmul 1024³ {g:.2} GFLOP/s = {:.2}x CPU sgemm (target >= 0.25x)", g / cpu1024);
-            let mut worst = f64::MAX;
-            let mut ratios = Vec::new();
-            for ((layer, op, v), cg) in &conv_g {
-                if *v == pick {
-                    worst = worst.min(cg / g);
-                    ratios.push(format!("{layer} {op} {:.2}", cg / g));
-                }
-            }
-            ratios.sort();
-            if !ratios.is_empty() {
-                println!("{pick}: conv GFLOP/s over its matmul 1024³ above (target >= 0.5): {}", ratios.join("; "));
-                println!("{pick}: lowest conv ratio {worst:.2}");
+    /// Variants measured on every workload with their geometric mean GFLOP/s, best first.
+    fn ranking(&self) -> Vec<(f64, &'static str)> {
+        let most = self.log_sum.values().map(|(_, n)| *n).max().unwrap_or(0);
+        let mut ranked: Vec<(f64, &str)> =
+            self.log_sum.iter().filter(|(_, (_, n))| *n == most).map(|(k, (s, n))| ((s / *n as f64).exp(), *k)).collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        ranked
+    }
+
+    /// `pick`'s matmul 1024³ against the CPU, and each conv op's GFLOP/s over that matmul's.
+    fn report_ratios(&self, pick: &str) {
+        let Some(g) = self.mm1024.get(pick) else { return };
+        println!("{pick}: matmul 1024³ {g:.2} GFLOP/s = {:.2}x CPU sgemm (target >= 0.25x)", g / self.cpu1024);
+        let mut worst = f64::MAX;
+        let mut ratios = Vec::new();
+        for ((layer, op, v), cg) in &self.conv {
+            if *v == pick {
+                worst = worst.min(cg / g);
+                ratios.push(format!("{layer} {op} {:.2}", cg / g));
             }
         }
-        if !layers.is_empty() && !flag("--skip-matmul") && !flag("--no-pairs") {
-            // The tables above are minutes apart, and lavapipe's speed jumps between levels ~2x
-            // apart: alternate the matmul and each conv op run by run, and report the median
-            // ratio of GFLOP/s within the 24 pairs.
-            let t = Target { gemm_variant: pick.into(), ..base.clone() };
-            let mm = MatMul::new(false, false);
-            let mm_shapes = [vec![1024, 1024], vec![1024, 1024]];
-            let mm_flops = 2.0 * 1024f64.powi(3);
-            let sd = b.shader_dir.clone();
-            let mmp = b.prepare(&t, &mm, &mm_shapes, sd.as_deref())?;
-            println!("\n{pick}: conv / matmul 1024³ GFLOP/s, run by run alternately, median (quartiles) of 24 pairs (target >= 0.5)");
-            let mut worst = (f64::MAX, String::new());
-            for l in &layers {
-                for (oname, op, shapes) in l.ops().iter() {
-                    if !wanted(oname) {
-                        continue;
-                    }
-                    let cp = b.prepare(&t, op.as_ref(), shapes, sd.as_deref())?;
-                    // time(conv) / time(mm) -> GFLOP/s ratio
-                    let [m, lo, hi] = b.alternate(&mmp, &cp)?;
-                    let g = |x: f64| l.flops() / mm_flops / x;
-                    let ratio = g(m);
-                    println!("  {:<27}{:<10}{:>6.3}   ({:.3}-{:.3})", l.name, oname, ratio, g(hi), g(lo));
-                    if ratio < worst.0 {
-                        worst = (ratio, format!("{} {oname}", l.name));
-                    }
-                }
-            }
-            println!("{pick}: lowest paired conv ratio {:.3} ({})", worst.0, worst.1);
-        }
-        println!("bench took {:.0} s", started.elapsed().as_secs_f64());
-        println!("gemm_variant = \"{}\"  # this adapter ({}) picks it", ranked[0].1, b.gpu.info.name);
-        if flag("--save") {
-            save_pick(&b.gpu, ranked[0].1)?;
+        ratios.sort();
+        if !ratios.is_empty() {
+            println!("{pick}: conv GFLOP/s over its matmul 1024³ above (target >= 0.5): {}", ratios.join("; "));
+            println!("{pick}: lowest conv ratio {worst:.2}");
         }
     }
+}
+
+/// The matmul table (the CPU yardstick, then each variant at each size), the best variant per
+/// size, and the transposed products on the 1024³ winner.
+fn time_matmuls(b: &Bench, vs: &[Variant], quick: bool, scores: &mut Scores) -> Result<()> {
+    let sizes: &[usize] = if quick { &[1024] } else { &[256, 512, 1024] };
+    let cpu = matmul_header(sizes, b.cputime);
+    let mut best: Vec<(f64, &str)> = vec![(0.0, ""); sizes.len()];
+    for v in vs {
+        let t = b.target(v.name);
+        print!("{:<12}", v.name);
+        for (i, &n) in sizes.iter().enumerate() {
+            let g = gf(mm_flops(n), b.time_op(&t, &MatMul::new(false, false), &square(n), 1.0)?);
+            print!("{:>12.2}", g);
+            if g > best[i].0 {
+                best[i] = (g, v.name);
+            }
+            if n == 1024 {
+                scores.mm1024.insert(v.name, g);
+                scores.add(v.name, g);
+            }
+        }
+        println!();
+    }
+    scores.cpu1024 = gf(mm_flops(1024), cpu[sizes.len() - 1]);
+    for (i, &n) in sizes.iter().enumerate() {
+        println!("best {n}³: {} {:.2} GFLOP/s = {:.2}x CPU sgemm", best[i].1, best[i].0, best[i].0 / gf(mm_flops(n), cpu[i]));
+    }
+    // Transposed operands (the matmuls of gradients), on the 1024³ winner.
+    let win = b.target(best[sizes.len() - 1].1);
+    for (ta, tb) in [(true, false), (false, true)] {
+        let s = b.time_op(&win, &MatMul::new(ta, tb), &square(1024), 1.0)?;
+        println!("  {} {}³: {:.2} GFLOP/s", MatMul::new(ta, tb).name(), 1024, gf(mm_flops(1024), s));
+    }
+    Ok(())
+}
+
+/// Prints the matmul table's title, header and CPU row; returns the CPU's seconds per size.
+fn matmul_header(sizes: &[usize], cputime: bool) -> Vec<f64> {
+    let clock = if cputime { "process CPU seconds / 2 per run" } else { "wall clock around submit + wait, best of several" };
+    println!("\nmatmul C = A B, f32, GFLOP/s ({clock})");
+    print!("{:<12}", "variant");
+    for n in sizes {
+        print!("{:>12}", format!("{n}³"));
+    }
+    println!();
+    let cpu: Vec<f64> = sizes.iter().map(|&n| cpu_matmul_seconds(n)).collect();
+    print!("{:<12}", "cpu sgemm");
+    for (i, &n) in sizes.iter().enumerate() {
+        print!("{:>12.2}", gf(mm_flops(n), cpu[i]));
+    }
+    println!();
+    cpu
+}
+
+/// The layers the conv table times: the EBM's four, two with `--quick`, or `--layer`'s.
+fn conv_layers(opts: &Options) -> Vec<Layer> {
+    let all = [
+        Layer { name: "conv1 3->32 28x28 3x3", n: 64, ci: 3, h: 28, co: 32, k: 3, s: 1, p: 1 },
+        Layer { name: "block 64->64 28x28 3x3", n: 64, ci: 64, h: 28, co: 64, k: 3, s: 1, p: 1 },
+        Layer { name: "block 64->64 14x14 3x3", n: 64, ci: 64, h: 14, co: 64, k: 3, s: 1, p: 1 },
+        Layer { name: "shortcut 32->64 28x28 1x1", n: 64, ci: 32, h: 28, co: 64, k: 1, s: 1, p: 0 },
+    ];
+    match opts.layer {
+        Some(l) => vec![l],
+        None if opts.quick => vec![all[1], all[2]],
+        None => all.to_vec(),
+    }
+}
+
+/// The conv table: each wanted op of each layer, CPU and every variant worth timing, then the
+/// best variant per op.
+fn time_convolutions(b: &Bench, vs: &[Variant], opts: &Options, layers: &[Layer], scores: &mut Scores) -> Result<()> {
+    println!("\nPolyMNIST EBM convolutions, batch 64, GFLOP/s (CPU: im2col + sgemm, 1 thread)");
+    let cvs = conv_variants(vs, &scores.mm1024);
+    println!("{:<27}{:<10}{:>8}{}", "layer", "op", "cpu", cvs.iter().map(|v| format!("{:>10}", v.name)).collect::<String>());
+    let mut best: BTreeMap<&str, (f64, &str)> = BTreeMap::new();
+    for l in layers {
+        let cpu = cpu_conv_seconds(l);
+        for (oi, timed) in l.ops().iter().enumerate() {
+            if !opts.wanted(timed.0) {
+                continue;
+            }
+            for (v, g) in conv_row(b, &cvs, l, timed, cpu[oi])? {
+                scores.add(v, g);
+                scores.conv.insert((l.name, timed.0, v), g);
+                let bc = best.entry(timed.0).or_insert((0.0, ""));
+                if g > bc.0 {
+                    *bc = (g, v);
+                }
+            }
+        }
+    }
+    for (oname, (g, v)) in best {
+        println!("best conv {oname}: {v} (up to {g:.2} GFLOP/s)");
+    }
+    Ok(())
+}
+
+/// The variants worth their minutes on convolutions: not far behind on matmul (within a third
+/// of the best 1024³, or not timed there). Prints those it leaves out.
+fn conv_variants(vs: &[Variant], mm1024: &HashMap<&str, f64>) -> Vec<Variant> {
+    let top = mm1024.values().cloned().fold(0.0, f64::max);
+    let cvs: Vec<_> = vs.iter().filter(|v| mm1024.get(v.name).is_none_or(|&g| g >= top / 3.0)).cloned().collect();
+    if cvs.len() < vs.len() {
+        println!(
+            "(skipping {}: below a third of the best 1024³ matmul)",
+            vs.iter().filter(|v| !cvs.contains(v)).map(|v| v.name).collect::<Vec<_>>().join(", ")
+        );
+    }
+    cvs
+}
+
+/// One row of the conv table: `l`'s op `timed` on the CPU (`cpu` seconds) and on each variant
+/// of `cvs`, printed as it goes; returns each variant's GFLOP/s.
+fn conv_row(b: &Bench, cvs: &[Variant], l: &Layer, timed: &Timed, cpu: f64) -> Result<Vec<(&'static str, f64)>> {
+    let (oname, op, shapes) = timed;
+    print!("{:<27}{:<10}{:>8.2}", l.name, oname, gf(l.flops(), cpu));
+    let mut fastest = f64::MAX;
+    let mut row = Vec::new();
+    for v in cvs {
+        // Slow variants get one timed run.
+        let budget = if fastest < f64::MAX { (6.0 * fastest).min(1.5) } else { 1.5 };
+        let s = b.time_op(&b.target(v.name), op.as_ref(), shapes, budget)?;
+        fastest = fastest.min(s);
+        let g = gf(l.flops(), s);
+        print!("{:>10.2}", g);
+        row.push((v.name, g));
+    }
+    println!();
+    Ok(row)
+}
+
+/// 100 trivial dispatches recorded into one compute pass, one submit.
+fn time_replay(b: &Bench) -> Result<()> {
+    let fill = Fill { shape: vec![256], value: 1.0 };
+    let p = b.prepare(&Target::of(&b.gpu), &fill, &[], b.shader_dir.as_deref())?;
+    let s = best_of(10, || {
+        replay(&b.gpu, &[(&p.exe, 100)]).and_then(|_| b.gpu.wait()).expect("replay");
+    });
+    println!("\nreplay of 100 empty dispatches in one pass, one submit: {:.3} ms ({:.1} µs per dispatch)", s * 1e3, s * 1e4);
+    Ok(())
+}
+
+/// Each wanted conv op's GFLOP/s over `pick`'s matmul 1024³, the two alternated run by run
+/// (the tables are minutes apart and lavapipe's speed jumps between levels): median (quartiles)
+/// of 24 pairs.
+fn paired_ratios(b: &Bench, pick: &str, layers: &[Layer], opts: &Options) -> Result<()> {
+    let t = b.target(pick);
+    let sd = b.shader_dir.as_deref();
+    let mmp = b.prepare(&t, &MatMul::new(false, false), &square(1024), sd)?;
+    println!("\n{pick}: conv / matmul 1024³ GFLOP/s, run by run alternately, median (quartiles) of 24 pairs (target >= 0.5)");
+    let mut worst = (f64::MAX, String::new());
+    for l in layers {
+        for (oname, op, shapes) in l.ops().iter() {
+            if !opts.wanted(oname) {
+                continue;
+            }
+            let cp = b.prepare(&t, op.as_ref(), shapes, sd)?;
+            // time(conv) / time(mm) -> GFLOP/s ratio
+            let [m, lo, hi] = b.alternate(&mmp, &cp)?;
+            let g = |x: f64| l.flops() / mm_flops(1024) / x;
+            let ratio = g(m);
+            println!("  {:<27}{:<10}{:>6.3}   ({:.3}-{:.3})", l.name, oname, ratio, g(hi), g(lo));
+            if ratio < worst.0 {
+                worst = (ratio, format!("{} {oname}", l.name));
+            }
+        }
+    }
+    println!("{pick}: lowest paired conv ratio {:.3} ({})", worst.0, worst.1);
     Ok(())
 }
