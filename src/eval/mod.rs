@@ -137,14 +137,46 @@ fn round(v: f64) -> Value {
 }
 
 /// Runs every measurement on `trained` and returns the report (see [`markdown`]).
+///
+/// The stages run in a fixed order because they draw from the sampler's one RNG in turn: real
+/// data, conditional coherence, unconditional sets, the fitted prior, the latent probe.
 pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, clf: &mut Classifiers, o: &EvalOptions, mut log: impl FnMut(&str)) -> Result<Value> {
+    check_inputs(trained, train, test, o, &mut log)?;
+    let mut e = Eval::new(gpu, trained, clf, o, &mut log)?;
+    let real = e.real_data(train, test)?;
+    let conditional = e.conditional(&real)?;
+    let mut uncond = e.unconditional(&real)?;
+    if e.generator {
+        e.fitted_prior(train, &real, &mut uncond)?;
+    }
+    let probe = if e.generator { e.latent_probe(train, test)? } else { Value::Null };
+    Ok(json!({
+        "checkpoint": trained.path.display().to_string(),
+        "iteration": trained.iteration,
+        "dataset": test.name(),
+        "model": if e.generator { "ours (EBM + generator + encoder)" } else { "EBM alone, chains from noise" },
+        "kz": e.kz,
+        "kx": e.kx,
+        "classifier_accuracy": real.acc.iter().map(|&a| round(a)).collect::<Vec<_>>(),
+        "real": {"conditional_coherence": round(real.acc.iter().sum::<f64>() / e.mm as f64), "unconditional_coherence": round(metrics::agreement(&real.preds))},
+        "conditional": conditional,
+        "unconditional": uncond.summary,
+        "frechet": uncond.frechet,
+        "latent_probe": probe,
+        "cost": e.cost,
+        "note": "Fréchet distances are computed in the 64-d feature space of this project's own digit classifiers, not Inception FID; they compare runs on the same data, not papers."
+    }))
+}
+
+/// Errors for data the model does not take or counts out of range; notes for counts above what
+/// a split holds (those use the whole split).
+fn check_inputs(trained: &Trained, train: &Dataset, test: &Dataset, o: &EvalOptions, log: &mut dyn FnMut(&str)) -> Result<()> {
     let model = &trained.model;
     let mm = model.modalities;
     if train.modalities() != mm || train.image_shape() != model.image || test.image_shape() != model.image {
         return Err(Error::Data(format!("the data has {} modalities of {:?}; the model takes {mm} of {:?}", train.modalities(), train.image_shape(), model.image)));
     }
     o.validate()?;
-    // Counts above what a split holds use the whole split, and say so.
     for (flag, v, split, len) in [("--conditional", o.conditional, "test", test.len()), ("--probe-train", o.probe_train, "train", train.len()), ("--probe-test", o.probe_test, "test", test.len())] {
         if v > len {
             log(&format!("note: {flag} {v} is more than the {len} examples of the {split} split: using {len}"));
@@ -153,157 +185,220 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
     if o.unconditional > test.len() {
         log(&format!("note: --unconditional {}: the real-data references of coherence and Fréchet distance hold the {} test examples", o.unconditional, test.len()));
     }
-    let cfg = &trained.cfg;
-    let kz = o.kz.unwrap_or(cfg.langevin.kz);
-    let kx = o.kx.unwrap_or(cfg.langevin.kx);
-    let generator = cfg.model.generator;
-    let mut store = Store::new();
-    trained.upload(gpu, &mut store)?;
-    let mut s = Sampler::for_target(gpu, &mut store, model, o.batch, &cfg.langevin, o.seed, Target::of(gpu))?;
-    let mut cost = Vec::new();
+    Ok(())
+}
 
-    // The real data: the ceiling of every coherence.
-    let n_cond = o.conditional.min(test.len());
-    let idx: Vec<usize> = (0..n_cond).collect();
-    let real = test.try_batch(&idx)?;
-    let labels = &test.labels()[..n_cond];
-    let n_ref = o.unconditional.min(test.len());
-    let test_ref = test.try_batch(&(0..n_ref).collect::<Vec<_>>())?;
-    let train_ref = train.try_batch(&(0..n_ref.min(train.len())).collect::<Vec<_>>())?;
-    let mut real_preds = Vec::new();
-    let mut real_feats = Vec::new();
-    let mut fd_train = Vec::new();
-    for m in 0..mm {
-        let (p, f) = clf.predict(gpu, m, &test_ref[m])?;
-        let (_, ft) = clf.predict(gpu, m, &train_ref[m])?;
-        fd_train.push(metrics::frechet_distance(&f, &ft));
-        real_preds.push(p);
-        real_feats.push(f);
+/// What the stages of [`evaluate`] share: the GPU, the classifiers, the sampler and its store,
+/// the chain lengths, and the cost rows gathered along the way.
+struct Eval<'a> {
+    gpu: &'a Gpu,
+    clf: &'a mut Classifiers,
+    o: &'a EvalOptions,
+    log: &'a mut dyn FnMut(&str),
+    store: Store,
+    s: Sampler,
+    mm: usize,
+    generator: bool,
+    kz: u32,
+    kx: u32,
+    /// Rows of the cost table, in the order the modes were measured.
+    cost: Vec<Value>,
+}
+
+/// The real test (and training) data: the ceiling of every coherence and the reference of every
+/// Fréchet distance.
+struct RealData {
+    /// Conditional coherence inputs: the first `examples` test examples of each modality.
+    images: Vec<Host>,
+    labels: Vec<u8>,
+    examples: usize,
+    /// Classifier predictions, features and accuracy on the reference test images, per modality.
+    preds: Vec<Vec<u8>>,
+    feats: Vec<Host>,
+    acc: Vec<f64>,
+    /// Fréchet distance of the test images to as many training images, per modality.
+    fd_train: Vec<f64>,
+}
+
+/// The unconditional section of the report and the Fréchet distances, filled in set by set.
+struct Unconditional {
+    summary: Value,
+    frechet: Value,
+}
+
+impl<'a> Eval<'a> {
+    /// Uploads the weights and builds the sampler (seeded once with `o.seed`).
+    fn new(gpu: &'a Gpu, trained: &Trained, clf: &'a mut Classifiers, o: &'a EvalOptions, log: &'a mut dyn FnMut(&str)) -> Result<Eval<'a>> {
+        let cfg = &trained.cfg;
+        let mut store = Store::new();
+        trained.upload(gpu, &mut store)?;
+        let s = Sampler::for_target(gpu, &mut store, &trained.model, o.batch, &cfg.langevin, o.seed, Target::of(gpu))?;
+        let (kz, kx) = (o.kz.unwrap_or(cfg.langevin.kz), o.kx.unwrap_or(cfg.langevin.kx));
+        Ok(Eval { gpu, clf, o, log, store, s, mm: trained.model.modalities, generator: cfg.model.generator, kz, kx, cost: Vec::new() })
     }
-    let real_acc: Vec<f64> = real_preds.iter().map(|p| metrics::accuracy(p, &test.labels()[..n_ref])).collect();
-    log(&format!("real test data: classifier accuracy {:?}", real_acc.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()));
 
-    // Conditional coherence for every observed subset.
-    let mut subset_rows = Vec::new();
-    let mut by_size: Vec<(Vec<f64>, Vec<f64>)> = vec![(vec![], vec![]); mm];
-    let modes: Vec<(&str, u32)> = if generator { vec![("without_langevin", 0), ("with_langevin", kz)] } else { vec![("ebm_from_noise", kx)] };
-    for given in subsets(mm) {
-        let pairs: Vec<(usize, &Host)> = given.iter().map(|&m| (m, &real[m])).collect();
+    /// Classifies the real test data (accuracy, predictions, features) and measures the Fréchet
+    /// distance between test and training images.
+    fn real_data(&mut self, train: &Dataset, test: &Dataset) -> Result<RealData> {
+        let examples = self.o.conditional.min(test.len());
+        let images = test.try_batch(&(0..examples).collect::<Vec<_>>())?;
+        let labels = test.labels()[..examples].to_vec();
+        let n_ref = self.o.unconditional.min(test.len());
+        let test_ref = test.try_batch(&(0..n_ref).collect::<Vec<_>>())?;
+        let train_ref = train.try_batch(&(0..n_ref.min(train.len())).collect::<Vec<_>>())?;
+        let (mut preds, mut feats, mut fd_train) = (Vec::new(), Vec::new(), Vec::new());
+        for m in 0..self.mm {
+            let (p, f) = self.clf.predict(self.gpu, m, &test_ref[m])?;
+            let (_, ft) = self.clf.predict(self.gpu, m, &train_ref[m])?;
+            fd_train.push(metrics::frechet_distance(&f, &ft));
+            preds.push(p);
+            feats.push(f);
+        }
+        let acc: Vec<f64> = preds.iter().map(|p| metrics::accuracy(p, &test.labels()[..n_ref])).collect();
+        (self.log)(&format!("real test data: classifier accuracy {:?}", acc.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()));
+        Ok(RealData { images, labels, examples, preds, feats, acc, fd_train })
+    }
+
+    /// The columns of the conditional tables: generator models with and without posterior
+    /// Langevin, EBM-alone models from noise; each with its chain length.
+    fn modes(&self) -> Vec<(&'static str, u32)> {
+        if self.generator {
+            vec![("without_langevin", 0), ("with_langevin", self.kz)]
+        } else {
+            vec![("ebm_from_noise", self.kx)]
+        }
+    }
+
+    /// Conditional coherence for every observed subset, per target and averaged by the number
+    /// of observed modalities: the report's `conditional` section.
+    fn conditional(&mut self, real: &RealData) -> Result<Value> {
+        let mm = self.mm;
+        let modes = self.modes();
+        let mut subset_rows = Vec::new();
+        let mut by_size: Vec<Vec<Vec<f64>>> = vec![vec![vec![]; modes.len()]; mm];
+        for given in subsets(mm) {
+            let per_mode = self.conditional_subset(real, &given, &modes)?;
+            for (k, accs) in per_mode.iter().enumerate() {
+                by_size[given.len()][k].push(accs.iter().map(|a| a.1).sum::<f64>() / accs.len() as f64);
+            }
+            for (i, t) in (0..mm).filter(|t| !given.contains(t)).enumerate() {
+                let mut row = json!({"given": given, "target": t});
+                for (k, (name, _)) in modes.iter().enumerate() {
+                    row[*name] = round(per_mode[k][i].1);
+                }
+                subset_rows.push(row);
+            }
+            (self.log)(&format!("conditional coherence from {given:?}: {}", modes.iter().enumerate().map(|(k, (n, _))| format!("{n} {:.3}", per_mode[k].iter().map(|a| a.1).sum::<f64>() / per_mode[k].len() as f64)).collect::<Vec<_>>().join(", ")));
+        }
+        let mean = |v: &[f64]| if v.is_empty() { Value::Null } else { round(v.iter().sum::<f64>() / v.len() as f64) };
+        let by_observed: Vec<Value> = (1..mm)
+            .map(|k| {
+                let mut r = json!({"observed": k});
+                for (j, (name, _)) in modes.iter().enumerate() {
+                    r[*name] = mean(&by_size[k][j]);
+                }
+                r
+            })
+            .collect();
+        Ok(json!({"examples": real.examples, "columns": modes.iter().map(|m| m.0).collect::<Vec<_>>(), "by_observed": by_observed, "per_subset": subset_rows}))
+    }
+
+    /// Generates the unobserved modalities from the `given` ones of the real examples in each
+    /// mode, and returns each mode's (target, classifier accuracy) pairs; modality 0 alone also
+    /// gives the cost rows of cross-modal generation.
+    fn conditional_subset(&mut self, real: &RealData, given: &[usize], modes: &[(&str, u32)]) -> Result<Vec<Vec<(usize, f64)>>> {
+        let mm = self.mm;
+        let pairs: Vec<(usize, &Host)> = given.iter().map(|&m| (m, &real.images[m])).collect();
         let mut per_mode = Vec::new();
-        for (k, &(_, steps_k)) in modes.iter().enumerate() {
-            let steps = if generator { cross_modal_steps(mm, &given, steps_k, 0, false) } else { ebm_alone_steps(mm, &given, kx) };
-            let (out, sps) = generate(gpu, &mut store, &mut s, &steps, n_cond, &pairs, None)?;
+        for &(mode, steps_k) in modes {
+            let steps = if self.generator { cross_modal_steps(mm, given, steps_k, 0, false) } else { ebm_alone_steps(mm, given, self.kx) };
+            let (out, sps) = generate(self.gpu, &mut self.store, &mut self.s, &steps, real.examples, &pairs, None)?;
             let mut accs = Vec::new();
             for t in (0..mm).filter(|t| !given.contains(t)) {
-                let acc = metrics::accuracy(&clf.predict(gpu, t, &out[t])?.0, labels);
+                let acc = metrics::accuracy(&self.clf.predict(self.gpu, t, &out[t])?.0, &real.labels);
                 accs.push((t, acc));
             }
-            let mean = accs.iter().map(|a| a.1).sum::<f64>() / accs.len() as f64;
-            (if k == 0 { &mut by_size[given.len()].0 } else { &mut by_size[given.len()].1 }).push(mean);
-            if given.len() == 1 && given[0] == 0 {
-                cost.push(json!({"mode": format!("cross-modal from m0, {}", modes[k].0), "evaluations": evaluations(&steps), "seconds_per_sample": sps}));
+            if given == [0] {
+                self.cost.push(json!({"mode": format!("cross-modal from m0, {mode}"), "evaluations": evaluations(&steps), "seconds_per_sample": sps}));
             }
             per_mode.push(accs);
         }
-        for (i, t) in (0..mm).filter(|t| !given.contains(t)).enumerate() {
-            let mut row = json!({"given": given, "target": t});
-            for (k, (name, _)) in modes.iter().enumerate() {
-                row[*name] = round(per_mode[k][i].1);
-            }
-            subset_rows.push(row);
-        }
-        log(&format!("conditional coherence from {given:?}: {}", modes.iter().enumerate().map(|(k, (n, _))| format!("{n} {:.3}", per_mode[k].iter().map(|a| a.1).sum::<f64>() / per_mode[k].len() as f64)).collect::<Vec<_>>().join(", ")));
+        Ok(per_mode)
     }
-    let mean = |v: &[f64]| if v.is_empty() { Value::Null } else { round(v.iter().sum::<f64>() / v.len() as f64) };
-    let by_size: Vec<Value> = (1..mm)
-        .map(|k| {
-            let mut r = json!({"observed": k});
-            r[modes[0].0] = mean(&by_size[k].0);
-            if modes.len() > 1 {
-                r[modes[1].0] = mean(&by_size[k].1);
-            }
-            r
-        })
-        .collect();
 
-    // Unconditional coherence and Fréchet distances: z from the prior, then (generator models)
-    // from N(μ̂, Σ̂) fitted to latents inferred from training data the way training infers ẑ (a
-    // draw of the mixture over all experts, then K_z posterior steps).
-    let nu = o.unconditional;
-    let all = all_modalities(mm);
-    let mut uncond = json!({"samples": nu, "kx": kx});
-    let mut fd = json!({"real_test_vs_train": fd_train.iter().map(|&v| round(v)).collect::<Vec<_>>()});
-    let mut stages: Vec<(&str, Vec<Step>, Option<Host>)> = Vec::new();
-    if generator {
-        stages.push(("generator", unconditional_steps(mm, 0), None));
-        stages.push(("revised", unconditional_steps(mm, kx), None));
-    } else {
-        stages.push(("ebm_from_noise", ebm_alone_steps(mm, &[], kx), None));
+    /// Unconditional coherence and Fréchet distances of samples with z from the prior: the
+    /// generator's and their EBM revision, or the EBM's chains from noise.
+    fn unconditional(&mut self, real: &RealData) -> Result<Unconditional> {
+        let (mm, kx) = (self.mm, self.kx);
+        let mut u = Unconditional {
+            summary: json!({"samples": self.o.unconditional, "kx": kx}),
+            frechet: json!({"real_test_vs_train": real.fd_train.iter().map(|&v| round(v)).collect::<Vec<_>>()}),
+        };
+        let sets = if self.generator {
+            vec![("generator", unconditional_steps(mm, 0)), ("revised", unconditional_steps(mm, kx))]
+        } else {
+            vec![("ebm_from_noise", ebm_alone_steps(mm, &[], kx))]
+        };
+        for (name, steps) in &sets {
+            self.measure(&mut u, real, name, steps, None)?;
+        }
+        Ok(u)
     }
-    let mut measure = |name: &str, steps: &[Step], z: Option<&Host>, s: &mut Sampler, store: &mut Store| -> Result<()> {
-        let (out, sps) = generate(gpu, store, s, steps, nu, &[], z)?;
+
+    /// Unconditional samples from N(μ̂, Σ̂) fitted to latents inferred from training data the
+    /// way training infers ẑ (a draw of the mixture over all experts, then K_z posterior steps),
+    /// decoded and revised; and how far that fit is from the prior.
+    fn fitted_prior(&mut self, train: &Dataset, real: &RealData, u: &mut Unconditional) -> Result<()> {
+        let all = all_modalities(self.mm);
+        let encode = Step { phase: Phase::Encode { given: all.clone(), mean: false }, times: 1 };
+        let infer = [encode, Step { phase: Phase::LangevinZ { given: all.clone() }, times: self.kz }];
+        let z = infer_z(self.gpu, &mut self.store, &mut self.s, train, self.o.probe_train, &infer)?.0;
+        let fit = metrics::LatentFit::of(&z);
+        let (sum, kl) = (metrics::latent_summary_of(&fit.mean, &fit.cov), fit.kl_to_prior());
+        let fitted = fit.sample(self.o.unconditional, self.o.seed ^ 0x5eed);
+        let decode = Step { phase: Phase::Decode { targets: all.clone() }, times: 1 };
+        let revise = Step { phase: Phase::LangevinX { moving: all }, times: self.kx };
+        self.measure(u, real, "fitted_generator", &[decode.clone()], Some(&fitted))?;
+        self.measure(u, real, "fitted_revised", &[decode, revise], Some(&fitted))?;
+        (self.log)(&format!("inferred z vs N(0, I): KL {kl:.2} nats, mean |E z| {:.3} (worst {:.3}), mean E z² {:.3} (worst dimension {:.3})", sum[0], sum[1], sum[2], sum[3]));
+        u.summary["prior_fit"] = json!({"examples": z.shape[0], "kl_to_prior": round(kl), "mean_abs": round(sum[0]), "mean_abs_worst": round(sum[1]), "second_moment": round(sum[2]), "second_moment_worst": round(sum[3])});
+        Ok(())
+    }
+
+    /// One unconditional sample set: coherence (all classifiers agree), agreeing samples per
+    /// class, Fréchet distance per modality, and (z from the prior only) its cost row.
+    fn measure(&mut self, u: &mut Unconditional, real: &RealData, name: &str, steps: &[Step], z: Option<&Host>) -> Result<()> {
+        let nu = self.o.unconditional;
+        let (out, sps) = generate(self.gpu, &mut self.store, &mut self.s, steps, nu, &[], z)?;
         let mut preds = Vec::new();
         let mut fds = Vec::new();
-        for m in &all {
-            let (p, f) = clf.predict(gpu, *m, &out[*m])?;
-            fds.push(round(metrics::frechet_distance(&real_feats[*m], &f)));
+        for m in all_modalities(self.mm) {
+            let (p, f) = self.clf.predict(self.gpu, m, &out[m])?;
+            fds.push(round(metrics::frechet_distance(&real.feats[m], &f)));
             preds.push(p);
         }
         let c = metrics::agreement(&preds);
-        log(&format!("unconditional coherence, {name}: {c:.3} ({nu} samples)"));
-        uncond[name] = round(c);
-        uncond[format!("{name}_agreed_per_class")] = json!(metrics::agreed_classes(&preds, classifier::CLASSES));
-        fd[name] = json!(fds);
+        (self.log)(&format!("unconditional coherence, {name}: {c:.3} ({nu} samples)"));
+        u.summary[name] = round(c);
+        u.summary[format!("{name}_agreed_per_class")] = json!(metrics::agreed_classes(&preds, classifier::CLASSES));
+        u.frechet[name] = json!(fds);
         if z.is_none() {
-            cost.push(json!({"mode": format!("unconditional, {name}"), "evaluations": evaluations(steps), "seconds_per_sample": sps}));
+            self.cost.push(json!({"mode": format!("unconditional, {name}"), "evaluations": evaluations(steps), "seconds_per_sample": sps}));
         }
         Ok(())
-    };
-    for (name, steps, z) in &stages {
-        measure(name, steps, z.as_ref(), &mut s, &mut store)?;
-    }
-    if generator {
-        let encode = Step { phase: Phase::Encode { given: all.clone(), mean: false }, times: 1 };
-        let z = infer_z(gpu, &mut store, &mut s, train, o.probe_train, &[encode, Step { phase: Phase::LangevinZ { given: all.clone() }, times: kz }])?.0;
-        let fit = metrics::LatentFit::of(&z);
-        let (sum, kl) = (metrics::latent_summary_of(&fit.mean, &fit.cov), fit.kl_to_prior());
-        let fitted = fit.sample(nu, o.seed ^ 0x5eed);
-        let decode = Step { phase: Phase::Decode { targets: all.clone() }, times: 1 };
-        let revise = Step { phase: Phase::LangevinX { moving: all.clone() }, times: kx };
-        measure("fitted_generator", &[decode.clone()], Some(&fitted), &mut s, &mut store)?;
-        measure("fitted_revised", &[decode, revise], Some(&fitted), &mut s, &mut store)?;
-        log(&format!("inferred z vs N(0, I): KL {kl:.2} nats, mean |E z| {:.3} (worst {:.3}), mean E z² {:.3} (worst dimension {:.3})", sum[0], sum[1], sum[2], sum[3]));
-        uncond["prior_fit"] = json!({"examples": z.shape[0], "kl_to_prior": round(kl), "mean_abs": round(sum[0]), "mean_abs_worst": round(sum[1]), "second_moment": round(sum[2]), "second_moment_worst": round(sum[3])});
     }
 
-    // Latent probe: z inferred from all modalities (first expert's mean + K_z posterior steps).
-    let probe = if generator {
-        let steps = [Step { phase: Phase::Encode { given: all.clone(), mean: true }, times: 1 }, Step { phase: Phase::LangevinZ { given: all.clone() }, times: kz }];
-        let (ztr, ytr) = infer_z(gpu, &mut store, &mut s, train, o.probe_train, &steps)?;
-        let (zte, yte) = infer_z(gpu, &mut store, &mut s, test, o.probe_test, &steps)?;
+    /// Latent probe: a linear classifier on z inferred from all modalities (first expert's mean
+    /// + K_z posterior steps), trained on training examples and scored on test examples.
+    fn latent_probe(&mut self, train: &Dataset, test: &Dataset) -> Result<Value> {
+        let (all, kz) = (all_modalities(self.mm), self.kz);
+        let steps = [Step { phase: Phase::Encode { given: all.clone(), mean: true }, times: 1 }, Step { phase: Phase::LangevinZ { given: all }, times: kz }];
+        let (ztr, ytr) = infer_z(self.gpu, &mut self.store, &mut self.s, train, self.o.probe_train, &steps)?;
+        let (zte, yte) = infer_z(self.gpu, &mut self.store, &mut self.s, test, self.o.probe_test, &steps)?;
         let acc = metrics::linear_probe(&ztr, &ytr, &zte, &yte, classifier::CLASSES);
-        log(&format!("latent probe: {acc:.3}"));
-        json!({"train": ytr.len(), "test": yte.len(), "accuracy": round(acc), "z": format!("mean of modality 0's expert, then K_z = {kz} posterior steps on all modalities")})
-    } else {
-        Value::Null
-    };
-
-    Ok(json!({
-        "checkpoint": trained.path.display().to_string(),
-        "iteration": trained.iteration,
-        "dataset": test.name(),
-        "model": if generator { "ours (EBM + generator + encoder)" } else { "EBM alone, chains from noise" },
-        "kz": kz,
-        "kx": kx,
-        "classifier_accuracy": real_acc.iter().map(|&a| round(a)).collect::<Vec<_>>(),
-        "real": {"conditional_coherence": round(real_acc.iter().sum::<f64>() / mm as f64), "unconditional_coherence": round(metrics::agreement(&real_preds))},
-        "conditional": {"examples": n_cond, "columns": modes.iter().map(|m| m.0).collect::<Vec<_>>(), "by_observed": by_size, "per_subset": subset_rows},
-        "unconditional": uncond,
-        "frechet": fd,
-        "latent_probe": probe,
-        "cost": cost,
-        "note": "Fréchet distances are computed in the 64-d feature space of this project's own digit classifiers, not Inception FID; they compare runs on the same data, not papers."
-    }))
+        (self.log)(&format!("latent probe: {acc:.3}"));
+        Ok(json!({"train": ytr.len(), "test": yte.len(), "accuracy": round(acc), "z": format!("mean of modality 0's expert, then K_z = {kz} posterior steps on all modalities")}))
+    }
 }
 
 /// The unconditional sample sets `evaluate` reports, in table order.

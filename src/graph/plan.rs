@@ -4,7 +4,7 @@
 use super::{Graph, NodeKind};
 use crate::error::{Error, Result};
 use crate::gpu::pack_uniforms;
-use crate::ops::{numel, Slot, Target};
+use crate::ops::{numel, Dispatch, Op, Slot, Target};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,173 +89,250 @@ impl Graph {
     /// Lowers the graph for `target`: dead nodes are dropped, each op's dispatches are emitted in
     /// node order, and temporaries share buffers once their last reader has run.
     pub fn compile(&self, target: &Target) -> Result<Plan> {
-        let n = self.nodes.len();
-        // Buffer owner: a reshape shares its input's buffer.
+        let life = Lifetimes::of(self);
+        let mut low = Lowering::new(self, target, &life);
+        for i in (0..self.nodes.len()).filter(|&i| life.live[i]) {
+            low.node(i)?;
+        }
+        Ok(low.finish())
+    }
+}
+
+/// Which node owns each buffer, which nodes run, and when each buffer is read for the last time:
+/// everything buffer reuse needs to know before the first dispatch is emitted.
+struct Lifetimes {
+    /// Buffer owner of each node: a reshape shares its input's buffer.
+    root: Vec<usize>,
+    /// Effects, outputs, and everything they read.
+    live: Vec<bool>,
+    /// Last live node reading each buffer owner (indexed by owner).
+    last_use: Vec<usize>,
+}
+
+impl Lifetimes {
+    /// Buffer owners, live nodes and last readers of `g`.
+    fn of(g: &Graph) -> Lifetimes {
+        let n = g.nodes.len();
         let mut root: Vec<usize> = (0..n).collect();
-        for (i, node) in self.nodes.iter().enumerate() {
+        for (i, node) in g.nodes.iter().enumerate() {
             if matches!(node.kind, NodeKind::Reshape) {
                 root[i] = root[node.inputs[0].0];
             }
         }
-        // Live nodes: effects, outputs, and everything they read.
+        let live = Lifetimes::live(g);
+        let mut last_use = vec![0usize; n];
+        for i in (0..n).filter(|&i| live[i]) {
+            last_use[root[i]] = last_use[root[i]].max(i);
+            for t in &g.nodes[i].inputs {
+                last_use[root[t.0]] = last_use[root[t.0]].max(i);
+            }
+        }
+        Lifetimes { root, live, last_use }
+    }
+
+    /// Marks effects (ops that write variables) and outputs, then everything they read,
+    /// walking back from the last node (inputs always come before their readers).
+    fn live(g: &Graph) -> Vec<bool> {
+        let n = g.nodes.len();
         let mut live = vec![false; n];
-        for (i, node) in self.nodes.iter().enumerate() {
+        for (i, node) in g.nodes.iter().enumerate() {
             if let NodeKind::Op(op) = &node.kind {
                 if !op.writes().is_empty() {
                     live[i] = true;
                 }
             }
         }
-        for (_, t) in &self.outputs {
+        for (_, t) in &g.outputs {
             live[t.0] = true;
         }
         for i in (0..n).rev() {
             if live[i] {
-                for t in &self.nodes[i].inputs {
+                for t in &g.nodes[i].inputs {
                     live[t.0] = true;
                 }
             }
         }
-        let output_name = |r: usize| self.outputs.iter().find(|(_, t)| root[t.0] == r).map(|(s, _)| s.clone());
-        // Last reader of each buffer owner.
-        let mut last_use = vec![0usize; n];
-        for i in 0..n {
-            if live[i] {
-                last_use[root[i]] = last_use[root[i]].max(i);
-                for t in &self.nodes[i].inputs {
-                    last_use[root[t.0]] = last_use[root[t.0]].max(i);
-                }
-            }
-        }
+        live
+    }
+}
 
-        let mut buffers: Vec<BufferSpec> = Vec::new();
-        let mut buf_of: Vec<Option<usize>> = vec![None; n];
-        let mut free: Vec<(usize, u64)> = Vec::new();
-        let mut dispatches = Vec::new();
-        let mut blocks: Vec<Vec<u32>> = Vec::new();
-        // (name, index into `dispatches`, word of its block)
-        let mut named: Vec<(String, usize, usize)> = Vec::new();
-        let check = |what: &str, bytes: u64| -> Result<()> {
-            if bytes > target.max_binding_bytes {
+/// An error unless a binding of `bytes` fits the target's storage binding limit.
+fn check_binding(target: &Target, what: &str, bytes: u64) -> Result<()> {
+    if bytes > target.max_binding_bytes {
+        return Err(Error::Limit(format!(
+            "{what} needs {bytes} bytes, above max_storage_buffer_binding_size of {} bytes ({} MiB) on this target",
+            target.max_binding_bytes,
+            target.max_binding_bytes >> 20
+        )));
+    }
+    Ok(())
+}
+
+/// The plan under construction while live nodes are lowered in order: buffers allocated so
+/// far, the free list of temps, and the dispatches with their (not yet packed) uniform blocks.
+struct Lowering<'a> {
+    graph: &'a Graph,
+    target: &'a Target,
+    life: &'a Lifetimes,
+    buffers: Vec<BufferSpec>,
+    /// Buffer of each lowered node (`None` for an effect without output, or not lowered yet).
+    buf_of: Vec<Option<usize>>,
+    /// Temps whose tensors are dead: (buffer, bytes).
+    free: Vec<(usize, u64)>,
+    dispatches: Vec<PlanDispatch>,
+    /// Uniform block of each dispatch.
+    blocks: Vec<Vec<u32>>,
+    /// Named runtime parameters: (name, index into `dispatches`, word of its block).
+    named: Vec<(String, usize, usize)>,
+}
+
+impl<'a> Lowering<'a> {
+    /// An empty plan for `graph`, lowered for `target`.
+    fn new(graph: &'a Graph, target: &'a Target, life: &'a Lifetimes) -> Lowering<'a> {
+        let n = graph.nodes.len();
+        Lowering { graph, target, life, buffers: Vec::new(), buf_of: vec![None; n], free: Vec::new(), dispatches: Vec::new(), blocks: Vec::new(), named: Vec::new() }
+    }
+
+    /// Gives node `i` its buffer and, for an op, emits its dispatches.
+    fn node(&mut self, i: usize) -> Result<()> {
+        let graph = self.graph;
+        let node = &graph.nodes[i];
+        match &node.kind {
+            NodeKind::Var(name) => {
+                let bytes = (numel(&node.shape) * 4) as u64;
+                check_binding(self.target, &format!("variable '{name}' of shape {:?}", node.shape), bytes)?;
+                self.buffers.push(BufferSpec { name: name.clone(), kind: BufferKind::Var, shape: node.shape.clone(), bytes });
+                self.buf_of[i] = Some(self.buffers.len() - 1);
+            }
+            NodeKind::Reshape => self.buf_of[i] = self.buf_of[self.life.root[i]],
+            NodeKind::Op(op) => self.op(i, op.as_ref())?,
+        }
+        Ok(())
+    }
+
+    /// Lowers op node `i`: its output buffer, its scratch buffers (free again once it has run),
+    /// its dispatches, then the release of buffers it was the last to read.
+    fn op(&mut self, i: usize, op: &dyn Op) -> Result<()> {
+        let graph = self.graph;
+        let node = &graph.nodes[i];
+        let in_shapes: Vec<&[usize]> = node.inputs.iter().map(|t| graph.nodes[t.0].shape.as_slice()).collect();
+        let low = op.lower(&in_shapes, &node.shape, self.target)?;
+        let out = self.output_buffer(i, op)?;
+        self.buf_of[i] = out;
+        let mut scratch = Vec::new();
+        for (k, s) in low.scratch.iter().enumerate() {
+            let b = (*s * 4) as u64;
+            check_binding(self.target, &format!("scratch {k} of {}", op.name()), b)?;
+            scratch.push(self.alloc_temp(b));
+        }
+        let first = self.dispatches.len();
+        self.named.extend(op.named_words().into_iter().map(|(name, d, w)| (name, first + d, w)));
+        for d in &low.dispatches {
+            self.check_workgroups(op, &in_shapes, d)?;
+            let bindings = d
+                .bindings
+                .iter()
+                .map(|s| match *s {
+                    Slot::Input(k) => self.buf_of[node.inputs[k].0].expect("input has a buffer"),
+                    Slot::Output => out.expect("op binds an output it does not have"),
+                    Slot::Scratch(k) => scratch[k],
+                })
+                .collect();
+            self.dispatches.push(PlanDispatch {
+                op: op.name(),
+                shader: d.shader.to_string(),
+                entry: d.entry.to_string(),
+                constants: d.constants.clone(),
+                uniform_offset: 0,
+                bindings,
+                workgroups: d.workgroups,
+            });
+            self.blocks.push(d.params.clone());
+        }
+        for s in scratch {
+            self.free.push((s, self.buffers[s].bytes));
+        }
+        self.release_after(i);
+        Ok(())
+    }
+
+    /// The buffer op node `i` writes: a named output, nothing for an effect without output, or
+    /// a temp (reusing a free one where the size fits).
+    fn output_buffer(&mut self, i: usize, op: &dyn Op) -> Result<Option<usize>> {
+        let graph = self.graph;
+        let shape = &graph.nodes[i].shape;
+        let bytes = (numel(shape) * 4) as u64;
+        check_binding(self.target, &format!("output of {} with shape {:?}", op.name(), shape), bytes)?;
+        let root = &self.life.root;
+        if let Some((name, _)) = graph.outputs.iter().find(|(_, t)| root[t.0] == i) {
+            self.buffers.push(BufferSpec { name: name.clone(), kind: BufferKind::Output, shape: shape.clone(), bytes });
+            return Ok(Some(self.buffers.len() - 1));
+        }
+        if !op.writes().is_empty() && numel(shape) == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.alloc_temp(bytes)))
+    }
+
+    /// A temp of `bytes`: a free one of a fitting size, else a new one.
+    fn alloc_temp(&mut self, bytes: u64) -> usize {
+        if let Some(b) = take_free(&mut self.free, bytes) {
+            return b;
+        }
+        let buffers = &mut self.buffers;
+        buffers.push(BufferSpec { name: format!("temp{}", buffers.len()), kind: BufferKind::Temp, shape: vec![(bytes / 4) as usize], bytes });
+        buffers.len() - 1
+    }
+
+    /// An error unless every workgroup count of `d` fits the target.
+    fn check_workgroups(&self, op: &dyn Op, in_shapes: &[&[usize]], d: &Dispatch) -> Result<()> {
+        for (axis, &w) in d.workgroups.iter().enumerate() {
+            if w > self.target.max_workgroups {
                 return Err(Error::Limit(format!(
-                    "{what} needs {bytes} bytes, above max_storage_buffer_binding_size of {} bytes ({} MiB) on this target",
-                    target.max_binding_bytes,
-                    target.max_binding_bytes >> 20
+                    "{} on inputs {in_shapes:?} needs {w} workgroups along axis {axis}, above max_compute_workgroups_per_dimension of {}",
+                    op.name(),
+                    self.target.max_workgroups
                 )));
             }
-            Ok(())
-        };
-        let alloc_temp = |buffers: &mut Vec<BufferSpec>, free: &mut Vec<(usize, u64)>, bytes: u64| -> usize {
-            if let Some(b) = take_free(free, bytes) {
-                return b;
-            }
-            buffers.push(BufferSpec {
-                name: format!("temp{}", buffers.len()),
-                kind: BufferKind::Temp,
-                shape: vec![(bytes / 4) as usize],
-                bytes,
-            });
-            buffers.len() - 1
-        };
+        }
+        Ok(())
+    }
 
-        for i in 0..n {
-            if !live[i] {
-                continue;
-            }
-            let node = &self.nodes[i];
-            match &node.kind {
-                NodeKind::Var(name) => {
-                    let bytes = (numel(&node.shape) * 4) as u64;
-                    check(&format!("variable '{name}' of shape {:?}", node.shape), bytes)?;
-                    buffers.push(BufferSpec { name: name.clone(), kind: BufferKind::Var, shape: node.shape.clone(), bytes });
-                    buf_of[i] = Some(buffers.len() - 1);
-                }
-                NodeKind::Reshape => buf_of[i] = buf_of[root[i]],
-                NodeKind::Op(op) => {
-                    let in_shapes: Vec<&[usize]> =
-                        node.inputs.iter().map(|t| self.nodes[t.0].shape.as_slice()).collect();
-                    let low = op.lower(&in_shapes, &node.shape, target)?;
-                    let bytes = (numel(&node.shape) * 4) as u64;
-                    check(&format!("output of {} with shape {:?}", op.name(), node.shape), bytes)?;
-                    let is_effect = !op.writes().is_empty();
-                    let out = if let Some(name) = output_name(i) {
-                        buffers.push(BufferSpec { name, kind: BufferKind::Output, shape: node.shape.clone(), bytes });
-                        Some(buffers.len() - 1)
-                    } else if is_effect && numel(&node.shape) == 0 {
-                        None
-                    } else {
-                        Some(alloc_temp(&mut buffers, &mut free, bytes))
-                    };
-                    buf_of[i] = out;
-                    let mut scratch = Vec::new();
-                    for (k, s) in low.scratch.iter().enumerate() {
-                        let b = (*s * 4) as u64;
-                        check(&format!("scratch {k} of {}", op.name()), b)?;
-                        scratch.push(alloc_temp(&mut buffers, &mut free, b));
-                    }
-                    named.extend(op.named_words().into_iter().map(|(name, d, w)| (name, dispatches.len() + d, w)));
-                    for d in &low.dispatches {
-                        for (axis, &w) in d.workgroups.iter().enumerate() {
-                            if w > target.max_workgroups {
-                                return Err(Error::Limit(format!(
-                                    "{} on inputs {in_shapes:?} needs {w} workgroups along axis {axis}, above max_compute_workgroups_per_dimension of {}",
-                                    op.name(),
-                                    target.max_workgroups
-                                )));
-                            }
-                        }
-                        let bindings = d
-                            .bindings
-                            .iter()
-                            .map(|s| match *s {
-                                Slot::Input(k) => buf_of[node.inputs[k].0].expect("input has a buffer"),
-                                Slot::Output => out.expect("op binds an output it does not have"),
-                                Slot::Scratch(k) => scratch[k],
-                            })
-                            .collect();
-                        dispatches.push(PlanDispatch {
-                            op: op.name(),
-                            shader: d.shader.to_string(),
-                            entry: d.entry.to_string(),
-                            constants: d.constants.clone(),
-                            uniform_offset: 0,
-                            bindings,
-                            workgroups: d.workgroups,
-                        });
-                        blocks.push(d.params.clone());
-                    }
-                    for s in scratch {
-                        free.push((s, buffers[s].bytes));
-                    }
-                    // Release inputs (and this output, if unread) whose last reader was this op.
-                    let mut released: Vec<usize> = Vec::new();
-                    for t in node.inputs.iter().map(|t| t.0).chain(std::iter::once(i)) {
-                        let r = root[t];
-                        if last_use[r] == i && !released.contains(&r) {
-                            released.push(r);
-                            if let Some(b) = buf_of[r] {
-                                if buffers[b].kind == BufferKind::Temp {
-                                    free.push((b, buffers[b].bytes));
-                                }
-                            }
-                        }
+    /// Frees the temps of node `i`'s inputs (and of its own output, if nothing reads it) whose
+    /// last reader was node `i`.
+    fn release_after(&mut self, i: usize) {
+        let (root, last_use) = (&self.life.root, &self.life.last_use);
+        let mut released: Vec<usize> = Vec::new();
+        for t in self.graph.nodes[i].inputs.iter().map(|t| t.0).chain(std::iter::once(i)) {
+            let r = root[t];
+            if last_use[r] == i && !released.contains(&r) {
+                released.push(r);
+                if let Some(b) = self.buf_of[r] {
+                    if self.buffers[b].kind == BufferKind::Temp {
+                        self.free.push((b, self.buffers[b].bytes));
                     }
                 }
             }
         }
-        let refs: Vec<&[u32]> = blocks.iter().map(|b| b.as_slice()).collect();
+    }
+
+    /// Packs the uniform blocks into one buffer, points each dispatch and named parameter at
+    /// its words, and returns the plan.
+    fn finish(self) -> Plan {
+        let refs: Vec<&[u32]> = self.blocks.iter().map(|b| b.as_slice()).collect();
         let (uniforms, offsets) = pack_uniforms(&refs);
         let mut params: Vec<PlanParam> = Vec::new();
-        for (name, d, w) in named {
+        for (name, d, w) in self.named {
             let word = (offsets[d] / 4) as usize + w;
             match params.iter_mut().find(|p| p.name == name) {
                 Some(p) => p.words.push(word),
                 None => params.push(PlanParam { name, words: vec![word] }),
             }
         }
+        let mut dispatches = self.dispatches;
         for (d, off) in dispatches.iter_mut().zip(offsets) {
             d.uniform_offset = off;
         }
-        Ok(Plan { buffers, dispatches, uniforms, params })
+        Plan { buffers: self.buffers, dispatches, uniforms, params }
     }
 }
