@@ -1,11 +1,14 @@
 // Elementwise kernels. FN picks the function at pipeline creation, so one shader serves
 // every activation instead of a near-twin per activation.
-//   map / map_grad FN: 0 relu, 1 leaky_relu(slope a), 2 tanh, 3 exp, 4 square, 5 affine a*x+b,
-//                      6 pow x^a (x > 0)
-//   zip FN:            0 a*x + b*y, 1 a*x*y
+//   map / map_grad FN: a code of shaders/map_fn.wgsl (MapFn), parameters a and b
+//   zip FN:            ZIP_LIN or ZIP_MUL below (Zip::WGSL_NAMES)
 // Threads index elements linearly over a 2-D grid (see gpu::grid).
 
+// #include map_fn
+
 override FN: u32 = 0u;
+const ZIP_LIN: u32 = 0u; // a*x + b*y
+const ZIP_MUL: u32 = 1u; // a*x*y
 const WG: u32 = 256u;
 
 struct Params { n: u32, a: f32, b: f32, inner: u32, channels: u32 }
@@ -15,31 +18,8 @@ fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
-fn f(x: f32) -> f32 {
-    switch FN {
-        case 0u: { return max(x, 0.0); }
-        case 1u: { return select(p.a * x, x, x > 0.0); }
-        case 2u: { return tanh(x); }
-        case 3u: { return exp(x); }
-        case 4u: { return x * x; }
-        case 6u: { return pow(x, p.a); }
-        default: { return p.a * x + p.b; }
-    }
-}
-
-// Derivative of f, written with whichever of input x or output y the backward pass keeps
-// (tanh and exp are cheaper from y; vjp passes y for them).
-fn df(xy: f32) -> f32 {
-    switch FN {
-        case 0u: { return select(0.0, 1.0, xy > 0.0); }
-        case 1u: { return select(p.a, 1.0, xy > 0.0); }
-        case 2u: { return 1.0 - xy * xy; }
-        case 3u: { return xy; }
-        case 4u: { return 2.0 * xy; }
-        case 6u: { return p.a * pow(xy, p.a - 1.0); }
-        default: { return p.a; }
-    }
-}
+fn f(x: f32) -> f32 { return map_fn(FN, p.a, p.b, x); }
+fn df(xy: f32) -> f32 { return map_fn_grad(FN, p.a, xy); }
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -79,7 +59,7 @@ fn map_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 fn zip(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(gid, nwg);
     if (i < p.n) {
-        if (FN == 0u) { w[i] = p.a * u[i] + p.b * v[i]; } else { w[i] = p.a * u[i] * v[i]; }
+        if (FN == ZIP_LIN) { w[i] = p.a * u[i] + p.b * v[i]; } else { w[i] = p.a * u[i] * v[i]; }
     }
 }
 

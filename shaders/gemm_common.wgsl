@@ -1,6 +1,7 @@
 // The body shared by gemm.wgsl and gemm_subgroup.wgsl (they include it): constants, Params,
 // geometry of the four MODEs, loaders and the epilogue, and the body of conv_thin. No entry points
 // of its own.
+// #include map_fn
 
 override MODE: u32 = 0u;
 override TRANS_A: bool = false;
@@ -26,7 +27,7 @@ override ROW4: bool = false;
 override ROW4_R: i32 = -1;
 override ROW4_KW: u32 = 4u; // ROW4: the real taps per row (KW)
 override BIAS: u32 = 0u;      // 0 none, 1 per row m (conv channel), 2 per column n (matmul)
-override ACT: u32 = 0u;       // 0 none, 1 relu, 2 leaky relu (p.slope), 3 tanh
+override ACT: u32 = 0u;       // a code of map_fn.wgsl (MapFn::fusable ones), parameter p.slope
 override SPLIT: bool = false; // write raw partial sums [ksplit][nz][M][N rounded to 4] for gemm_sum
 override WGX: u32 = 16u;      // threads along n (the only dimension for gemm_sg)
 override WGY: u32 = 16u;      // threads along m
@@ -477,14 +478,7 @@ fn mma4(acc: ptr<function, array<vec4<f32>, 4>>, ar: array<vec4<f32>, 4>, bb: ar
     }
 }
 
-fn act(x: f32) -> f32 {
-    switch ACT {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return select(p.slope * x, x, x > 0.0); }
-        case 3u: { return tanh(x); }
-        default: { return x; }
-    }
-}
+fn act(x: f32) -> f32 { return map_fn(ACT, p.slope, 0.0, x); }
 
 // k range [kb, ke) of split kz in slice g; chunks are multiples of `step`.
 fn k_range(g: Geo, kz: u32, step: u32) -> vec2<u32> {

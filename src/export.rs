@@ -23,7 +23,8 @@ use crate::error::{Error, Result};
 use crate::graph::Plan;
 use crate::model::config::LangevinConfig;
 use crate::ops::Target;
-use crate::sample::{cross_modal_steps, unconditional_steps, Phase, Phases, Step};
+use crate::model::phases::{Phases, SAMPLING};
+use crate::sample::{cross_modal_steps, unconditional_steps, Phase, Step};
 use crate::train::checkpoint::Trained;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -140,7 +141,7 @@ pub fn recipes(modalities: usize, langevin: &LangevinConfig) -> (Vec<Vec<Step>>,
 
 fn compile(trained: &Trained, n: usize, langevin: &LangevinConfig, phase: &Phase) -> Result<Plan> {
     let mut model = trained.model.clone();
-    let mut ph = Phases { model: &mut model, n, langevin: langevin.clone() };
+    let mut ph = Phases { model: &mut model, n, langevin: langevin.clone(), vars: SAMPLING };
     phase.build(&mut ph)?.compile(&Target::webgpu())
 }
 
@@ -234,7 +235,7 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
         n: opts.n,
         latent_total: trained.model.latent().total(),
         langevin,
-        vars: Vars { rng: crate::sample::RNG, z: crate::sample::Z, x: (0..mm).map(crate::sample::x_var).collect() },
+        vars: Vars { rng: SAMPLING.rng, z: SAMPLING.z_post, x: (0..mm).map(|m| SAMPLING.x(m)).collect() },
         weights,
         weights_file: "weights.bin",
         weights_bytes: blob.len() as u64,

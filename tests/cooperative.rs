@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use mmebm::graph::{Executable, Graph, Store};
 use mmebm::model::{Model, ModelConfig};
-use mmebm::nn::{self, Act, Params};
+use mmebm::nn::{self, Params};
 use mmebm::ops::random::rng_state;
 use mmebm::ops::reduce::ReduceKind;
 use mmebm::ops::{Host, Target};
@@ -43,7 +43,7 @@ fn posterior_chain(observed: &[usize]) {
     let mut lp = nn::scale(&mut g, prior, -0.5).unwrap();
     for &m in observed {
         let x = g.var(&format!("x{m}"), &[n, dx]).unwrap();
-        let gx = nn::linear(&mut g, &mut ps, &format!("g{m}"), z, dx, Act::None).unwrap();
+        let gx = nn::linear(&mut g, &mut ps, &format!("g{m}"), z, dx, None).unwrap();
         let err = nn::lin(&mut g, x, 1.0, gx, -1.0).unwrap();
         let sq = nn::reduce(&mut g, ReduceKind::SumSq, err, 0).unwrap();
         lp = nn::lin(&mut g, lp, 1.0, sq, -1.0 / (2.0 * sigma * sigma)).unwrap();
@@ -58,7 +58,7 @@ fn posterior_chain(observed: &[usize]) {
         let mut gg = Graph::new();
         let zz = gg.var("z", &[1, d]).unwrap();
         for m in 0..mm {
-            nn::linear(&mut gg, &mut p, &format!("g{m}"), zz, dx, Act::None).unwrap();
+            nn::linear(&mut gg, &mut p, &format!("g{m}"), zz, dx, None).unwrap();
         }
         p.specs.iter().enumerate().map(|(k, s)| (s.name.clone(), rand_host(&s.shape, 40 + k as u64, -0.8, 0.8))).collect()
     };

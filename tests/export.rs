@@ -7,7 +7,8 @@
 use mmebm::export::{export, ExportOptions};
 use mmebm::graph::{Plan, Store};
 use mmebm::ops::Target;
-use mmebm::sample::{Phase, Phases, Sampler};
+use mmebm::model::phases::{Phases, SAMPLING};
+use mmebm::sample::{Phase, Sampler};
 mod common;
 use mmebm::model::{Config, Model};
 use mmebm::train::checkpoint::{self, Trained};
@@ -84,7 +85,7 @@ fn style_is_the_image_without_its_glyph() {
 /// The plan of `phase` for `langevin` (5 modalities of 3×28×28, n = 2, WebGPU target).
 fn phase_plan(cfg: &Config, langevin: &mmebm::model::config::LangevinConfig, phase: &Phase) -> Plan {
     let mut model = Model::new(&cfg.model, 5, [3, 28, 28]).unwrap();
-    let mut ph = Phases { model: &mut model, n: 2, langevin: langevin.clone() };
+    let mut ph = Phases { model: &mut model, n: 2, langevin: langevin.clone(), vars: SAMPLING };
     phase.build(&mut ph).unwrap().compile(&Target::webgpu()).unwrap()
 }
 

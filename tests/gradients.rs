@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use mmebm::graph::Graph;
-use mmebm::nn::{self, Act, Params};
+use mmebm::nn::{self, MapFn, Params};
 use mmebm::ops::gaussian::GaussianLogPdf;
 use mmebm::ops::logsumexp::LogSumExp;
 use mmebm::ops::reduce::ReduceKind;
@@ -45,11 +45,11 @@ fn cnn_gradcheck(smooth: bool) {
     let mut ps = Params::new("cnn");
     let x = g.var("x", &[2, 3, 9, 9]).unwrap();
     // The activation in the convolution's epilogue, as the models use it.
-    let h = nn::conv(&mut g, &mut ps, "c1", x, 5, 3, 1, 1, if smooth { Act::Tanh } else { Act::Relu }).unwrap();
+    let h = nn::conv(&mut g, &mut ps, "c1", x, 5, 3, 1, 1, if smooth { Some(MapFn::Tanh) } else { Some(MapFn::Relu) }).unwrap();
     let h = nn::avgpool2(&mut g, h).unwrap();
-    let h = nn::conv(&mut g, &mut ps, "c2", h, 4, 3, 2, 1, Act::None).unwrap();
+    let h = nn::conv(&mut g, &mut ps, "c2", h, 4, 3, 2, 1, None).unwrap();
     let h = nn::global_avgpool(&mut g, h).unwrap();
-    let h = nn::linear(&mut g, &mut ps, "fc", h, 3, Act::None).unwrap();
+    let h = nn::linear(&mut g, &mut ps, "fc", h, 3, None).unwrap();
     let loss = nn::reduce(&mut g, ReduceKind::Sum, h, 0).unwrap();
     let vars = init(&ps, 1, &[("x", rand_host(&[2, 3, 9, 9], 2, -1.0, 1.0))]);
     let mut wrt: Vec<String> = ps.specs.iter().map(|s| s.name.clone()).collect();
@@ -69,10 +69,10 @@ fn transposed_conv_decoder_gradients() {
     let mut ps = Params::new("dec");
     let z = g.var("z", &[3, 4]).unwrap();
     let target = g.var("target", &[3, 2, 8, 8]).unwrap();
-    let h = nn::linear(&mut g, &mut ps, "fc", z, 6 * 4 * 4, Act::None).unwrap();
+    let h = nn::linear(&mut g, &mut ps, "fc", z, 6 * 4 * 4, None).unwrap();
     let h = g.reshape(h, &[3, 6, 4, 4]).unwrap();
     let h = nn::leaky(&mut g, h, 0.2).unwrap();
-    let h = nn::conv_t(&mut g, &mut ps, "t1", h, 2, 4, 2, 1, 0, Act::Tanh).unwrap();
+    let h = nn::conv_t(&mut g, &mut ps, "t1", h, 2, 4, 2, 1, 0, Some(MapFn::Tanh)).unwrap();
     let err = nn::lin(&mut g, h, 1.0, target, -1.0).unwrap();
     let loss = nn::reduce(&mut g, ReduceKind::SumSq, err, 0).unwrap();
     let vars = init(&ps, 3, &[("z", rand_host(&[3, 4], 4, -1.0, 1.0)), ("target", rand_host(&[3, 2, 8, 8], 5, -0.9, 0.9))]);

@@ -88,14 +88,14 @@ fn a_tensor_above_the_binding_limit_is_a_clear_error() {
 fn layers_add_bias_and_activation_in_the_epilogue() {
     // nn::conv / conv_t / linear are one GEMM-family dispatch each (plus a weight copy where the
     // lowering wants one): no separate add_bias or map pass over the output.
-    use mmebm::nn::{self, Act, Params};
+    use mmebm::nn::{self, MapFn, Params};
     let mut g = Graph::new();
     let mut ps = Params::new("p");
     let x = g.var("x", &[2, 3, 8, 8]).unwrap();
-    let h = nn::conv(&mut g, &mut ps, "c", x, 4, 3, 1, 1, Act::LeakyRelu(0.2)).unwrap();
-    let h = nn::conv_t(&mut g, &mut ps, "t", h, 2, 4, 2, 1, 0, Act::Tanh).unwrap();
+    let h = nn::conv(&mut g, &mut ps, "c", x, 4, 3, 1, 1, Some(MapFn::LeakyRelu(0.2))).unwrap();
+    let h = nn::conv_t(&mut g, &mut ps, "t", h, 2, 4, 2, 1, 0, Some(MapFn::Tanh)).unwrap();
     let h = g.reshape(h, &[2, 2 * 16 * 16]).unwrap();
-    let y = nn::linear(&mut g, &mut ps, "l", h, 5, Act::Relu).unwrap();
+    let y = nn::linear(&mut g, &mut ps, "l", h, 5, Some(MapFn::Relu)).unwrap();
     g.output("y", y);
     for t in [Target::webgpu(), Target::of(gpu())] {
         let plan = g.compile(&t).unwrap();

@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use mmebm::data::synthetic::synthetic;
 use mmebm::graph::{replay, Executable, Graph, Store};
-use mmebm::nn::{self, Act, Params};
+use mmebm::nn::{self, MapFn, Params};
 use mmebm::ops::adam::{adam_state, Adam};
 use mmebm::ops::logsumexp::LogSumExp;
 use mmebm::ops::reduce::ReduceKind;
@@ -12,10 +12,10 @@ use mmebm::ops::{Host, Target, Tid};
 use std::sync::Arc;
 
 fn net(g: &mut Graph, ps: &mut Params, x: Tid, b: usize) -> Tid {
-    let h = nn::conv(g, ps, "c1", x, 8, 4, 2, 1, Act::Relu).unwrap(); // 14×14
-    let h = nn::conv(g, ps, "c2", h, 16, 4, 2, 1, Act::Relu).unwrap(); // 7×7
+    let h = nn::conv(g, ps, "c1", x, 8, 4, 2, 1, Some(MapFn::Relu)).unwrap(); // 14×14
+    let h = nn::conv(g, ps, "c2", h, 16, 4, 2, 1, Some(MapFn::Relu)).unwrap(); // 7×7
     let h = g.reshape(h, &[b, 16 * 49]).unwrap();
-    nn::linear(g, ps, "fc", h, 10, Act::None).unwrap()
+    nn::linear(g, ps, "fc", h, 10, None).unwrap()
 }
 
 #[test]

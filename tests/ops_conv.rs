@@ -8,7 +8,8 @@
 mod common;
 use common::*;
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight, ConvTranspose2d};
-use mmebm::ops::gemm::{Act, MatMul};
+use mmebm::ops::elementwise::MapFn;
+use mmebm::ops::gemm::MatMul;
 use mmebm::graph::eager;
 use mmebm::ops::{Host, Op, Target};
 
@@ -80,7 +81,7 @@ fn conv_forward(m: Matrix) {
             let (x, w, bias) = inputs(g, 10 * gi as u64);
             let (_, ci, _, _, _, k, s, p) = g;
             check(&t, &Conv2d::new(s, p), &[&x, &w], ci * k * k);
-            let act = [Act::Relu, Act::LeakyRelu(0.2), Act::Tanh][gi % 3];
+            let act = [Some(MapFn::Relu), Some(MapFn::LeakyRelu(0.2)), Some(MapFn::Tanh)][gi % 3];
             check(&t, &Conv2d::new(s, p).with_act(act), &[&x, &w, &bias], ci * k * k);
         }
     }
@@ -100,7 +101,7 @@ fn conv_transpose(m: Matrix) {
             let bd = Conv2dBackwardData::backward_data(s, p, [h, wd], [k, k]);
             assert_eq!(bd.shape(&[&u.shape, &w.shape]).unwrap(), vec![n, ci, h, wd], "{}", bd.name());
             check(&t, &bd, &[&u, &w], co * k * k);
-            check(&t, &bd.with_act(Act::Tanh), &[&u, &w, &bias], co * k * k);
+            check(&t, &bd.with_act(Some(MapFn::Tanh)), &[&u, &w, &bias], co * k * k);
             // Every output padding the stride allows.
             for op in 0..s {
                 check(&t, &ConvTranspose2d::new(s, p, op), &[&u, &w], co * k * k);
@@ -145,11 +146,11 @@ fn conv_batch_64_layer_and_split_k() {
         let x = rand_host(&[1, 128, 6, 6], 3, -1.0, 1.0);
         let w = rand_host(&[8, 128, 3, 3], 4, -1.0, 1.0);
         let b = rand_host(&[8], 5, -1.0, 1.0);
-        let y = check(&t, &Conv2d::new(1, 1).with_act(Act::Relu), &[&x, &w, &b], 128 * 9);
+        let y = check(&t, &Conv2d::new(1, 1).with_act(Some(MapFn::Relu)), &[&x, &w, &b], 128 * 9);
         let w2 = rand_host(&[128, 8, 3, 3], 6, -1.0, 1.0);
         let y2 = rand_host(&[1, 128, 6, 6], 7, -1.0, 1.0);
         let b2 = rand_host(&[8], 8, -1.0, 1.0);
-        check(&t, &Conv2dBackwardData::backward_data(1, 1, [6, 6], [3, 3]).with_act(Act::Tanh), &[&y2, &w2, &b2], 128 * 9);
+        check(&t, &Conv2dBackwardData::backward_data(1, 1, [6, 6], [3, 3]).with_act(Some(MapFn::Tanh)), &[&y2, &w2, &b2], 128 * 9);
         check(&t, &ConvTranspose2d::new(2, 1, 1), &[&y2, &w2, &b2], 128 * 9);
         let _ = y;
     }
@@ -222,7 +223,7 @@ fn conv_vjps_match_cpu_gradients() {
             let tol = |kk: usize| atol(kk) * 2.0;
 
             // Conv2d with bias and a fused activation.
-            let act = if gi % 2 == 0 { Act::Tanh } else { Act::LeakyRelu(0.3) };
+            let act = if gi % 2 == 0 { Some(MapFn::Tanh) } else { Some(MapFn::LeakyRelu(0.3)) };
             let op = Conv2d::new(s, p).with_act(act);
             let y = op.cpu(&[&x, &w, &bias]).remove(0);
             let dy = rand_host(&y.shape, 600 + gi as u64, -1.0, 1.0);
@@ -231,7 +232,7 @@ fn conv_vjps_match_cpu_gradients() {
             let (o, d) = (eb.add(y.clone()), eb.add(dy.clone()));
             let gr = op.vjp(&mut eb, &ids, o, d);
             let gpre: Vec<f64> = y.data.iter().zip(&dy.data).map(|(&yv, &dv)| {
-                let dd = match act { Act::Tanh => 1.0 - yv * yv, Act::LeakyRelu(sl) => if yv > 0.0 { 1.0 } else { sl }, _ => 1.0 };
+                let dd = match act { Some(MapFn::Tanh) => 1.0 - yv * yv, Some(MapFn::LeakyRelu(sl)) => if yv > 0.0 { 1.0 } else { sl }, _ => 1.0 };
                 (dv * dd) as f64
             }).collect();
             let (mut dx, mut dw, mut db) = (vec![0f64; x.data.len()], vec![0f64; w.data.len()], vec![0f64; co]);

@@ -7,7 +7,8 @@
 //! bias/activation). Observed errors are about ten times smaller.
 mod common;
 use common::*;
-use mmebm::ops::gemm::{Act, Kind, MatMul};
+use mmebm::ops::elementwise::{Act, MapFn};
+use mmebm::ops::gemm::{Kind, MatMul};
 use mmebm::graph::eager;
 use mmebm::ops::{Host, Op, Target};
 
@@ -67,7 +68,7 @@ fn matmul_bias_batch(mx: Matrix) {
     for (vi, t) in variant_targets().into_iter().enumerate() {
         for (si, &(m, n, k)) in [(7, 13, 5), (33, 64, 20)].iter().enumerate().filter(|(si, _)| mx.has(&t, vi, *si)) {
             let bias = rand_host(&[n], 3, -1.0, 1.0);
-            for (ai, act) in [Act::None, Act::Relu, Act::LeakyRelu(0.2), Act::Tanh].into_iter().enumerate() {
+            for (ai, act) in [None, Some(MapFn::Relu), Some(MapFn::LeakyRelu(0.2)), Some(MapFn::Tanh), Some(MapFn::Exp)].into_iter().enumerate() {
                 let (ta, tb) = (ai % 2 == 1, ai >= 2);
                 let a = rand_host(&stored(ta, &[], m, k), 30 + si as u64, -1.0, 1.0);
                 let b = rand_host(&stored(tb, &[], k, n), 40 + si as u64, -1.0, 1.0);
@@ -79,7 +80,7 @@ fn matmul_bias_batch(mx: Matrix) {
                 let a = rand_host(&stored(false, &la, m, k), 50, -1.0, 1.0);
                 let b = rand_host(&stored(true, &lb, k, n), 51, -1.0, 1.0);
                 check(&t, &MatMul::new(false, true), &[&a, &b], k);
-                check(&t, &MatMul::new(false, true).with_act(Act::Relu), &[&a, &b, &bias], k);
+                check(&t, &MatMul::new(false, true).with_act(Some(MapFn::Relu)), &[&a, &b, &bias], k);
             }
         }
     }
@@ -97,7 +98,7 @@ fn matmul_split_k(mx: Matrix) {
                 let a = rand_host(&[m, k], 60, -1.0, 1.0);
                 let b = rand_host(&stored(tb, &[], k, n), 61, -1.0, 1.0);
                 let bias = rand_host(&[n], 62, -1.0, 1.0);
-                check(&t, &MatMul::new(false, tb).with_act(Act::Tanh), &[&a, &b, &bias], k);
+                check(&t, &MatMul::new(false, tb).with_act(Some(MapFn::Tanh)), &[&a, &b, &bias], k);
             }
         }
     }
@@ -116,10 +117,24 @@ fn shape_errors_name_the_op() {
 
 fn act_deriv(act: Act, y: f32) -> f32 {
     match act {
-        Act::None => 1.0,
-        Act::Relu => if y > 0.0 { 1.0 } else { 0.0 },
-        Act::LeakyRelu(s) => if y > 0.0 { 1.0 } else { s },
-        Act::Tanh => 1.0 - y * y,
+        None => 1.0,
+        Some(MapFn::Relu) => if y > 0.0 { 1.0 } else { 0.0 },
+        Some(MapFn::LeakyRelu(s)) => if y > 0.0 { 1.0 } else { s },
+        Some(MapFn::Tanh) => 1.0 - y * y,
+        Some(MapFn::Exp) => y,
+        Some(f) => panic!("{f:?} is not fused"),
+    }
+}
+
+/// Functions whose derivative needs the input cannot ride in the epilogue (it keeps only the
+/// output): lowering says so and names the op.
+#[test]
+fn an_activation_that_cannot_be_fused_is_refused() {
+    let t = &variant_targets()[0];
+    for f in [MapFn::Square, MapFn::Affine(2.0, 1.0), MapFn::Pow(2.0), MapFn::LeakyRelu(-0.5)] {
+        let op = MatMul::new(false, false).with_act(Some(f));
+        let e = op.lower(&[&[3, 4], &[4, 6]], &[3, 6], t).unwrap_err().to_string();
+        assert!(e.contains("matmul") && e.contains("epilogue"), "{e}");
     }
 }
 
@@ -139,7 +154,7 @@ fn matmul_vjp_matches_cpu_gradient() {
         for &(m, n, k) in &[(5, 7, 3), (33, 20, 16)] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 for (la, lb) in [(vec![], vec![]), (vec![2], vec![2]), (vec![3], vec![]), (vec![], vec![2])] {
-                    let act = if ta { Act::Tanh } else { Act::LeakyRelu(0.1) };
+                    let act = if ta { Some(MapFn::Tanh) } else { Some(MapFn::LeakyRelu(0.1)) };
                     let a = rand_host(&stored(ta, &la, m, k), 70, -1.0, 1.0);
                     let b = rand_host(&stored(tb, &lb, k, n), 71, -1.0, 1.0);
                     let bias = rand_host(&[n], 72, -1.0, 1.0);

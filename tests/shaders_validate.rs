@@ -64,3 +64,77 @@ fn rust_uniform_structs_match_the_wgsl_params() {
         assert_eq!(size as u32, span, "{shader}: size");
     }
 }
+
+/// The `u32` constants of a shader whose names start with `prefix`, with their values.
+fn u32_constants(shader: &str, prefix: &str) -> Vec<(String, u32)> {
+    let src = mmebm::gpu::shader_source(shader).unwrap();
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{shader}: {}", e.emit_to_string(&src)));
+    let mut out: Vec<(String, u32)> = module
+        .constants
+        .iter()
+        .filter_map(|(_, c)| {
+            let name = c.name.clone()?;
+            match module.global_expressions[c.init] {
+                naga::Expression::Literal(naga::Literal::U32(v)) if name.starts_with(prefix) => Some((name, v)),
+                _ => None,
+            }
+        })
+        .collect();
+    out.sort_by_key(|c| c.1);
+    out
+}
+
+/// Function codes: the WGSL constants (`FN_*` in map_fn.wgsl, `ZIP_*` in elementwise.wgsl) have
+/// the values Rust passes for them, and each `MapFn` variant's code names its own constant
+/// (`LeakyRelu` → `FN_LEAKY_RELU`).
+#[test]
+fn map_fn_codes_match_rust() {
+    use mmebm::ops::elementwise::{MapFn, Zip};
+    let table = |names: &[&str]| names.iter().enumerate().map(|(i, n)| (n.to_string(), i as u32)).collect::<Vec<_>>();
+    assert_eq!(u32_constants("map_fn", "FN_"), table(&MapFn::WGSL_NAMES), "map_fn.wgsl vs MapFn::WGSL_NAMES");
+    assert_eq!(u32_constants("elementwise", "ZIP_"), table(&Zip::WGSL_NAMES), "elementwise.wgsl vs Zip::WGSL_NAMES");
+    let snake = |debug: String| {
+        let variant = debug.split('(').next().unwrap().to_string();
+        let mut s = String::from("FN");
+        for ch in variant.chars() {
+            if ch.is_uppercase() {
+                s.push('_');
+            }
+            s.push(ch.to_ascii_uppercase());
+        }
+        s
+    };
+    for f in MapFn::EXAMPLES {
+        assert_eq!(MapFn::WGSL_NAMES[f.code().0 as usize], snake(format!("{f:?}")), "code of {f:?}");
+    }
+    assert_eq!(MapFn::EXAMPLES.len() + 1, MapFn::WGSL_NAMES.len(), "every function but FN_NONE has an example");
+    assert_eq!(Zip::WGSL_NAMES[Zip::Mul(2.0).code().0 as usize], "ZIP_MUL");
+    assert_eq!(Zip::WGSL_NAMES[Zip::Lin(1.0, 1.0).code().0 as usize], "ZIP_LIN");
+}
+
+/// Each family's typed override constants (`ops::override_layouts`, declared with
+/// `override_constants!`) name overrides that exist in one of its shaders, with the same type:
+/// a renamed or retyped `override` in WGSL fails here, not at pipeline creation.
+#[test]
+fn rust_override_constants_match_the_wgsl() {
+    let scalar = |ty: &naga::TypeInner| match ty {
+        naga::TypeInner::Scalar(s) => match (s.kind, s.width) {
+            (naga::ScalarKind::Bool, _) => "bool",
+            (naga::ScalarKind::Uint, 4) => "u32",
+            (naga::ScalarKind::Sint, 4) => "i32",
+            _ => "other",
+        },
+        _ => "other",
+    };
+    for (shaders, declared) in mmebm::ops::override_layouts() {
+        let mut wgsl: Vec<(String, &str)> = Vec::new();
+        for shader in shaders {
+            let src = mmebm::gpu::shader_source(shader).unwrap();
+            let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{shader}: {}", e.emit_to_string(&src)));
+            wgsl.extend(module.overrides.iter().filter_map(|(_, o)| Some((o.name.clone()?, scalar(&module.types[o.ty].inner)))));
+        }
+        for (name, ty) in declared {
+            assert!(wgsl.contains(&(name.clone(), ty)), "{shaders:?}: no `override {name}: {ty}` (the WGSL has {wgsl:?})");
+        }
+    }
+}

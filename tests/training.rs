@@ -144,7 +144,7 @@ fn log_step_diagnostics_match_the_chain_states() {
     // x_move: RMS over every pixel of every modality of x̃ − x̃₀.
     let (mut sq, mut n) = (0.0f64, 0usize);
     for m in 0..5 {
-        let (xt, x0) = (t.store.get(gpu, &mmebm::train::chain_x_var(m)).unwrap(), t.store.get(gpu, &mmebm::train::chain_start_var(m)).unwrap());
+        let (xt, x0) = (t.store.get(gpu, &mmebm::model::phases::TRAINING.chain(m)).unwrap(), t.store.get(gpu, &mmebm::model::phases::TRAINING.chain_start(m).unwrap()).unwrap());
         sq += xt.data.iter().zip(&x0.data).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>();
         n += xt.data.len();
     }
@@ -152,7 +152,7 @@ fn log_step_diagnostics_match_the_chain_states() {
     close("x_move", d["x_move"], (sq / n as f64).sqrt(), 1e-3);
 
     // ẑ's per-dimension moments, summarised by hand.
-    let z = t.store.get(gpu, mmebm::train::ZHAT).unwrap();
+    let z = t.store.get(gpu, mmebm::model::phases::TRAINING.z_post).unwrap();
     let lt = z.shape[1];
     let mean: Vec<f32> = (0..lt).map(|j| (0..b).map(|i| z.data[i * lt + j]).sum::<f32>() / b as f32).collect();
     let second: Vec<f32> = (0..lt).map(|j| (0..b).map(|i| z.data[i * lt + j].powi(2)).sum::<f32>() / b as f32).collect();
@@ -163,9 +163,9 @@ fn log_step_diagnostics_match_the_chain_states() {
 
     // z_gain: log p(x, ẑ) − log p(x, ẑ₀), per example, evaluated again in a separate graph.
     let mut g = Graph::new();
-    let xs: Vec<(usize, _)> = (0..5).map(|m| (m, g.var(&mmebm::train::data_var(m), &[b, 3, 28, 28]).unwrap())).collect();
+    let xs: Vec<(usize, _)> = (0..5).map(|m| (m, g.var(&mmebm::model::phases::TRAINING.x(m), &[b, 3, 28, 28]).unwrap())).collect();
     let mut model = t.model.clone();
-    for (name, out) in [(mmebm::train::ZHAT, "check.lp"), (mmebm::train::ZHAT0, "check.lp0")] {
+    for (name, out) in [(mmebm::model::phases::TRAINING.z_post, "check.lp"), (mmebm::model::phases::TRAINING.z_post_start.unwrap(), "check.lp0")] {
         let zv = g.var(name, &[b, lt]).unwrap();
         let lp = model.log_joint(&mut g, zv, &xs).unwrap();
         g.output(out, lp);

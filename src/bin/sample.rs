@@ -456,7 +456,7 @@ fn run(cli: Cli) -> Result<()> {
                 zs.extend((0..lt).map(|k| (1.0 - t) * z.data[k] + t * z.data[lt + k]));
             }
             let mut s = ctx.sampler(frames, c.seed)?;
-            ctx.store.set(&ctx.gpu, mmebm::sample::Z, &Host::new(&[frames, lt], zs))?;
+            ctx.store.set(&ctx.gpu, mmebm::model::phases::SAMPLING.z_post, &Host::new(&[frames, lt], zs))?;
             let all: Vec<usize> = (0..mm).collect();
             s.run(&ctx.gpu, &mut ctx.store, &[Step { phase: Phase::Decode { targets: all }, times: 1 }])?;
             let out = s.read_x(&ctx.gpu, &ctx.store)?;

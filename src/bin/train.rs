@@ -455,7 +455,7 @@ fn truncate_metrics(path: &Path, iteration: u64) -> Result<()> {
 fn write_chain_states(gpu: &Gpu, trainer: &Trainer, n: usize, out: &Path, it: u64) -> Result<()> {
     let mut cols = Vec::new();
     for m in 0..trainer.model.modalities {
-        let x = trainer.store.get(gpu, &mmebm::train::chain_x_var(m))?;
+        let x = trainer.store.get(gpu, &mmebm::model::phases::TRAINING.chain(m))?;
         let per = x.data.len() / x.shape[0];
         let k = n.min(x.shape[0]);
         let mut shape = x.shape.clone();

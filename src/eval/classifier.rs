@@ -5,7 +5,7 @@ use crate::data::{prefetch::epoch_order, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::{replay, Executable, Graph, Store};
-use crate::nn::{self, Act, Params};
+use crate::nn::{self, MapFn, Params};
 use crate::ops::adam::{adam_state, Adam};
 use crate::ops::logsumexp::LogSumExp;
 use crate::ops::reduce::ReduceKind;
@@ -27,11 +27,11 @@ fn prefix(m: usize) -> String {
 
 /// conv 4×4/2 → ReLU → conv 4×4/2 → ReLU → linear → ReLU (features) → linear (logits).
 fn net(g: &mut Graph, ps: &mut Params, x: Tid, b: usize, [_, h, w]: [usize; 3]) -> Result<(Tid, Tid)> {
-    let t = nn::conv(g, ps, "c1", x, 16, 4, 2, 1, Act::Relu)?;
-    let t = nn::conv(g, ps, "c2", t, 32, 4, 2, 1, Act::Relu)?;
+    let t = nn::conv(g, ps, "c1", x, 16, 4, 2, 1, Some(MapFn::Relu))?;
+    let t = nn::conv(g, ps, "c2", t, 32, 4, 2, 1, Some(MapFn::Relu))?;
     let t = g.reshape(t, &[b, 32 * (h / 4) * (w / 4)])?;
-    let feat = nn::linear(g, ps, "fc1", t, FEATURES, Act::Relu)?;
-    let logits = nn::linear(g, ps, "fc2", feat, CLASSES, Act::None)?;
+    let feat = nn::linear(g, ps, "fc1", t, FEATURES, Some(MapFn::Relu))?;
+    let logits = nn::linear(g, ps, "fc2", feat, CLASSES, None)?;
     Ok((feat, logits))
 }
 

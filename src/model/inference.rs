@@ -1,6 +1,7 @@
 //! The probabilistic pieces built from the three networks: the decoder input read out of the
 //! latent state, the reconstruction term and log p(x, z), draws from the mixture q(z | x) and its
 //! log-density. Training, sampling and the browser plans all build on these.
+use super::phases::{INIT_Z, PICK};
 use super::Model;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -12,17 +13,6 @@ use crate::ops::random::{PickExpert, Randn};
 use crate::ops::reduce::ReduceKind;
 use crate::ops::Tid;
 use std::sync::Arc;
-
-/// RNG streams: each consumer of noise draws from its own, so chains never share draws.
-pub mod stream {
-    pub const PICK: u32 = 1;
-    pub const INIT_Z: u32 = 2;
-    pub const LANGEVIN_Z: u32 = 3;
-    pub const PRIOR: u32 = 4;
-    pub const INIT_X: u32 = 5;
-    /// Data chain of modality m uses LANGEVIN_X + m.
-    pub const LANGEVIN_X: u32 = 16;
-}
 
 impl Model {
     /// Σ_b Σ_{m∈S} ‖x_m − g_m(z)‖² / (2σ²): the negative log-likelihood of the observed
@@ -59,7 +49,7 @@ impl Model {
         let mut draws = Vec::new();
         for (k, &(m, x)) in xs.iter().enumerate() {
             let (mu, ls) = self.encode(g, m, x)?;
-            let eps = g.op(Arc::new(Randn::new(&[batch, lay.expert()], stream::INIT_Z * 64 + k as u32)), &[rng])?;
+            let eps = g.op(Arc::new(Randn::new(&[batch, lay.expert()], INIT_Z * 64 + k as u32)), &[rng])?;
             let sd = nn::map(g, MapFn::Exp, ls)?;
             let noise = nn::mul(g, sd, eps)?;
             let draw = nn::add(g, mu, noise)?;
@@ -69,7 +59,7 @@ impl Model {
         let own = |g: &mut Graph, m: usize| -> Result<Tid> {
             match draws.iter().find(|(k, _)| *k == m) {
                 Some((_, (z, w))) => Ok(if lay.shared { w.expect("own parts exist with w") } else { *z }),
-                None => g.op(Arc::new(Randn::new(&[batch, if lay.shared { lay.dw } else { lay.d }], stream::INIT_Z * 64 + 32 + m as u32)), &[rng]),
+                None => g.op(Arc::new(Randn::new(&[batch, if lay.shared { lay.dw } else { lay.d }], INIT_Z * 64 + 32 + m as u32)), &[rng]),
             }
         };
         if !lay.shared {
@@ -80,7 +70,7 @@ impl Model {
             zs.push(g.reshape(*z, &[1, batch, lay.d])?);
         }
         let stacked = nn::concat(g, &zs, 0)?;
-        let z = g.op(Arc::new(PickExpert { stream: stream::PICK }), &[stacked, rng])?;
+        let z = g.op(Arc::new(PickExpert { stream: PICK }), &[stacked, rng])?;
         lay.assemble(g, Some(z), own)
     }
 

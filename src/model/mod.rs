@@ -8,12 +8,12 @@
 pub mod config;
 pub mod inference;
 pub mod latent;
+pub mod phases;
 
-pub use inference::stream;
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::nn::{self, Act, Params};
+use crate::nn::{self, MapFn, Params};
 use crate::ops::Tid;
 pub use config::{Config, ModelConfig};
 pub use latent::LatentLayout;
@@ -92,19 +92,19 @@ impl Model {
     fn ebm_block(&mut self, g: &mut Graph, name: &str, x: Tid, out: usize, down: bool, head: bool) -> Result<Tid> {
         let cin = g.shape_of(x)[1];
         let mut h = if head { x } else { nn::relu(g, x)? };
-        h = nn::conv(g, &mut self.ebm, &format!("{name}.c1"), h, out, 3, 1, 1, Act::Relu)?;
-        h = nn::conv(g, &mut self.ebm, &format!("{name}.c2"), h, out, 3, 1, 1, Act::None)?;
+        h = nn::conv(g, &mut self.ebm, &format!("{name}.c1"), h, out, 3, 1, 1, Some(MapFn::Relu))?;
+        h = nn::conv(g, &mut self.ebm, &format!("{name}.c2"), h, out, 3, 1, 1, None)?;
         if down {
             h = nn::avgpool2(g, h)?;
         }
         let s = if head {
             let p = nn::avgpool2(g, x)?;
-            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), p, out, 1, 1, 0, Act::None)?
+            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), p, out, 1, 1, 0, None)?
         } else if down {
-            let c = nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0, Act::None)?;
+            let c = nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0, None)?;
             nn::avgpool2(g, c)?
         } else if cin != out {
-            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0, Act::None)?
+            nn::conv(g, &mut self.ebm, &format!("{name}.sc"), x, out, 1, 1, 0, None)?
         } else {
             x
         };
@@ -117,7 +117,7 @@ impl Model {
         let c1 = self.ebm_first_width();
         let mut firsts = Vec::with_capacity(xs.len());
         for (k, &x) in xs.iter().enumerate() {
-            firsts.push(nn::conv(g, &mut self.ebm, &format!("in{k}"), x, c1, 3, 1, 1, Act::None)?);
+            firsts.push(nn::conv(g, &mut self.ebm, &format!("in{k}"), x, c1, 3, 1, 1, None)?);
         }
         let h = nn::concat(g, &firsts, 1)?;
         let h = self.ebm_block(g, "b1", h, nef, true, true)?;
@@ -126,7 +126,7 @@ impl Model {
         let h = self.ebm_block(g, "b4", h, nef, false, false)?;
         let h = nn::relu(g, h)?;
         let h = nn::global_avgpool(g, h)?;
-        let f = nn::linear(g, &mut self.ebm, "out", h, 1, Act::None)?;
+        let f = nn::linear(g, &mut self.ebm, "out", h, 1, None)?;
         let b = g.shape_of(f)[0];
         g.reshape(f, &[b])
     }
@@ -137,11 +137,11 @@ impl Model {
         let w2 = 2 * self.cfg.gen_width;
         let b = g.shape_of(h)[0];
         let name = format!("d{m}");
-        let leak = Act::LeakyRelu(LEAK);
+        let leak = Some(MapFn::LeakyRelu(LEAK));
         let x = nn::linear(g, &mut self.gen, &format!("{name}.fc"), h, w2 * (hh / 4) * (ww / 4), leak)?;
         let x = g.reshape(x, &[b, w2, hh / 4, ww / 4])?;
         let x = nn::conv_t(g, &mut self.gen, &format!("{name}.t1"), x, self.cfg.gen_width, 4, 2, 1, 0, leak)?;
-        nn::conv_t(g, &mut self.gen, &format!("{name}.t2"), x, c, 4, 2, 1, 0, Act::Tanh)
+        nn::conv_t(g, &mut self.gen, &format!("{name}.t2"), x, c, 4, 2, 1, 0, Some(MapFn::Tanh))
     }
 
     /// q_φm(· | x_m): returns (μ, log σ), each `[B, expert_latent]`.
@@ -150,13 +150,13 @@ impl Model {
         let w = self.cfg.enc_width;
         let b = g.shape_of(x)[0];
         let name = format!("e{m}");
-        let leak = Act::LeakyRelu(LEAK);
+        let leak = Some(MapFn::LeakyRelu(LEAK));
         let h = nn::conv(g, &mut self.enc, &format!("{name}.c1"), x, w, 4, 2, 1, leak)?;
         let h = nn::conv(g, &mut self.enc, &format!("{name}.c2"), h, 2 * w, 4, 2, 1, leak)?;
         let h = g.reshape(h, &[b, 2 * w * (hh / 4) * (ww / 4)])?;
         let d = self.latent().expert();
-        let mu = nn::linear(g, &mut self.enc, &format!("{name}.mu"), h, d, Act::None)?;
-        let ls = nn::linear(g, &mut self.enc, &format!("{name}.logsigma"), h, d, Act::None)?;
+        let mu = nn::linear(g, &mut self.enc, &format!("{name}.mu"), h, d, None)?;
+        let ls = nn::linear(g, &mut self.enc, &format!("{name}.logsigma"), h, d, None)?;
         Ok((mu, ls))
     }
 

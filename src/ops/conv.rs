@@ -4,7 +4,8 @@
 //! Weights are always `[Co, Ci, KH, KW]` where Co is the channel count of the *forward*
 //! convolution's output (PyTorch's layout for both Conv2d and ConvTranspose2d weights).
 //! Stride and padding are the same along both axes.
-use super::gemm::{lower_gemm, lower_thin, thin_ok, Act, ConvGeo, Gemm};
+use super::elementwise::{activate, epilogue_grad, Act};
+use super::gemm::{lower_gemm, lower_thin, thin_ok, ConvGeo, Gemm};
 use super::reduce::Reduce;
 use super::{Builder, Host, Lowered, Op, Slot, Target, Tid};
 use crate::error::Result;
@@ -15,6 +16,18 @@ fn check_sp(op: &str, stride: usize) -> Result<()> {
         return crate::shape_err!("{op}: stride must be at least 1");
     }
     Ok(())
+}
+
+/// The checks every biased convolution's inputs share: (a, w) or (a, w, bias), a positive
+/// stride, 4-D `a` (named `a_name`) and `w`.
+fn conv_inputs<'a>(op: &str, a_name: &str, i: &[&'a [usize]], stride: usize) -> Result<(&'a [usize], &'a [usize])> {
+    if i.len() != 2 && i.len() != 3 {
+        return crate::shape_err!("{op} takes 2 inputs ({a_name}, w) or 3 ({a_name}, w, bias), got {}", i.len());
+    }
+    check_sp(op, stride)?;
+    rank4(op, a_name, i[0])?;
+    rank4(op, "w", i[1])?;
+    Ok((i[0], i[1]))
 }
 
 fn rank4(op: &str, what: &str, s: &[usize]) -> Result<()> {
@@ -46,20 +59,14 @@ pub struct Conv2d {
 
 impl Conv2d {
     pub fn new(stride: usize, pad: usize) -> Conv2d {
-        Conv2d { stride, pad, act: Act::None }
+        Conv2d { stride, pad, act: None }
     }
     pub fn with_act(self, act: Act) -> Conv2d {
         Conv2d { act, ..self }
     }
     fn geo(&self, i: &[&[usize]]) -> Result<ConvGeo> {
         let name = self.name();
-        if i.len() != 2 && i.len() != 3 {
-            return crate::shape_err!("{name} takes 2 inputs (x, w) or 3 (x, w, bias), got {}", i.len());
-        }
-        check_sp(&name, self.stride)?;
-        rank4(&name, "x", i[0])?;
-        rank4(&name, "w", i[1])?;
-        let (x, w) = (i[0], i[1]);
+        let (x, w) = conv_inputs(&name, "x", i, self.stride)?;
         if w[1] != x[1] {
             return crate::shape_err!("{name}: w {w:?} has {} input channels but x {x:?} has {}", w[1], x[1]);
         }
@@ -84,35 +91,7 @@ impl Op for Conv2d {
     fn lower(&self, i: &[&[usize]], _out: &[usize], target: &Target) -> Result<Lowered> {
         let c = self.geo(i)?;
         let bias = (i.len() == 3).then_some(Slot::Input(2));
-        if pointwise(&c) {
-            // y[img] = w [Co, Ci] x[img] [Ci, H*W]: a batched matmul, no im2col.
-            let g = pointwise_gemm(&c, false, self.act, bias.is_some(), format!("{} on x {:?}, w {:?}", self.name(), i[0], i[1]));
-            return lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), bias);
-        }
-        let k = c.ci * c.kh * c.kw;
-        let g = Gemm {
-            mode: 1,
-            m: c.co,
-            // Quads of 4 pixels over the flattened image, or along output rows (padded to 4).
-            n: if c.flat() { c.nimg * c.oh * c.ow } else { c.nimg * c.oh * c.ow.next_multiple_of(4) },
-            k,
-            nz: 1,
-            a_bs: 0,
-            b_bs: 0,
-            c_bs: 0,
-            ta: false,
-            tb: false,
-            vec_a: k % 4 == 0,
-            // 1x1 without padding over the flattened image: every run of x is aligned.
-            vec_b: c.flat() && c.kh == 1 && c.kw == 1 && c.pad == 0,
-            vec_c: c.flat() || c.ow % 4 == 0,
-            unit: c.s == 1,
-            flat: c.flat(),
-            bias: if i.len() == 3 { 1 } else { 0 },
-            act: self.act,
-            conv: c,
-            what: format!("{} on x {:?}, w {:?}", self.name(), i[0], i[1]),
-        };
+        let g = biased_gemm(&c, false, self.act, bias.is_some(), format!("{} on x {:?}, w {:?}", self.name(), i[0], i[1]));
         lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), bias)
     }
     fn cpu(&self, i: &[&Host]) -> Vec<Host> {
@@ -123,7 +102,7 @@ impl Op for Conv2d {
         vec![Host::new(&[c.nimg, c.co, c.oh, c.ow], y)]
     }
     fn vjp(&self, b: &mut dyn Builder, i: &[Tid], out: Tid, dout: Tid) -> Vec<Option<Tid>> {
-        let g = self.act.grad(b, out, dout);
+        let g = epilogue_grad(self.act, b, out, dout);
         let (xs, ws) = (b.shape(i[0]), b.shape(i[1]));
         let dx = ConvTranspose2d::backward_data(self.stride, self.pad, [xs[2], xs[3]], [ws[2], ws[3]]);
         let dx = b.push(Arc::new(dx), &[g, i[1]]);
@@ -138,7 +117,7 @@ impl Op for Conv2d {
 }
 
 fn act_suffix(a: Act) -> String {
-    if a == Act::None { String::new() } else { format!(" {a:?}") }
+    a.map_or(String::new(), |f| format!(" {f:?}"))
 }
 
 /// Transposed convolution, which is also the data gradient of [`Conv2d`]:
@@ -160,27 +139,21 @@ pub type Conv2dBackwardData = ConvTranspose2d;
 impl ConvTranspose2d {
     /// The same `output_padding` on both axes.
     pub fn new(stride: usize, pad: usize, output_padding: usize) -> ConvTranspose2d {
-        ConvTranspose2d { stride, pad, output_padding: [output_padding; 2], act: Act::None }
+        ConvTranspose2d { stride, pad, output_padding: [output_padding; 2], act: None }
     }
     /// The adjoint of `Conv2d { stride, pad }` applied to an input of spatial size `input_hw`
     /// with a `kernel_hw` kernel: its output has exactly `input_hw`.
     pub fn backward_data(stride: usize, pad: usize, input_hw: [usize; 2], kernel_hw: [usize; 2]) -> ConvTranspose2d {
         let op = |n: usize, k: usize| (n + 2 * pad).saturating_sub(k) % stride.max(1);
         let output_padding = [op(input_hw[0], kernel_hw[0]), op(input_hw[1], kernel_hw[1])];
-        ConvTranspose2d { stride, pad, output_padding, act: Act::None }
+        ConvTranspose2d { stride, pad, output_padding, act: None }
     }
     pub fn with_act(self, act: Act) -> ConvTranspose2d {
         ConvTranspose2d { act, ..self }
     }
     fn geo(&self, i: &[&[usize]]) -> Result<ConvGeo> {
         let name = self.name();
-        if i.len() != 2 && i.len() != 3 {
-            return crate::shape_err!("{name} takes 2 inputs (u, w) or 3 (u, w, bias), got {}", i.len());
-        }
-        check_sp(&name, self.stride)?;
-        rank4(&name, "u", i[0])?;
-        rank4(&name, "w", i[1])?;
-        let (u, w) = (i[0], i[1]);
+        let (u, w) = conv_inputs(&name, "u", i, self.stride)?;
         if w[0] != u[1] {
             return crate::shape_err!("{name}: w {w:?} has {} output-side channels but u {u:?} has {}", w[0], u[1]);
         }
@@ -210,36 +183,8 @@ impl Op for ConvTranspose2d {
     fn lower(&self, i: &[&[usize]], _out: &[usize], target: &Target) -> Result<Lowered> {
         let c = self.geo(i)?;
         let bias = (i.len() == 3).then_some(Slot::Input(2));
-        if pointwise(&c) {
-            // dx[img] = w^T [Ci, Co] dy[img] [Co, H*W]: a batched matmul, no im2col.
-            let g = pointwise_gemm(&c, true, self.act, bias.is_some(), format!("{} on u {:?}, w {:?}", self.name(), i[0], i[1]));
-            return lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), bias);
-        }
-        let s = c.s;
-        let g = Gemm {
-            mode: 2,
-            m: c.ci,
-            // Quads over the flattened image, or along the rows of the largest parity class
-            // (each z slice computes its own).
-            n: if c.flat() { c.nimg * c.h * c.w } else { c.nimg * c.h.div_ceil(s) * c.w.div_ceil(s).next_multiple_of(4) },
-            k: c.co * c.kh * c.kw,
-            nz: s * s,
-            a_bs: 0,
-            b_bs: 0,
-            c_bs: 0,
-            ta: false,
-            tb: false,
-            vec_a: c.co % 4 == 0,
-            vec_b: c.flat() && c.kh == 1 && c.kw == 1 && c.pad == 0,
-            vec_c: s == 1 && (c.flat() || c.w % 4 == 0),
-            unit: true,
-            flat: c.flat(),
-            bias: if i.len() == 3 { 1 } else { 0 },
-            act: self.act,
-            conv: c,
-            what: format!("{} on u {:?}, w {:?}", self.name(), i[0], i[1]),
-        };
-        if thin_ok(&c) {
+        let g = biased_gemm(&c, true, self.act, bias.is_some(), format!("{} on u {:?}, w {:?}", self.name(), i[0], i[1]));
+        if !pointwise(&c) && thin_ok(&c) {
             // At most 4 output channels: the direct kernel (a GEMM with M = Ci would waste most
             // of every gathered dy element).
             return lower_thin(&g, target, Slot::Input(1), Slot::Input(0), bias);
@@ -254,7 +199,7 @@ impl Op for ConvTranspose2d {
         vec![Host::new(&[c.nimg, c.ci, c.h, c.w], x)]
     }
     fn vjp(&self, b: &mut dyn Builder, i: &[Tid], out: Tid, dout: Tid) -> Vec<Option<Tid>> {
-        let g = self.act.grad(b, out, dout);
+        let g = epilogue_grad(self.act, b, out, dout);
         let ws = b.shape(i[1]);
         // out = convT(u, w): du = conv(g, w); dw = backward-weight with g as the image, u as dy.
         let du = b.push(Arc::new(Conv2d::new(self.stride, self.pad)), &[g, i[1]]);
@@ -311,28 +256,7 @@ impl Op for Conv2dBackwardWeight {
     }
     fn lower(&self, i: &[&[usize]], _out: &[usize], target: &Target) -> Result<Lowered> {
         let c = self.geo(i)?;
-        let g = Gemm {
-            mode: 3,
-            m: c.co,
-            n: c.ci * c.kh * c.kw,
-            // Quads of 4 output pixels over the flattened image, or along rows (padded to 4).
-            k: if c.flat() { c.nimg * c.oh * c.ow } else { c.nimg * c.oh * c.ow.next_multiple_of(4) },
-            nz: 1,
-            a_bs: 0,
-            b_bs: 0,
-            c_bs: 0,
-            ta: false,
-            tb: false,
-            vec_a: c.flat() || c.ow % 4 == 0,
-            vec_b: c.flat() && c.kh == 1 && c.kw == 1 && c.pad == 0,
-            vec_c: (c.ci * c.kh * c.kw) % 4 == 0,
-            unit: c.s == 1,
-            flat: c.flat(),
-            bias: 0,
-            act: Act::None,
-            conv: c,
-            what: format!("{} on x {:?}, dy {:?}", self.name(), i[0], i[1]),
-        };
+        let g = implicit_gemm(3, c, format!("{} on x {:?}, dy {:?}", self.name(), i[0], i[1]));
         lower_gemm(&g, target, Slot::Input(1), Slot::Input(0), None)
     }
     fn cpu(&self, i: &[&Host]) -> Vec<Host> {
@@ -355,6 +279,16 @@ fn pointwise(c: &ConvGeo) -> bool {
     c.kh == 1 && c.kw == 1 && c.s == 1 && c.pad == 0
 }
 
+/// The GEMM of a convolution (or with `transpose` its adjoint, the transposed convolution) with
+/// its bias and activation: a batched matmul for a [`pointwise`] one (no im2col), else the
+/// implicit GEMM (MODE 1, or 2 transposed).
+fn biased_gemm(c: &ConvGeo, transpose: bool, act: Act, bias: bool, what: String) -> Gemm {
+    if pointwise(c) {
+        return pointwise_gemm(c, transpose, act, bias, what);
+    }
+    Gemm { bias: if bias { 1 } else { 0 }, act, ..implicit_gemm(if transpose { 2 } else { 1 }, *c, what) }
+}
+
 /// The batched matmul (MODE 0) of a [`pointwise`] convolution: forward y[img] = w x[img]
 /// (M = Co, K = Ci), or with `transpose` the data gradient dx[img] = w^T dy[img] (M = Ci,
 /// K = Co); A is the weight matrix shared by every image, the bias is per row (channel).
@@ -362,26 +296,51 @@ fn pointwise_gemm(c: &ConvGeo, transpose: bool, act: Act, bias: bool, what: Stri
     let hw = c.h * c.w;
     let (m, k) = if transpose { (c.ci, c.co) } else { (c.co, c.ci) };
     Gemm {
-        mode: 0,
-        m,
-        n: hw,
-        k,
         nz: c.nimg,
-        a_bs: 0,
         b_bs: k * hw,
         c_bs: m * hw,
         ta: transpose,
-        tb: false,
         // A runs along k ([Co, Ci] read as is), or along m when transposed: Ci both times.
         vec_a: c.ci % 4 == 0,
         vec_b: hw % 4 == 0,
         vec_c: hw % 4 == 0,
-        unit: true,
-        flat: false,
         bias: if bias { 1 } else { 0 },
         act,
         conv: *c,
-        what,
+        ..Gemm::product(m, hw, k, what)
+    }
+}
+
+/// The implicit GEMM of one convolution pass on geometry `c` (`gemm_common.wgsl` MODE 1
+/// forward, 2 data gradient, 3 weight gradient): M, N, K, z slices and which runs are aligned.
+/// Bias and activation are the caller's.
+fn implicit_gemm(mode: u32, c: ConvGeo, what: String) -> Gemm {
+    // Quads of 4 output pixels over the flattened image, or along output rows (padded to 4).
+    let pixels = if c.flat() { c.nimg * c.oh * c.ow } else { c.nimg * c.oh * c.ow.next_multiple_of(4) };
+    let taps = c.ci * c.kh * c.kw;
+    let rows_aligned = c.flat() || c.ow % 4 == 0;
+    let (m, n, k, nz, vec_a, vec_c, unit) = match mode {
+        1 => (c.co, pixels, taps, 1, taps % 4 == 0, rows_aligned, c.s == 1),
+        // Quads over the flattened image, or along the rows of the largest parity class (each
+        // z slice computes its own).
+        2 => {
+            let s = c.s;
+            let n = if c.flat() { c.nimg * c.h * c.w } else { c.nimg * c.h.div_ceil(s) * c.w.div_ceil(s).next_multiple_of(4) };
+            (c.ci, n, c.co * c.kh * c.kw, s * s, c.co % 4 == 0, s == 1 && (c.flat() || c.w % 4 == 0), true)
+        }
+        _ => (c.co, taps, pixels, 1, rows_aligned, taps % 4 == 0, c.s == 1),
+    };
+    Gemm {
+        mode,
+        nz,
+        vec_a,
+        // 1x1 without padding over the flattened image: every run of x is aligned.
+        vec_b: c.flat() && c.kh == 1 && c.kw == 1 && c.pad == 0,
+        vec_c,
+        unit,
+        flat: c.flat(),
+        conv: c,
+        ..Gemm::product(m, n, k, what)
     }
 }
 
@@ -438,6 +397,6 @@ fn cpu_conv_weight(c: &ConvGeo, x: &[f32], dy: &[f32]) -> Vec<f32> {
 fn cpu_epilogue(v: &mut [f32], plane: usize, channels: usize, bias: Option<&[f32]>, act: Act) {
     for (idx, x) in v.iter_mut().enumerate() {
         let b = bias.map_or(0.0, |b| b[(idx / plane) % channels]);
-        *x = act.apply(*x + b);
+        *x = activate(act, *x + b);
     }
 }

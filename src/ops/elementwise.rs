@@ -1,9 +1,14 @@
 //! Elementwise ops over `shaders/elementwise.wgsl`: activations and their gradients,
 //! linear combinations, products, bias, fill.
 use super::{arity, numel, same, Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::grid;
 use std::sync::Arc;
+
+crate::override_constants!(
+    /// `FN`: a `MapFn` or `Zip` code.
+    ElementwiseConstants for ["elementwise"] { r#fn: u32 }
+);
 
 crate::uniform_params!(ElementwiseParams for "elementwise" { n: u32, a: f32, b: f32, inner: u32, channels: u32 });
 
@@ -14,7 +19,8 @@ fn nab(n: usize, a: f32, b: f32) -> Vec<u32> {
 
 const WG: usize = 256;
 
-/// Unary functions `y = f(x)`, one `FN` constant each in the shader.
+/// Unary functions `y = f(x)`: one table (`shaders/map_fn.wgsl`) for the elementwise kernels
+/// and the GEMM and convolution epilogue, where `None` stands for no activation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum MapFn {
     Relu,
@@ -29,15 +35,32 @@ pub enum MapFn {
 }
 
 impl MapFn {
-    fn code(self) -> (u32, f32, f32) {
+    /// The constants of `shaders/map_fn.wgsl`: a function's code is the position of its name
+    /// (0 is the epilogue's identity). The naga test checks the WGSL values against this list.
+    pub const WGSL_NAMES: [&'static str; 8] =
+        ["FN_NONE", "FN_RELU", "FN_LEAKY_RELU", "FN_TANH", "FN_EXP", "FN_SQUARE", "FN_AFFINE", "FN_POW"];
+
+    /// One of each function, for tests that walk the table.
+    pub const EXAMPLES: [MapFn; 7] = [
+        MapFn::Relu,
+        MapFn::LeakyRelu(0.2),
+        MapFn::Tanh,
+        MapFn::Exp,
+        MapFn::Square,
+        MapFn::Affine(0.5, -1.0),
+        MapFn::Pow(-0.5),
+    ];
+
+    /// The function's code in `shaders/map_fn.wgsl` and its parameters (a, b).
+    pub fn code(self) -> (u32, f32, f32) {
         match self {
-            MapFn::Relu => (0, 0.0, 0.0),
-            MapFn::LeakyRelu(s) => (1, s, 0.0),
-            MapFn::Tanh => (2, 0.0, 0.0),
-            MapFn::Exp => (3, 0.0, 0.0),
-            MapFn::Square => (4, 0.0, 0.0),
-            MapFn::Affine(a, b) => (5, a, b),
-            MapFn::Pow(a) => (6, a, 0.0),
+            MapFn::Relu => (1, 0.0, 0.0),
+            MapFn::LeakyRelu(s) => (2, s, 0.0),
+            MapFn::Tanh => (3, 0.0, 0.0),
+            MapFn::Exp => (4, 0.0, 0.0),
+            MapFn::Square => (5, 0.0, 0.0),
+            MapFn::Affine(a, b) => (6, a, b),
+            MapFn::Pow(a) => (7, a, 0.0),
         }
     }
     pub fn apply(self, x: f32) -> f32 {
@@ -55,6 +78,16 @@ impl MapFn {
     fn grad_from_output(self) -> bool {
         matches!(self, MapFn::Tanh | MapFn::Exp)
     }
+    /// Whether a GEMM or convolution can apply it in its epilogue: the epilogue passes one
+    /// parameter and keeps only its output, so the derivative must be readable from the output
+    /// (relu and leaky relu with slope > 0 keep the sign; tanh and exp are written in it).
+    pub fn fusable(self) -> bool {
+        match self {
+            MapFn::Relu | MapFn::Tanh | MapFn::Exp => true,
+            MapFn::LeakyRelu(s) => s > 0.0,
+            _ => false,
+        }
+    }
     fn deriv(self, xy: f32) -> f32 {
         match self {
             MapFn::Relu => if xy > 0.0 { 1.0 } else { 0.0 },
@@ -68,11 +101,37 @@ impl MapFn {
     }
 }
 
+/// The activation a GEMM or convolution fuses into its epilogue: none, or a [`MapFn::fusable`]
+/// function.
+pub type Act = Option<MapFn>;
+
+/// `f(x)`, or `x` without an activation.
+pub fn activate(act: Act, x: f32) -> f32 {
+    act.map_or(x, |f| f.apply(x))
+}
+
+/// The epilogue's `ACT` constant and slope; an error names the op when the function cannot be fused.
+pub(crate) fn epilogue_code(act: Act, what: &str) -> Result<(u32, f32)> {
+    match act {
+        None => Ok((0, 0.0)),
+        Some(f) if f.fusable() => Ok((f.code().0, f.code().1)),
+        Some(f) => Err(Error::Shape(format!("{what}: {f:?} cannot be fused into the epilogue (only relu, leaky relu with slope > 0, tanh and exp)"))),
+    }
+}
+
+/// `dout` turned into the gradient before a fused activation, given the op's output `out`.
+pub(crate) fn epilogue_grad(act: Act, b: &mut dyn Builder, out: Tid, dout: Tid) -> Tid {
+    match act {
+        Some(f) => b.push(Arc::new(MapGrad(f)), &[out, dout]),
+        None => dout,
+    }
+}
+
 fn ew(entry: &'static str, fnc: u32, params: Vec<u32>, bindings: Vec<Slot>, n: usize) -> Lowered {
     Lowered::one(Dispatch {
         shader: "elementwise",
         entry,
-        constants: vec![("FN".into(), fnc as f64)],
+        constants: ElementwiseConstants { r#fn: Some(fnc) }.pairs(),
         params,
         bindings,
         workgroups: grid(n, WG),
@@ -151,6 +210,18 @@ pub enum Zip {
     Mul(f32),
 }
 
+impl Zip {
+    /// The `ZIP_*` constants of `shaders/elementwise.wgsl` in code order (checked by the naga test).
+    pub const WGSL_NAMES: [&'static str; 2] = ["ZIP_LIN", "ZIP_MUL"];
+    /// The code of `FN` and the parameters (a, b).
+    pub fn code(self) -> (u32, f32, f32) {
+        match self {
+            Zip::Lin(a, b) => (0, a, b),
+            Zip::Mul(a) => (1, a, 0.0),
+        }
+    }
+}
+
 impl Op for Zip {
     fn name(&self) -> String {
         format!("{self:?}")
@@ -162,10 +233,7 @@ impl Op for Zip {
     }
     fn lower(&self, _i: &[&[usize]], out: &[usize], _t: &Target) -> Result<Lowered> {
         let n = numel(out);
-        let (c, a, b) = match *self {
-            Zip::Lin(a, b) => (0, a, b),
-            Zip::Mul(a) => (1, a, 0.0),
-        };
+        let (c, a, b) = self.code();
         Ok(ew(
             "zip",
             c,

@@ -8,6 +8,11 @@ use crate::error::Result;
 use crate::gpu::grid;
 use std::sync::Arc;
 
+crate::override_constants!(
+    /// `WRT`: which input the gradient is taken with respect to (`GaussWrt`).
+    GaussianConstants for ["gaussian"] { wrt: u32 }
+);
+
 crate::uniform_params!(GaussianParams for "gaussian" { rows: u32, d: u32 });
 
 const HALF_LOG_2PI: f64 = 0.918_938_533_204_672_8;
@@ -111,7 +116,7 @@ impl Op for GaussianLogPdfGrad {
         Ok(Lowered::one(Dispatch {
             shader: "gaussian",
             entry: "gaussian_grad",
-            constants: vec![("WRT".into(), self.wrt as u32 as f64)],
+            constants: GaussianConstants { wrt: Some(self.wrt as u32) }.pairs(),
             params: GaussianParams { rows: r as u32, d: d as u32 }.words(),
             bindings: vec![Slot::Input(0), Slot::Input(1), Slot::Input(2), Slot::Input(3), Slot::Output],
             workgroups: grid(numel(out), 256),

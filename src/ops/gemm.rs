@@ -16,7 +16,7 @@
 //! a quiet machine, about half of one core of `matrixmultiply::sgemm`; register tiles ~20,
 //! workgroup-memory tiles ~6): llvmpipe runs every divergent load and store lane by lane, and
 //! broadcasting rows through the subgroup saves 7 of every 8 A loads.
-use super::elementwise::{MapFn, MapGrad};
+use super::elementwise::{activate, epilogue_code, epilogue_grad, Act};
 use super::reduce::Reduce;
 use super::{Builder, Dispatch, Host, Lowered, Op, Slot, Target, Tid, UniformParams};
 use crate::error::{Error, Result};
@@ -31,51 +31,22 @@ crate::uniform_params!(
     }
 );
 
-/// Activation fused into the GEMM epilogue.
-#[derive(Clone, Copy, Debug, PartialEq, Default)]
-pub enum Act {
-    #[default]
-    None,
-    Relu,
-    LeakyRelu(f32),
-    Tanh,
-}
+crate::override_constants!(
+    /// The override constants of the GEMM entries (`gemm`, `gemm_sg`, `gemm_sum`, `conv_wperm`),
+    /// in the order a dispatch lists them; their meaning is documented in gemm_common.wgsl.
+    GemmConstants for ["gemm", "gemm_subgroup"] {
+        mode: u32, trans_a: bool, trans_b: bool, vec_a: bool, vec_b: bool, vec_c: bool, unit: bool, flat: bool,
+        row4: bool, bias: u32, act: u32, split: bool, wgx: u32, row4_kw: u32, row4_r: i32, tm: u32, wide: bool,
+        wgy: u32, variant: u32, bk: u32, rm: u32, cn: u32, wpad: bool, thin: bool,
+    }
+);
 
-impl Act {
-    pub(crate) fn code(self) -> (u32, f32) {
-        match self {
-            Act::None => (0, 0.0),
-            Act::Relu => (1, 0.0),
-            Act::LeakyRelu(s) => (2, s),
-            Act::Tanh => (3, 0.0),
-        }
+crate::override_constants!(
+    /// The override constants of `conv_thin` (gemm_common.wgsl).
+    ThinConstants for ["gemm", "gemm_subgroup"] {
+        tr: u32, tq: u32, tkh: u32, tkw: u32, tpad: u32, tci: u32, tw0: u32, tw1: u32, vec_b: bool, vec_c: bool, bias: u32, act: u32,
     }
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Act::None => x,
-            Act::Relu => x.max(0.0),
-            Act::LeakyRelu(s) => if x > 0.0 { x } else { s * x },
-            Act::Tanh => x.tanh(),
-        }
-    }
-    /// The elementwise function whose `MapGrad`, fed the fused op's *output*, gives the
-    /// derivative (relu and leaky relu (slope > 0) keep the sign, tanh is written in its output).
-    pub fn map_fn(self) -> Option<MapFn> {
-        match self {
-            Act::None => None,
-            Act::Relu => Some(MapFn::Relu),
-            Act::LeakyRelu(s) => Some(MapFn::LeakyRelu(s)),
-            Act::Tanh => Some(MapFn::Tanh),
-        }
-    }
-    /// `dout` turned into the gradient before the activation (the op's output is `out`).
-    pub(crate) fn grad(self, b: &mut dyn Builder, out: Tid, dout: Tid) -> Tid {
-        match self.map_fn() {
-            Some(f) => b.push(Arc::new(MapGrad(f)), &[out, dout]),
-            None => dout,
-        }
-    }
-}
+);
 
 /// How a variant computes its tiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,17 +205,60 @@ pub(crate) struct Gemm {
     pub what: String,
 }
 
+impl Gemm {
+    /// One plain M x N x K product (MODE 0) with nothing batched, aligned, biased or fused:
+    /// the base the ops fill in.
+    pub(crate) fn product(m: usize, n: usize, k: usize, what: String) -> Gemm {
+        Gemm {
+            mode: 0,
+            m,
+            n,
+            k,
+            nz: 1,
+            a_bs: 0,
+            b_bs: 0,
+            c_bs: 0,
+            ta: false,
+            tb: false,
+            vec_a: false,
+            vec_b: false,
+            vec_c: false,
+            unit: true,
+            flat: false,
+            bias: 0,
+            act: None,
+            conv: ConvGeo::default(),
+            what,
+        }
+    }
+}
+
 fn u(x: usize, what: &str, field: &str) -> Result<u32> {
     u32::try_from(x).map_err(|_| Error::Limit(format!("{what}: {field} = {x} does not fit in 32 bits")))
 }
 
-/// Lowers `g` with operands in `a`, `b` (and `bias`), writing `Slot::Output`.
+/// How one GEMM runs on one variant: rows and columns per workgroup, the grid, the split of k
+/// and the special paths. Chosen by [`geometry`], emitted by [`lower_gemm`].
+struct Geometry {
+    var: Variant,
+    /// Subgroup variants only: rows per workgroup.
+    tm: u32,
+    /// Threads along n.
+    wgx: u32,
+    /// Subgroup variants only: two column quads per thread.
+    wide: bool,
+    /// MODE 1 on a short K: k over rows of 4 taps (see ROW4 in gemm_common.wgsl).
+    row4: bool,
+    ksplit: usize,
+    groups: [usize; 3],
+}
+
+/// Lowers `g` with operands in `a`, `b` (and `bias`), writing `Slot::Output`: the weight
+/// re-layouts it needs, the GEMM dispatch, and with split k the dispatch that adds the parts.
 pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Option<Slot>) -> Result<Lowered> {
     let var = select_variant(target)?;
-    let mut low = Lowered::default();
-    let mut a = a;
-    // A short-K stride-1 convolution on lavapipe (a first layer on 3 channels, K = 27): k over
-    // rows of 4 taps (see ROW4 in gemm_common.wgsl), each row of x read as one window.
+    // A short-K stride-1 convolution on lavapipe (a first layer on 3 channels, K = 27): each row
+    // of 4 taps of x read as one window, the weights padded to 4 taps per row.
     let row4 = var.kind == Kind::Subgroup && g.mode == 1 && g.unit && (2..=4).contains(&g.conv.kw) && g.k <= 64;
     let padded;
     let g = if row4 {
@@ -253,161 +267,29 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
     } else {
         g
     };
-    // The largest k range of any z slice (MODE 2's parity classes have fewer taps than K).
-    let kmax = if g.mode == 2 {
-        g.conv.co * g.conv.kh.div_ceil(g.conv.s) * g.conv.kw.div_ceil(g.conv.s)
-    } else {
-        g.k
-    };
-    let (act, _) = g.act.code();
-    let mut tm = var.tm;
-    if var.kind == Kind::Subgroup {
-        // Fewer rows per workgroup when M is small (no wasted rows for vectors).
-        while tm > 8 && (tm / 2) as usize >= g.m {
-            tm /= 2;
-        }
-        // A plain product with short k (a 1x1 convolution over 32 channels): 16 rows measured
-        // 13-25% faster than 32 or 64 on lavapipe (batch-64 32->64 1x1 layer), where the wide
-        // accumulators cost more than the extra B loads save. (MODE 1 with unaligned B loads
-        // keeps its rows: 32 beat 16 there.)
-        if g.mode == 0 && !g.ta && g.k <= 64 {
-            tm = tm.min(16);
-        }
-        // ROW4 (K = 36 after padding the taps) likewise: 16 rows measured 1.23-1.33x faster than
-        // 32 on lavapipe (first conv forward at batch 64, the two row counts alternated run by
-        // run as `bench --against` does); 8 rows, and two quads per thread, were slower.
-        if row4 {
-            tm = tm.min(16);
-        }
-    }
-    let rows = if var.kind == Kind::Subgroup { tm } else { var.rows_per_group() } as usize;
-    // A short-K product (a 1x1 convolution): loads and stores outweigh the arithmetic on
-    // lavapipe, and two column quads per thread halve the A loads per product (shortcut 32->64
-    // at batch 64: forward 0.46 -> 0.55, backward-data 0.44 -> 0.61 of the 1024³ matmul; MODE 1
-    // measured slower with it).
-    let wide = var.kind == Kind::Subgroup && tm <= 32 && g.k <= 64 && g.mode == 0;
-    let per = if wide { 2 } else { 1 };
-    let mut wgx = var.wgx;
-    if var.kind == Kind::Subgroup {
-        // Narrow workgroups when N is small (no idle lanes), at least one subgroup of 8; and of
-        // the widths var.wgx, var.wgx/2, .., 8 the one that pads the quads of N least (a batch of
-        // 28x28 images as 196 quads each: 32 wide pads to 224, 8 wide to 200). With `wide` a
-        // thread takes 2 quads, so "quads" here counts pairs.
-        let quads = g.n.div_ceil(4 * per).max(1);
-        wgx = wgx.min((quads.next_multiple_of(8)).max(8) as u32);
-        let mut w = wgx;
-        while w >= 16 && w % 16 == 0 {
-            w /= 2;
-            if quads.next_multiple_of(w as usize) < quads.next_multiple_of(wgx as usize) {
-                wgx = w;
-            }
-        }
-    }
-    let cols = (wgx * var.tn) as usize * per;
-    let (gx, gy) = (g.n.div_ceil(cols).max(1), g.m.div_ceil(rows).max(1));
-    // Split k when there are few tiles and much k (more parallel work; also keeps every loop
-    // below llvmpipe's 65535 iterations).
-    let step = var.k_step();
-    let tiles = gx * gy * g.nz;
-    let min_split = kmax.div_ceil(65535 * step).max(1);
-    let want = if tiles < 32 && kmax >= 1024 { (32 / tiles).min(kmax / 256).max(1) } else { 1 };
-    let ksplit = min_split.max(want);
-    let gz = g.nz * ksplit;
-    for (d, name) in [(gx, "x"), (gy, "y"), (gz, "z")] {
-        if d > 65535 {
-            return Err(Error::Limit(format!(
-                "{}: {d} workgroups along {name} (M {} N {} K {} batch {}) exceed 65535",
-                g.what, g.m, g.n, g.k, g.nz
-            )));
-        }
-    }
-    let params = gemm_params(g, ksplit)?;
-    if g.mode == 2 {
-        // Weights to [KH][KW][Ci][Co].
-        a = wperm(&mut low, None, &params, a, g.conv.co * g.conv.ci * g.conv.kh * g.conv.kw);
-    }
-    // MODE 1 with K % 4 != 0 (3-channel images: K = 27): weights copied to rows of K rounded up
-    // to 4 (zeros after K), so that every A load is one aligned vec4 instead of two and a shift.
-    let pad_a = g.mode == 1 && g.k % 4 != 0;
-    if pad_a {
-        a = wperm(&mut low, Some("WPAD"), &params, a, g.m * g.k.next_multiple_of(4));
-    }
-    if row4 {
-        a = wperm(&mut low, Some("ROW4"), &params, a, g.m * g.k);
-    }
-    let split = ksplit > 1;
+    let geo = geometry(g, var, row4)?;
+    let params = gemm_params(g, geo.ksplit)?;
+    let mut low = Lowered::default();
+    let a = prepare_weights(&mut low, g, &geo, &params, a);
+    let split = geo.ksplit > 1;
     let out = if split {
-        low.scratch.push(ksplit * g.nz * g.m * g.n.next_multiple_of(4));
+        low.scratch.push(geo.ksplit * g.nz * g.m * g.n.next_multiple_of(4));
         Slot::Scratch(low.scratch.len() - 1)
     } else {
         Slot::Output
     };
-    let b2 = |x: bool| if x { 1.0 } else { 0.0 };
-    let mut constants: Vec<(String, f64)> = vec![
-        ("MODE".into(), g.mode as f64),
-        ("TRANS_A".into(), b2(g.ta)),
-        ("TRANS_B".into(), b2(g.tb)),
-        ("VEC_A".into(), b2(g.vec_a || pad_a)),
-        ("VEC_B".into(), b2(g.vec_b)),
-        ("VEC_C".into(), b2(g.vec_c)),
-        ("UNIT".into(), b2(g.unit)),
-        ("FLAT".into(), b2(g.flat)),
-        ("ROW4".into(), b2(row4)),
-        ("BIAS".into(), if split { 0.0 } else { g.bias as f64 }),
-        ("ACT".into(), if split { 0.0 } else { act as f64 }),
-        ("SPLIT".into(), b2(split)),
-        ("WGX".into(), wgx as f64),
-    ];
-    if row4 {
-        constants.push(("ROW4_KW".into(), g.conv.kw as f64));
-        // Stride 1 and W % 4 == 0: every pixel quad and every row of x start at a multiple of 4.
-        if g.conv.w % 4 == 0 {
-            constants.push(("ROW4_R".into(), ((4 - g.conv.pad % 4) % 4) as f64));
-        }
-    }
-    let (shader, entry) = match var.kind {
-        Kind::Subgroup => {
-            constants.extend([("TM".into(), tm as f64), ("WIDE".into(), b2(wide))]);
-            ("gemm_subgroup", "gemm_sg")
-        }
-        Kind::Tiled => {
-            if 4 * var.wgy * var.bk / 4 > 512 || var.bk * 4 * var.wgx / 4 > 512 || var.bk % 4 != 0 {
-                return Err(Error::Config(format!("gemm variant '{}': tiles do not fit the 2 x 8 KiB workgroup arrays", var.name)));
-            }
-            constants.extend([("WGY".into(), var.wgy as f64), ("VARIANT".into(), 0.0), ("BK".into(), var.bk as f64)]);
-            ("gemm", "gemm")
-        }
-        Kind::Reg => {
-            constants.extend([
-                ("WGY".into(), var.wgy as f64),
-                ("VARIANT".into(), 1.0),
-                ("RM".into(), var.tm as f64),
-                ("CN".into(), var.tn as f64),
-            ]);
-            ("gemm", "gemm")
-        }
-    };
+    let (act, _) = epilogue_code(g.act, &g.what)?;
+    let (shader, entry, constants) = gemm_constants(g, &geo, act)?;
     let bias_slot = bias.unwrap_or(a);
-    low.dispatches.push(Dispatch {
-        shader,
-        entry,
-        constants,
-        params: params.clone(),
-        bindings: vec![a, a, b, b, bias_slot, out],
-        workgroups: [gx as u32, gy as u32, gz as u32],
-    });
+    let [gx, gy, gz] = geo.groups.map(|d| d as u32);
+    low.dispatches.push(Dispatch { shader, entry, constants, params: params.clone(), bindings: vec![a, a, b, b, bias_slot, out], workgroups: [gx, gy, gz] });
     if split {
         low.dispatches.push(Dispatch {
             shader: "gemm",
             entry: "gemm_sum",
             // col_at (where C goes) depends on these.
-            constants: vec![
-                ("MODE".into(), g.mode as f64),
-                ("TRANS_B".into(), b2(g.tb)),
-                ("FLAT".into(), b2(g.flat)),
-                ("BIAS".into(), g.bias as f64),
-                ("ACT".into(), act as f64),
-            ],
+            constants: GemmConstants { mode: Some(g.mode), trans_b: Some(g.tb), flat: Some(g.flat), bias: Some(g.bias), act: Some(act), ..Default::default() }
+                .pairs(),
             params,
             bindings: vec![out, bias_slot, Slot::Output],
             workgroups: grid(g.nz * g.m * g.n.next_multiple_of(4), 256),
@@ -416,10 +298,144 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
     Ok(low)
 }
 
+/// Rows, columns, grid and split of k for `g` on `var` (lavapipe measurements behind each rule:
+/// docs/LAVAPIPE.md).
+fn geometry(g: &Gemm, var: Variant, row4: bool) -> Result<Geometry> {
+    let subgroup = var.kind == Kind::Subgroup;
+    let tm = if subgroup { subgroup_rows(g, &var, row4) } else { var.tm };
+    let rows = if subgroup { tm } else { var.rows_per_group() } as usize;
+    // A short-K product (a 1x1 convolution): two column quads per thread halve the A loads.
+    let wide = subgroup && tm <= 32 && g.k <= 64 && g.mode == 0;
+    let per = if wide { 2 } else { 1 };
+    let wgx = if subgroup { subgroup_width(g, &var, per) } else { var.wgx };
+    let cols = (wgx * var.tn) as usize * per;
+    let (gx, gy) = (g.n.div_ceil(cols).max(1), g.m.div_ceil(rows).max(1));
+    let ksplit = split_k(g, &var, gx * gy * g.nz);
+    let groups = [gx, gy, g.nz * ksplit];
+    for (d, name) in groups.iter().zip(["x", "y", "z"]) {
+        if *d > 65535 {
+            return Err(Error::Limit(format!(
+                "{}: {d} workgroups along {name} (M {} N {} K {} batch {}) exceed 65535",
+                g.what, g.m, g.n, g.k, g.nz
+            )));
+        }
+    }
+    Ok(Geometry { var, tm, wgx, wide, row4, ksplit, groups })
+}
+
+/// Rows per workgroup of a subgroup variant: fewer when M is small (no wasted rows for
+/// vectors), and at most 16 for a plain short-K product and for ROW4, where the wide
+/// accumulators cost more than the extra B loads save.
+fn subgroup_rows(g: &Gemm, var: &Variant, row4: bool) -> u32 {
+    let mut tm = var.tm;
+    while tm > 8 && (tm / 2) as usize >= g.m {
+        tm /= 2;
+    }
+    // (MODE 1 with unaligned B loads keeps its rows: 32 beat 16 there.)
+    if (g.mode == 0 && !g.ta && g.k <= 64) || row4 {
+        tm = tm.min(16);
+    }
+    tm
+}
+
+/// Threads along n of a subgroup variant: narrow when N is small (no idle lanes), at least one
+/// subgroup of 8, and of the widths var.wgx, var.wgx/2, .., 8 the one that pads the quads of N
+/// least (a batch of 28x28 images as 196 quads each: 32 wide pads to 224, 8 wide to 200).
+/// `per` column quads per thread.
+fn subgroup_width(g: &Gemm, var: &Variant, per: usize) -> u32 {
+    let quads = g.n.div_ceil(4 * per).max(1);
+    let mut wgx = var.wgx.min((quads.next_multiple_of(8)).max(8) as u32);
+    let mut w = wgx;
+    while w >= 16 && w % 16 == 0 {
+        w /= 2;
+        if quads.next_multiple_of(w as usize) < quads.next_multiple_of(wgx as usize) {
+            wgx = w;
+        }
+    }
+    wgx
+}
+
+/// How many parts k is split into: more parallel work when there are few tiles and much k,
+/// and every loop below llvmpipe's 65535 iterations.
+fn split_k(g: &Gemm, var: &Variant, tiles: usize) -> usize {
+    // The largest k range of any z slice (MODE 2's parity classes have fewer taps than K).
+    let kmax = if g.mode == 2 { g.conv.co * g.conv.kh.div_ceil(g.conv.s) * g.conv.kw.div_ceil(g.conv.s) } else { g.k };
+    let min_split = kmax.div_ceil(65535 * var.k_step()).max(1);
+    let want = if tiles < 32 && kmax >= 1024 { (32 / tiles).min(kmax / 256).max(1) } else { 1 };
+    min_split.max(want)
+}
+
+/// The weight re-layouts the GEMM reads instead of `a`: MODE 2 to [KH][KW][Ci][Co]; MODE 1 with
+/// K % 4 != 0 (3-channel images, K = 27) to rows of K rounded up to 4, so every A load is one
+/// aligned vec4; ROW4 to rows of 4 taps.
+fn prepare_weights(low: &mut Lowered, g: &Gemm, geo: &Geometry, params: &[u32], mut a: Slot) -> Slot {
+    if g.mode == 2 {
+        a = wperm(low, GemmConstants::default(), params, a, g.conv.co * g.conv.ci * g.conv.kh * g.conv.kw);
+    }
+    if pads_a(g) {
+        a = wperm(low, GemmConstants { wpad: Some(true), ..Default::default() }, params, a, g.m * g.k.next_multiple_of(4));
+    }
+    if geo.row4 {
+        a = wperm(low, GemmConstants { row4: Some(true), ..Default::default() }, params, a, g.m * g.k);
+    }
+    a
+}
+
+fn pads_a(g: &Gemm) -> bool {
+    g.mode == 1 && g.k % 4 != 0
+}
+
+/// The GEMM entry point for the geometry's variant and its override constants.
+fn gemm_constants(g: &Gemm, geo: &Geometry, act: u32) -> Result<(&'static str, &'static str, Vec<(String, f64)>)> {
+    let split = geo.ksplit > 1;
+    let mut c = GemmConstants {
+        mode: Some(g.mode),
+        trans_a: Some(g.ta),
+        trans_b: Some(g.tb),
+        vec_a: Some(g.vec_a || pads_a(g)),
+        vec_b: Some(g.vec_b),
+        vec_c: Some(g.vec_c),
+        unit: Some(g.unit),
+        flat: Some(g.flat),
+        row4: Some(geo.row4),
+        bias: Some(if split { 0 } else { g.bias }),
+        act: Some(if split { 0 } else { act }),
+        split: Some(split),
+        wgx: Some(geo.wgx),
+        ..Default::default()
+    };
+    if geo.row4 {
+        c.row4_kw = Some(g.conv.kw as u32);
+        // Stride 1 and W % 4 == 0: every pixel quad and every row of x start at a multiple of 4.
+        if g.conv.w % 4 == 0 {
+            c.row4_r = Some(((4 - g.conv.pad % 4) % 4) as i32);
+        }
+    }
+    let var = &geo.var;
+    let (shader, entry) = match var.kind {
+        Kind::Subgroup => {
+            (c.tm, c.wide) = (Some(geo.tm), Some(geo.wide));
+            ("gemm_subgroup", "gemm_sg")
+        }
+        Kind::Tiled => {
+            if 4 * var.wgy * var.bk / 4 > 512 || var.bk * 4 * var.wgx / 4 > 512 || var.bk % 4 != 0 {
+                return Err(Error::Config(format!("gemm variant '{}': tiles do not fit the 2 x 8 KiB workgroup arrays", var.name)));
+            }
+            (c.wgy, c.variant, c.bk) = (Some(var.wgy), Some(0), Some(var.bk));
+            ("gemm", "gemm")
+        }
+        Kind::Reg => {
+            (c.wgy, c.variant, c.rm, c.cn) = (Some(var.wgy), Some(1), Some(var.tm), Some(var.tn));
+            ("gemm", "gemm")
+        }
+    };
+    Ok((shader, entry, c.pairs()))
+}
+
 /// The uniform words every entry of `gemm.wgsl` reads (its `Params`).
 fn gemm_params(g: &Gemm, ksplit: usize) -> Result<Vec<u32>> {
     let w = &g.what;
-    let (_, slope) = g.act.code();
+    let (_, slope) = epilogue_code(g.act, w)?;
     Ok(GemmParams {
         m: u(g.m, w, "M")?,
         n: u(g.n, w, "N")?,
@@ -445,15 +461,15 @@ fn gemm_params(g: &Gemm, ksplit: usize) -> Result<Vec<u32>> {
     .words())
 }
 
-/// Appends a `conv_wperm` dispatch (with override flag `flag` set, if any) copying weights `src`
+/// Appends a `conv_wperm` dispatch (with the override `flags` set) copying weights `src`
 /// into a new scratch buffer of `n` floats; returns that buffer's slot.
-fn wperm(low: &mut Lowered, flag: Option<&str>, params: &[u32], src: Slot, n: usize) -> Slot {
+fn wperm(low: &mut Lowered, flags: GemmConstants, params: &[u32], src: Slot, n: usize) -> Slot {
     low.scratch.push(n);
     let dst = Slot::Scratch(low.scratch.len() - 1);
     low.dispatches.push(Dispatch {
         shader: "gemm",
         entry: "conv_wperm",
-        constants: flag.map(|f| vec![(f.into(), 1.0)]).unwrap_or_default(),
+        constants: flags.pairs(),
         params: params.to_vec(),
         bindings: vec![src, dst],
         workgroups: grid(n, 256),
@@ -477,7 +493,7 @@ pub(crate) fn lower_thin(g: &Gemm, target: &Target, w: Slot, dy: Slot, bias: Opt
     debug_assert!(thin_ok(c));
     let params = gemm_params(g, 1)?;
     let mut low = Lowered::default();
-    wperm(&mut low, Some("THIN"), &params, w, c.co * c.kh * c.kw * 4);
+    wperm(&mut low, GemmConstants { thin: Some(true), ..Default::default() }, &params, w, c.co * c.kh * c.kw * 4);
     // Window quads [TW0, TW1) of each dy row a thread loads (of TQ + 2, dy columns x0 - 4 + 4i
     // ..): when one block spans the row (x0 = 0), quad 0 and those from OW on hold no real column.
     let window = |tq: usize| {
@@ -509,25 +525,25 @@ pub(crate) fn lower_thin(g: &Gemm, target: &Target, w: Slot, dy: Slot, bias: Opt
     let (_, tr, tq) = best;
     let (tw0, tw1) = window(tq);
     let threads = c.nimg * c.h.div_ceil(tr) * c.w.div_ceil(4 * tq);
-    let (act, _) = g.act.code();
-    let b2 = |x: bool| if x { 1.0 } else { 0.0 };
+    let (act, _) = epilogue_code(g.act, &g.what)?;
     low.dispatches.push(Dispatch {
         shader,
         entry: "conv_thin",
-        constants: vec![
-            ("TR".into(), tr as f64),
-            ("TQ".into(), tq as f64),
-            ("TKH".into(), c.kh as f64),
-            ("TKW".into(), c.kw as f64),
-            ("TPAD".into(), c.pad as f64),
-            ("TCI".into(), c.ci as f64),
-            ("TW0".into(), tw0 as f64),
-            ("TW1".into(), tw1 as f64),
-            ("VEC_B".into(), b2(c.ow % 4 == 0)),
-            ("VEC_C".into(), b2(c.w % 4 == 0)),
-            ("BIAS".into(), if bias.is_some() { 1.0 } else { 0.0 }),
-            ("ACT".into(), act as f64),
-        ],
+        constants: ThinConstants {
+            tr: Some(tr as u32),
+            tq: Some(tq as u32),
+            tkh: Some(c.kh as u32),
+            tkw: Some(c.kw as u32),
+            tpad: Some(c.pad as u32),
+            tci: Some(c.ci as u32),
+            tw0: Some(tw0 as u32),
+            tw1: Some(tw1 as u32),
+            vec_b: Some(c.ow % 4 == 0),
+            vec_c: Some(c.w % 4 == 0),
+            bias: Some(bias.is_some() as u32),
+            act: Some(act),
+        }
+        .pairs(),
         params,
         bindings: vec![Slot::Scratch(0), dy, bias.unwrap_or(dy), Slot::Output],
         workgroups: grid(threads, 64),
@@ -558,7 +574,7 @@ struct MmDims {
 impl MatMul {
     /// `op(a) op(b)` where `op` transposes the last two dims of an input whose flag is set.
     pub fn new(trans_a: bool, trans_b: bool) -> MatMul {
-        MatMul { trans_a, trans_b, act: Act::None }
+        MatMul { trans_a, trans_b, act: None }
     }
     pub fn with_act(self, act: Act) -> MatMul {
         MatMul { act, ..self }
@@ -599,8 +615,8 @@ impl Op for MatMul {
         if self.trans_b {
             s.push_str(" bT");
         }
-        if self.act != Act::None {
-            s.push_str(&format!(" {:?}", self.act));
+        if let Some(f) = self.act {
+            s.push_str(&format!(" {f:?}"));
         }
         s
     }
@@ -612,13 +628,8 @@ impl Op for MatMul {
     }
     fn lower(&self, i: &[&[usize]], _out: &[usize], target: &Target) -> Result<Lowered> {
         let d = self.dims(i)?;
-        let nz: usize = d.lead.iter().product();
         let g = Gemm {
-            mode: 0,
-            m: d.m,
-            n: d.n,
-            k: d.k,
-            nz,
+            nz: d.lead.iter().product(),
             a_bs: if d.a_batched { d.m * d.k } else { 0 },
             b_bs: if d.b_batched { d.k * d.n } else { 0 },
             c_bs: d.m * d.n,
@@ -627,12 +638,9 @@ impl Op for MatMul {
             vec_a: if self.trans_a { d.m % 4 == 0 } else { d.k % 4 == 0 },
             vec_b: if self.trans_b { d.k % 4 == 0 } else { d.n % 4 == 0 },
             vec_c: d.n % 4 == 0,
-            unit: true,
-            flat: false,
             bias: if i.len() == 3 { 2 } else { 0 },
             act: self.act,
-            conv: ConvGeo::default(),
-            what: format!("{} on {:?} x {:?}", self.name(), i[0], i[1]),
+            ..Gemm::product(d.m, d.n, d.k, format!("{} on {:?} x {:?}", self.name(), i[0], i[1]))
         };
         lower_gemm(&g, target, Slot::Input(0), Slot::Input(1), (i.len() == 3).then_some(Slot::Input(2)))
     }
@@ -656,14 +664,14 @@ impl Op for MatMul {
                     if i.len() == 3 {
                         acc += i[2].data[c] as f64;
                     }
-                    out[(z * m + r) * n + c] = self.act.apply(acc as f32);
+                    out[(z * m + r) * n + c] = activate(self.act, acc as f32);
                 }
             }
         }
         vec![Host::new(&self.shape(&shapes).unwrap(), out)]
     }
     fn vjp(&self, b: &mut dyn Builder, i: &[Tid], out: Tid, dout: Tid) -> Vec<Option<Tid>> {
-        let g = self.act.grad(b, out, dout);
+        let g = epilogue_grad(self.act, b, out, dout);
         let (sa, sb) = (b.shape(i[0]), b.shape(i[1]));
         let (x, y) = (i[0], i[1]);
         let mm = |ta, tb| Arc::new(MatMul::new(ta, tb));

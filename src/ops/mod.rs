@@ -188,6 +188,75 @@ macro_rules! uniform_params {
     };
 }
 
+/// A value of a WGSL `override` constant (bool, u32 or i32), as the f64 the pipeline takes.
+pub trait OverrideValue: Copy {
+    /// The WGSL scalar type (checked against the shader by naga).
+    const WGSL: &'static str;
+    fn value(self) -> f64;
+}
+impl OverrideValue for bool {
+    const WGSL: &'static str = "bool";
+    fn value(self) -> f64 {
+        if self { 1.0 } else { 0.0 }
+    }
+}
+impl OverrideValue for u32 {
+    const WGSL: &'static str = "u32";
+    fn value(self) -> f64 {
+        self as f64
+    }
+}
+impl OverrideValue for i32 {
+    const WGSL: &'static str = "i32";
+    fn value(self) -> f64 {
+        self as f64
+    }
+}
+
+/// Declares a shader family's override constants as a struct of optional typed fields, each
+/// emitted under its WGSL name (the field name in upper case) when set:
+/// `override_constants!(ReduceConstants for ["reduce"] { kind: u32 })` →
+/// `ReduceConstants { kind: Some(2) }.pairs() == [("KIND", 2.0)]`. Unset fields keep the shader's
+/// default. The naga test checks every name and type against the listed shaders.
+#[macro_export]
+macro_rules! override_constants {
+    ($(#[$meta:meta])* $name:ident for [$($shader:literal),+] { $($(#[$fmeta:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: Option<$ty>),*
+        }
+        impl $name {
+            /// The shaders (stems) that declare these overrides.
+            pub const SHADERS: &'static [&'static str] = &[$($shader),+];
+            /// (WGSL name, WGSL type) of every field, in order.
+            pub fn declared() -> Vec<(String, &'static str)> {
+                vec![$((stringify!($field).trim_start_matches("r#").to_uppercase(), <$ty as $crate::ops::OverrideValue>::WGSL)),*]
+            }
+            /// (WGSL name, value) of every field that is set, in field order: a dispatch's constants.
+            pub fn pairs(&self) -> Vec<(String, f64)> {
+                let mut v = Vec::new();
+                $(if let Some(x) = self.$field {
+                    v.push((stringify!($field).trim_start_matches("r#").to_uppercase(), $crate::ops::OverrideValue::value(x)));
+                })*
+                v
+            }
+        }
+    };
+}
+
+/// Every family's override constants: (shaders, declared (name, type)), for the check against
+/// the WGSL.
+pub fn override_layouts() -> Vec<(&'static [&'static str], Vec<(String, &'static str)>)> {
+    vec![
+        (gemm::GemmConstants::SHADERS, gemm::GemmConstants::declared()),
+        (gemm::ThinConstants::SHADERS, gemm::ThinConstants::declared()),
+        (elementwise::ElementwiseConstants::SHADERS, elementwise::ElementwiseConstants::declared()),
+        (reduce::ReduceConstants::SHADERS, reduce::ReduceConstants::declared()),
+        (gaussian::GaussianConstants::SHADERS, gaussian::GaussianConstants::declared()),
+    ]
+}
+
 /// Every shader family's uniform block: (shader, field names, size in bytes), for the check
 /// against the WGSL.
 pub fn uniform_layouts() -> Vec<(&'static str, &'static [&'static str], usize)> {

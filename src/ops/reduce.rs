@@ -4,6 +4,11 @@ use crate::error::Result;
 use crate::gpu::grid;
 use std::sync::Arc;
 
+crate::override_constants!(
+    /// `KIND`: which reduction (`ReduceKind`).
+    ReduceConstants for ["reduce"] { kind: u32 }
+);
+
 crate::uniform_params!(ReduceParams for "reduce" { outer: u32, mid: u32, inner: u32, scale: f32 });
 
 /// Threads per workgroup of `reduce_mid` and `reduce_rows` (`WG` in reduce.wgsl).
@@ -66,7 +71,7 @@ impl Op for Reduce {
         Ok(Lowered::one(Dispatch {
             shader: "reduce",
             entry: if rows { "reduce_rows" } else { "reduce_mid" },
-            constants: vec![("KIND".into(), code as f64)],
+            constants: ReduceConstants { kind: Some(code) }.pairs(),
             params: ReduceParams { outer: o as u32, mid: m as u32, inner: n as u32, scale: 0.0 }.words(),
             bindings: vec![Slot::Input(0), Slot::Output],
             workgroups: if rows { grid(o * n, WG) } else { grid(o * n, 1) },

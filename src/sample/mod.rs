@@ -1,182 +1,16 @@
-//! Generation from a trained model, as small compiled phases over named variables
-//! `s.x{m}` (images, `[n, C, H, W]`), `s.z` (latent, `[n, latent_total]`) and `s.rng`:
-//!
-//! - `prior`: s.z ~ N(0, I), then decode every modality;
-//! - `encode(S)`: s.z ~ q(z | x_S) (one observed expert per example) or its mean;
-//! - `langevin_z(S)`: one posterior step on log p(x_S, z) (replay K_z times);
-//! - `decode(T)`: s.x{m} = g_m(s.z) for m in T;
-//! - `langevin_x(T)`: one EBM step moving the modalities in T, the others held fixed.
-//!
-//! The training previews, the `sample` binary and the browser demo's plans are all these.
+//! Generation from a trained model: the phases of `model::phases` over the variables of
+//! [`SAMPLING`] (`s.x{m}` images `[n, C, H, W]`, `s.z` latent `[n, latent]`, `s.rng`), named
+//! ([`Phase`]), listed in steps ([`cross_modal_steps`], ..) and compiled on first use
+//! ([`Sampler`]). The training previews, the `sample` binary, `eval` and the browser demo's plans
+//! are all these.
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::{replay, Executable, Graph, Plan, Store};
+use crate::model::phases::{Phases, SAMPLING};
 use crate::model::{config::LangevinConfig, Model};
-use crate::nn;
-use crate::ops::elementwise::Assign;
-use crate::ops::random::{Randn, Tick};
-use crate::ops::reduce::ReduceKind;
-use crate::ops::{Host, Target, Tid};
+use crate::ops::{Host, Target};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Arc;
-
-pub const RNG: &str = "s.rng";
-pub const Z: &str = "s.z";
-pub fn x_var(m: usize) -> String {
-    format!("s.x{m}")
-}
-
-mod stream {
-    pub const PRIOR: u32 = 101;
-    pub const LANGEVIN_Z: u32 = 104;
-    pub const LANGEVIN_X: u32 = 120;
-    pub const NOISE: u32 = 130;
-}
-
-/// Graph builders for the sampling phases of `model` at `n` examples.
-pub struct Phases<'a> {
-    pub model: &'a mut Model,
-    pub n: usize,
-    pub langevin: LangevinConfig,
-}
-
-impl Phases<'_> {
-    fn image(&self) -> [usize; 4] {
-        let [c, h, w] = self.model.image;
-        [self.n, c, h, w]
-    }
-
-    fn xs(&self, g: &mut Graph, which: &[usize]) -> Result<Vec<(usize, Tid)>> {
-        let shape = self.image();
-        which.iter().map(|&m| Ok((m, g.var(&x_var(m), &shape)?))).collect()
-    }
-
-    fn check_subset(&self, s: &[usize]) -> Result<()> {
-        for &m in s {
-            if m >= self.model.modalities {
-                return Err(Error::Config(format!(
-                    "modality {m} does not exist: the model has modalities 0..{}",
-                    self.model.modalities - 1
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    fn decode_into(&mut self, g: &mut Graph, z: Tid, targets: &[usize]) -> Result<()> {
-        let shape = self.image();
-        for &m in targets {
-            let h = self.model.latent().decoder_input(g, z, m)?;
-            let x = self.model.decode(g, m, h)?;
-            let v = g.var(&x_var(m), &shape)?;
-            g.op(Arc::new(Assign::copy()), &[v, x])?;
-        }
-        Ok(())
-    }
-
-    /// s.z ~ N(0, I); every modality decoded from it.
-    pub fn prior(&mut self) -> Result<Graph> {
-        let mut g = Graph::new();
-        let rng = g.var(RNG, &[4])?;
-        let zv = g.var(Z, &[self.n, self.model.latent().total()])?;
-        let z = g.op(Arc::new(Randn::new(&[self.n, self.model.latent().total()], stream::PRIOR)), &[rng])?;
-        g.op(Arc::new(Assign::copy()), &[zv, z])?;
-        let all: Vec<usize> = (0..self.model.modalities).collect();
-        self.decode_into(&mut g, zv, &all)?;
-        g.op(Arc::new(Tick), &[rng])?;
-        Ok(g)
-    }
-
-    /// s.x{m} ~ U[-1, 1) for m in `targets`: where an EBM-alone model's chains start.
-    pub fn noise(&mut self, targets: &[usize]) -> Result<Graph> {
-        self.check_subset(targets)?;
-        let mut g = Graph::new();
-        let rng = g.var(RNG, &[4])?;
-        let shape = self.image();
-        for &m in targets {
-            let v = g.var(&x_var(m), &shape)?;
-            let u = g.op(Arc::new(Randn::uniform(&shape, stream::NOISE + m as u32)), &[rng])?;
-            g.op(Arc::new(Assign::copy()), &[v, u])?;
-        }
-        g.op(Arc::new(Tick), &[rng])?;
-        Ok(g)
-    }
-
-    /// s.z from the observed modalities `given`: a draw of the mixture over them, or (with
-    /// `mean`) the mean of the first observed expert for z (w of missing modalities: 0).
-    pub fn encode(&mut self, given: &[usize], mean: bool) -> Result<Graph> {
-        self.check_subset(given)?;
-        if given.is_empty() {
-            return Err(Error::Config("cross-modal generation needs at least one observed modality".into()));
-        }
-        let mut g = Graph::new();
-        let rng = g.var(RNG, &[4])?;
-        let xs = self.xs(&mut g, given)?;
-        let zv = g.var(Z, &[self.n, self.model.latent().total()])?;
-        let z = if mean { self.posterior_mean(&mut g, &xs)? } else { self.model.sample_posterior(&mut g, rng, &xs, self.n)? };
-        g.op(Arc::new(Assign::copy()), &[zv, z])?;
-        g.op(Arc::new(Tick), &[rng])?;
-        Ok(g)
-    }
-
-    fn posterior_mean(&mut self, g: &mut Graph, xs: &[(usize, Tid)]) -> Result<Tid> {
-        let lay = self.model.latent();
-        let mut mus = Vec::new();
-        for &(m, x) in xs {
-            let mu = self.model.encode(g, m, x)?.0;
-            mus.push((m, lay.split_expert(g, mu)?));
-        }
-        // An unobserved modality's own part is the prior's mean, 0.
-        let n = self.n;
-        let own = |g: &mut Graph, m: usize| -> Result<Tid> {
-            match mus.iter().find(|(k, _)| *k == m) {
-                Some((_, (z, w))) => Ok(if lay.shared { w.expect("own parts exist with w") } else { *z }),
-                None => g.op(Arc::new(crate::ops::elementwise::Fill { shape: vec![n, if lay.shared { lay.dw } else { lay.d }], value: 0.0 }), &[]),
-            }
-        };
-        let z = if lay.shared { Some(mus[0].1 .0) } else { None };
-        lay.assemble(g, z, own)
-    }
-
-    /// One posterior Langevin step on s.z given `given`.
-    pub fn langevin_z(&mut self, given: &[usize]) -> Result<Graph> {
-        self.check_subset(given)?;
-        let mut g = Graph::new();
-        let rng = g.var(RNG, &[4])?;
-        let xs = self.xs(&mut g, given)?;
-        let zv = g.var(Z, &[self.n, self.model.latent().total()])?;
-        let lp = self.model.log_joint(&mut g, zv, &xs)?;
-        nn::langevin(&mut g, rng, &[zv], lp, self.langevin.z_size(), stream::LANGEVIN_Z, None)?;
-        Ok(g)
-    }
-
-    /// s.x{m} = g_m(s.z) for m in `targets`.
-    pub fn decode(&mut self, targets: &[usize]) -> Result<Graph> {
-        self.check_subset(targets)?;
-        let mut g = Graph::new();
-        let zv = g.var(Z, &[self.n, self.model.latent().total()])?;
-        self.decode_into(&mut g, zv, targets)?;
-        Ok(g)
-    }
-
-    /// One EBM Langevin step moving the modalities in `moving`; the rest are inputs held fixed.
-    pub fn langevin_x(&mut self, moving: &[usize]) -> Result<Graph> {
-        self.check_subset(moving)?;
-        let mut g = Graph::new();
-        let rng = g.var(RNG, &[4])?;
-        let all: Vec<usize> = (0..self.model.modalities).collect();
-        let xs: Vec<Tid> = self.xs(&mut g, &all)?.into_iter().map(|(_, t)| t).collect();
-        let f = self.model.ebm(&mut g, &xs)?;
-        let fsum = nn::reduce(&mut g, ReduceKind::Sum, f, 0)?;
-        let moving_x: Vec<Tid> = moving.iter().map(|&m| xs[m]).collect();
-        let clamp = if self.langevin.x_clamp { Some((-1.0, 1.0)) } else { None };
-        // Held modalities are inputs of f but not states: they condition the chain, unchanged.
-        nn::langevin(&mut g, rng, &moving_x, fsum, self.langevin.x_size(), stream::LANGEVIN_X, clamp)?;
-        g.output("s.f", f);
-        Ok(g)
-    }
-}
 
 /// One sampling phase, named so that a plan can be cached, exported and replayed by name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -307,7 +141,7 @@ impl Sampler {
         s.reseed(gpu, store, seed)?;
         let [c, h, w] = s.image;
         for m in 0..s.modalities {
-            store.ensure(gpu, &x_var(m), &[n, c, h, w])?;
+            store.ensure(gpu, &SAMPLING.x(m), &[n, c, h, w])?;
         }
         Ok(s)
     }
@@ -331,7 +165,7 @@ impl Sampler {
 
     /// Restarts the sampler's random stream at `seed`.
     pub fn reseed(&self, gpu: &Gpu, store: &mut Store, seed: u64) -> Result<()> {
-        store.set(gpu, RNG, &crate::ops::random::rng_state(seed))
+        store.set(gpu, SAMPLING.rng, &crate::ops::random::rng_state(seed))
     }
 
     /// The plan of `phase`, compiling it on first use.
@@ -342,7 +176,7 @@ impl Sampler {
 
     fn ensure(&mut self, gpu: &Gpu, store: &mut Store, phase: &Phase) -> Result<()> {
         if !self.plans.contains_key(phase) {
-            let mut ph = Phases { model: &mut self.model, n: self.n, langevin: self.langevin.clone() };
+            let mut ph = Phases { model: &mut self.model, n: self.n, langevin: self.langevin.clone(), vars: SAMPLING };
             let plan = phase.build(&mut ph)?.compile(&self.target)?;
             let exe = Executable::new(gpu, &plan, store)?;
             self.plans.insert(phase.clone(), (plan, exe));
@@ -370,7 +204,7 @@ impl Sampler {
             if x.shape != [self.n, c, h, w] {
                 return Err(Error::Shape(format!("modality {m}: images {:?}, the sampler expects {:?}", x.shape, [self.n, c, h, w])));
             }
-            store.set(gpu, &x_var(m), x)?;
+            store.set(gpu, &SAMPLING.x(m), x)?;
         }
         Ok(())
     }
@@ -401,14 +235,14 @@ impl Sampler {
         if z.shape != want {
             return Err(Error::Shape(format!("latents {:?}, the sampler expects {want:?}", z.shape)));
         }
-        store.set(gpu, Z, z)
+        store.set(gpu, SAMPLING.z_post, z)
     }
 
     pub fn read_x(&self, gpu: &Gpu, store: &Store) -> Result<Vec<Host>> {
-        (0..self.modalities).map(|m| store.get(gpu, &x_var(m))).collect()
+        (0..self.modalities).map(|m| store.get(gpu, &SAMPLING.x(m))).collect()
     }
 
     pub fn read_z(&self, gpu: &Gpu, store: &Store) -> Result<Host> {
-        store.get(gpu, Z)
+        store.get(gpu, SAMPLING.z_post)
     }
 }

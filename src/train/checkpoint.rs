@@ -30,7 +30,7 @@ pub fn serialize(tensors: &[(String, Host)], metadata: &BTreeMap<String, String>
 /// Whether tensor `name` holds u32 bit patterns in f32 slots (the RNG state, Adam's step
 /// counters), where a NaN pattern is a valid value.
 pub fn holds_bits(name: &str) -> bool {
-    name == super::RNG || name.ends_with(".step")
+    name == crate::model::phases::TRAINING.rng || name.ends_with(".step")
 }
 
 /// Reads a checkpoint: tensors by name, and the metadata.

@@ -12,12 +12,11 @@ pub mod checkpoint;
 
 use crate::error::{Error, Result};
 use crate::graph::{replay, Executable, Graph, Store};
+use crate::model::phases::{Phases, TRAINING};
 use crate::model::{Config, Model};
 use crate::nn;
 use crate::ops::adam::{adam_state, Adam};
-use crate::ops::elementwise::Assign;
-use crate::ops::random::{rng_state, Randn, Tick};
-use crate::model::stream;
+use crate::ops::random::rng_state;
 use crate::ops::elementwise::MapFn;
 use crate::ops::reduce::{Reduce, ReduceKind};
 use crate::ops::{Host, Target, Tid};
@@ -26,24 +25,6 @@ use std::sync::Arc;
 
 /// Names of the logged scalars, in the order of the `metrics` output.
 pub const METRICS: [&str; 6] = ["loss_ebm", "f_data", "f_revised", "loss_gen", "loss_enc", "log_p_z"];
-
-/// Variable names shared by the phases.
-pub fn data_var(m: usize) -> String {
-    format!("x{m}")
-}
-pub fn chain_x_var(m: usize) -> String {
-    format!("xt{m}")
-}
-/// Where chain `m` of the data chain started (g_m(z̃), or noise for the EBM alone): kept for the
-/// diagnostics.
-pub fn chain_start_var(m: usize) -> String {
-    format!("xt0_{m}")
-}
-pub const ZHAT: &str = "zhat";
-/// ẑ before the posterior chain (the encoder's draw), kept for the diagnostics.
-pub const ZHAT0: &str = "zhat0";
-pub const ZTIL: &str = "ztil";
-pub const RNG: &str = "rng";
 
 /// The compiled phases of one training iteration.
 pub struct Trainer {
@@ -88,7 +69,7 @@ impl Trainer {
                 self.store.set(gpu, &name, &v)?;
             }
         }
-        self.store.set(gpu, RNG, &rng_state(self.cfg.train.seed))?;
+        self.store.set(gpu, TRAINING.rng, &rng_state(self.cfg.train.seed))?;
         self.estimate_spectral_norms(gpu)?;
         self.iteration = 0;
         Ok(())
@@ -123,78 +104,32 @@ impl Trainer {
         let [c, h, w] = model.image;
         let mm = model.modalities;
         let lt = model.latent().total();
-        let lv = &cfg.langevin;
         let mut store = Store::new();
         let compile = |g: &Graph, store: &mut Store| -> Result<Executable> {
             let plan = g.compile(&target)?;
             Executable::new(gpu, &plan, store)
         };
-        let data = |g: &mut Graph| -> Result<Vec<(usize, Tid)>> {
-            (0..mm).map(|m| Ok((m, g.var(&data_var(m), &[b, c, h, w])?))).collect()
-        };
-        let chains = |g: &mut Graph| -> Result<Vec<Tid>> { (0..mm).map(|m| g.var(&chain_x_var(m), &[b, c, h, w])).collect() };
-        let starts = |g: &mut Graph| -> Result<Vec<Tid>> { (0..mm).map(|m| g.var(&chain_start_var(m), &[b, c, h, w])).collect() };
-
-        let (init_z, langevin_z) = if cfg.model.generator {
-            // 1. ẑ₀ ~ q(z | x)
-            let mut g = Graph::new();
-            let rng = g.var(RNG, &[4])?;
-            let xs = data(&mut g)?;
-            let zhat = g.var(ZHAT, &[b, lt])?;
-            let z0 = model.sample_posterior(&mut g, rng, &xs, b)?;
-            g.op(Arc::new(Assign::copy()), &[zhat, z0])?;
-            let zhat0 = g.var(ZHAT0, &[b, lt])?;
-            g.op(Arc::new(Assign::copy()), &[zhat0, z0])?;
-            g.op(Arc::new(Tick), &[rng])?;
-            let init_z = compile(&g, &mut store)?;
-            // 2. one posterior Langevin step
-            let mut g = Graph::new();
-            let rng = g.var(RNG, &[4])?;
-            let xs = data(&mut g)?;
-            let zhat = g.var(ZHAT, &[b, lt])?;
-            let lp = model.log_joint(&mut g, zhat, &xs)?;
-            nn::langevin(&mut g, rng, &[zhat], lp, lv.z_size(), stream::LANGEVIN_Z, None)?;
-            (Some(init_z), Some(compile(&g, &mut store)?))
-        } else {
-            (None, None)
-        };
-
-        // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ U[-1, 1).
-        let mut g = Graph::new();
-        let rng = g.var(RNG, &[4])?;
-        let xt = chains(&mut g)?;
-        let x0s = starts(&mut g)?;
-        let z = if cfg.model.generator {
-            let ztil = g.var(ZTIL, &[b, lt])?;
-            let z = g.op(Arc::new(Randn::new(&[b, lt], stream::PRIOR)), &[rng])?;
-            g.op(Arc::new(Assign::copy()), &[ztil, z])?;
-            Some(z)
-        } else {
-            None
-        };
-        for m in 0..mm {
-            let x0 = match z {
-                Some(z) => {
-                    let hm = model.latent().decoder_input(&mut g, z, m)?;
-                    model.decode(&mut g, m, hm)?
-                }
-                None => g.op(Arc::new(Randn::uniform(&[b, c, h, w], stream::INIT_X * 64 + m as u32)), &[rng])?,
+        let all: Vec<usize> = (0..mm).collect();
+        let (init_z, langevin_z, prior, langevin_x) = {
+            let mut ph = Phases { model: &mut model, n: b, langevin: cfg.langevin.clone(), vars: TRAINING };
+            let mut compile = |g: Graph| compile(&g, &mut store);
+            // 1. ẑ₀ ~ q(z | x); 2. one posterior Langevin step (replayed K_z times).
+            let (init_z, langevin_z) = if cfg.model.generator {
+                (Some(compile(ph.encode(&all, false)?)?), Some(compile(ph.langevin_z(&all)?)?))
+            } else {
+                (None, None)
             };
-            g.op(Arc::new(Assign::copy()), &[xt[m], x0])?;
-            g.op(Arc::new(Assign::copy()), &[x0s[m], x0])?;
-        }
-        g.op(Arc::new(Tick), &[rng])?;
-        let prior = compile(&g, &mut store)?;
-
-        // 4. one EBM Langevin step over all modalities jointly.
-        let mut g = Graph::new();
-        let rng = g.var(RNG, &[4])?;
-        let xt = chains(&mut g)?;
-        let f = model.ebm(&mut g, &xt)?;
-        let fsum = nn::reduce(&mut g, ReduceKind::Sum, f, 0)?;
-        let clamp = if lv.x_clamp { Some((-1.0, 1.0)) } else { None };
-        nn::langevin(&mut g, rng, &xt, fsum, lv.x_size(), stream::LANGEVIN_X, clamp)?;
-        let langevin_x = compile(&g, &mut store)?;
+            // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ U[-1, 1).
+            let prior = compile(if cfg.model.generator { ph.prior()? } else { ph.noise(&all)? })?;
+            // 4. one EBM Langevin step over all modalities jointly (replayed K_x times).
+            (init_z, langevin_z, prior, compile(ph.langevin_x(&all)?)?)
+        };
+        let image = [b, c, h, w];
+        let data = |g: &mut Graph| -> Result<Vec<(usize, Tid)>> { all.iter().map(|&m| Ok((m, g.var(&TRAINING.x(m), &image)?))).collect() };
+        let chains = |g: &mut Graph| -> Result<Vec<Tid>> { all.iter().map(|&m| g.var(&TRAINING.chain(m), &image)).collect() };
+        let starts = |g: &mut Graph| -> Result<Vec<Tid>> {
+            all.iter().map(|&m| g.var(&TRAINING.chain_start(m).expect("training keeps chain starts"), &image)).collect()
+        };
 
         // Diagnostics (log steps): what each chain did this iteration.
         let mut g = Graph::new();
@@ -211,8 +146,8 @@ impl Trainer {
         let moved = nn::reduce(&mut g, ReduceKind::Sum, moved, 0)?;
         out.push(nn::scale(&mut g, moved, 1.0 / (b * mm * c * h * w) as f32)?);
         if cfg.model.generator {
-            let zhat = g.var(ZHAT, &[b, lt])?;
-            let zhat0 = g.var(ZHAT0, &[b, lt])?;
+            let zhat = g.var(TRAINING.z_post, &[b, lt])?;
+            let zhat0 = g.var(TRAINING.z_post_start.expect("training keeps ẑ₀"), &[b, lt])?;
             let lp = model.log_joint(&mut g, zhat, &xs)?;
             let lp0 = model.log_joint(&mut g, zhat0, &xs)?;
             out.push(nn::lin(&mut g, lp, 1.0 / b as f32, lp0, -1.0 / b as f32)?);
@@ -235,8 +170,8 @@ impl Trainer {
         let mut metrics = vec![scalar(&mut g, loss_ebm)?, scalar(&mut g, f_data_m)?, scalar(&mut g, f_rev_m)?];
         let mut adam_steps: Vec<(crate::nn::Params, Vec<Tid>, f32)> = vec![(model.ebm.clone(), ebm_grads, cfg.train.lr_ebm)];
         if cfg.model.generator {
-            let zhat = g.var(ZHAT, &[b, lt])?;
-            let ztil = g.var(ZTIL, &[b, lt])?;
+            let zhat = g.var(TRAINING.z_post, &[b, lt])?;
+            let ztil = g.var(TRAINING.z_prior, &[b, lt])?;
             let xt_pairs: Vec<(usize, Tid)> = xt.iter().copied().enumerate().collect();
             let (loss_gen, r_data) = model.gen_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs))?;
             let gen_params = model.gen.tids(&mut g)?;
@@ -282,7 +217,7 @@ impl Trainer {
             if x.shape != want {
                 return Err(Error::Data(format!("modality {m}: batch shape {:?}, expected {want:?}", x.shape)));
             }
-            self.store.set(gpu, &data_var(m), x)?;
+            self.store.set(gpu, &TRAINING.x(m), x)?;
         }
         Ok(())
     }
@@ -339,7 +274,7 @@ impl Trainer {
         for ps in self.model.networks() {
             v.extend(ps.optimizer_vars().into_iter().map(|(n, _)| n));
         }
-        v.push(RNG.into());
+        v.push(TRAINING.rng.into());
         v.retain(|n| self.store.contains(n));
         v
     }
