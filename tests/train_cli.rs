@@ -36,6 +36,24 @@ fn metric_lines(out: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `train --profile`'s table: every phase of an iteration with its replays (tiny.toml: K_z = K_x
+/// = 2), dispatches per iteration = dispatches x times, and the iteration row their sum.
+fn check_profile(out: &str) {
+    let rows: Vec<Vec<&str>> = out.lines().skip(2).map(|l| l.split_whitespace().collect()).collect();
+    let phases: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(phases, ["init_z", "langevin_z", "prior", "langevin_x", "update", "iteration"], "{out}");
+    let mut total = 0;
+    for r in &rows[..5] {
+        let (d, t, per): (usize, usize, usize) = (r[1].parse().unwrap(), r[2].parse().unwrap(), r[3].parse().unwrap());
+        assert!(d > 0 && per == d * t, "{out}");
+        assert!(r[4].parse::<f64>().unwrap() > 0.0, "{out}");
+        total += per;
+    }
+    assert_eq!(rows[1][2], "2", "{out}");
+    assert_eq!(rows[3][2], "2", "{out}");
+    assert_eq!(rows[5][1].parse::<usize>().unwrap(), total, "{out}");
+}
+
 #[test]
 fn resume_continues_the_same_metrics_sequence() {
     let straight = tmp("straight");
@@ -52,8 +70,10 @@ fn resume_continues_the_same_metrics_sequence() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--resume"), "{err}");
     assert_eq!(before, std::fs::read(split.join("checkpoint.safetensors")).unwrap());
-    let o = train(&split, &[TINY, &["--iterations", "6", "--resume"]].concat());
+    // --profile runs after the last checkpoint: the saved run is the same as without it.
+    let o = train(&split, &[TINY, &["--iterations", "6", "--resume", "--profile"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    check_profile(&String::from_utf8_lossy(&o.stdout));
 
     let (a, b) = (metric_lines(&straight), metric_lines(&split));
     assert_eq!(a.len(), 6);

@@ -60,6 +60,10 @@ struct Args {
     /// Print one line per log step instead of a progress bar.
     #[arg(long)]
     plain: bool,
+    /// After the last iteration (and its checkpoint), print each phase's dispatches and
+    /// wall-clock time per iteration; the state it leaves is not saved.
+    #[arg(long)]
+    profile: bool,
 }
 
 fn main() {
@@ -406,6 +410,25 @@ fn run(args: Args) -> Result<()> {
         let s = seconds;
         eprintln!("{done} iterations in {s:.1}s ({:.2} s/iteration, {:.1} iterations/minute); outputs in {}", s / done as f64, 60.0 * done as f64 / s, out.display());
     }
+    if args.profile {
+        print_profile(&gpu, &trainer)?;
+    }
+    Ok(())
+}
+
+/// `--profile`: one row per phase (dispatches per replay, replays and dispatches per iteration,
+/// milliseconds per replay and per iteration; median of 3 timed runs) and the totals.
+fn print_profile(gpu: &Gpu, trainer: &Trainer) -> Result<()> {
+    let rows = trainer.phase_times(gpu, 3)?;
+    println!("profile on {}: wall clock per phase, each replayed alone (median of 3)", gpu.info.name);
+    println!("{:<16} {:>10} {:>7} {:>14} {:>11} {:>14}", "phase", "dispatches", "times", "per iteration", "ms/replay", "ms/iteration");
+    let (mut dispatches, mut ms) = (0, 0.0);
+    for r in &rows {
+        let (d, t) = (r.dispatches * r.times as usize, r.ms_per_replay * r.times as f64);
+        println!("{:<16} {:>10} {:>7} {:>14} {:>11.2} {:>14.2}", r.phase, r.dispatches, r.times, d, r.ms_per_replay, t);
+        (dispatches, ms) = (dispatches + d, ms + t);
+    }
+    println!("{:<16} {:>10} {:>7} {:>14} {:>11} {:>14.2}", "iteration", "", "", dispatches, "", ms);
     Ok(())
 }
 

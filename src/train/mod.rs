@@ -26,6 +26,17 @@ use std::sync::Arc;
 /// Names of the logged scalars, in the order of the `metrics` output.
 pub const METRICS: [&str; 6] = ["loss_ebm", "f_data", "f_revised", "loss_gen", "loss_enc", "log_p_z"];
 
+/// One row of [`Trainer::phase_times`].
+#[derive(Clone, Debug)]
+pub struct PhaseTime {
+    pub phase: &'static str,
+    /// Dispatches per replay of the phase.
+    pub dispatches: usize,
+    /// Replays per iteration (K_z, K_x or 1).
+    pub times: u32,
+    pub ms_per_replay: f64,
+}
+
 /// The compiled phases of one training iteration.
 pub struct Trainer {
     pub cfg: Config,
@@ -222,19 +233,26 @@ impl Trainer {
         Ok(())
     }
 
-    /// One iteration on the uploaded batch, one submit; returns the metrics (see [`METRICS`]).
-    pub fn step(&mut self, gpu: &Gpu) -> Result<Vec<f32>> {
-        let mut runs: Vec<(&Executable, u32)> = Vec::new();
+    /// The phases of one iteration in order, with how many times each is replayed (the
+    /// diagnostics, run on log steps only, are not among them).
+    pub fn phases(&self) -> Vec<(&'static str, &Executable, u32)> {
+        let mut v = Vec::new();
         if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
-            runs.push((i, 1));
-            runs.push((l, self.cfg.langevin.kz));
+            v.push(("init_z", i, 1));
+            v.push(("langevin_z", l, self.cfg.langevin.kz));
         }
         if let Some(p) = &self.power_iteration {
-            runs.push((p, 1));
+            v.push(("power_iteration", p, 1));
         }
-        runs.push((&self.prior, 1));
-        runs.push((&self.langevin_x, self.cfg.langevin.kx));
-        runs.push((&self.update, 1));
+        v.push(("prior", &self.prior, 1));
+        v.push(("langevin_x", &self.langevin_x, self.cfg.langevin.kx));
+        v.push(("update", &self.update, 1));
+        v
+    }
+
+    /// One iteration on the uploaded batch, one submit; returns the metrics (see [`METRICS`]).
+    pub fn step(&mut self, gpu: &Gpu) -> Result<Vec<f32>> {
+        let runs: Vec<(&Executable, u32)> = self.phases().into_iter().map(|(_, e, t)| (e, t)).collect();
         replay(gpu, &runs)?;
         let m = self.store.get(gpu, "metrics")?.data;
         self.iteration += 1;
@@ -325,22 +343,32 @@ impl Trainer {
     /// pass): (phase, op, milliseconds), for finding where an iteration's time goes.
     pub fn profile(&self, gpu: &Gpu) -> Result<Vec<(String, String, f64)>> {
         let mut out = Vec::new();
-        let mut phases: Vec<(&str, &Executable)> = Vec::new();
-        if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
-            phases.push(("init_z", i));
-            phases.push(("langevin_z", l));
-        }
-        if let Some(p) = &self.power_iteration {
-            phases.push(("power_iteration", p));
-        }
-        phases.push(("prior", &self.prior));
-        phases.push(("langevin_x", &self.langevin_x));
-        phases.push(("diagnostics", &self.diagnostics));
-        phases.push(("update", &self.update));
+        let mut phases: Vec<(&str, &Executable)> = self.phases().into_iter().map(|(n, e, _)| (n, e)).collect();
+        phases.insert(phases.len() - 1, ("diagnostics", &self.diagnostics));
         for (name, exe) in phases {
             for (op, ms) in exe.profile(gpu)? {
                 out.push((name.to_string(), op, ms));
             }
+        }
+        Ok(out)
+    }
+
+    /// Each phase's dispatches per replay, replays per iteration and wall-clock milliseconds per
+    /// replay (the median of `repeats` timed runs of `times` replays in one submit, after one
+    /// untimed run): where an iteration's dispatches and time go. The phases run out of order
+    /// and change the state (chains, weights, RNG): call it after the state is saved.
+    pub fn phase_times(&self, gpu: &Gpu, repeats: usize) -> Result<Vec<PhaseTime>> {
+        let mut out = Vec::new();
+        for (name, exe, times) in self.phases() {
+            exe.run(gpu, times.max(1))?;
+            let mut ms: Vec<f64> = Vec::new();
+            for _ in 0..repeats.max(1) {
+                let t = std::time::Instant::now();
+                exe.run(gpu, times.max(1))?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3 / times.max(1) as f64);
+            }
+            ms.sort_by(f64::total_cmp);
+            out.push(PhaseTime { phase: name, dispatches: exe.len(), times, ms_per_replay: ms[ms.len() / 2] });
         }
         Ok(out)
     }
