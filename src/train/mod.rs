@@ -111,107 +111,27 @@ impl Trainer {
 
     fn build(gpu: &Gpu, cfg: &Config, mut model: Model) -> Result<Trainer> {
         let target = Target::of(gpu);
-        let b = cfg.train.batch;
-        let [c, h, w] = model.image;
-        let mm = model.modalities;
-        let lt = model.latent().total();
         let mut store = Store::new();
-        let compile = |g: &Graph, store: &mut Store| -> Result<Executable> {
-            let plan = g.compile(&target)?;
-            Executable::new(gpu, &plan, store)
+        let mut compile = |g: Graph| -> Result<Executable> { Executable::new(gpu, &g.compile(&target)?, &mut store) };
+        let all: Vec<usize> = (0..model.modalities).collect();
+        let mut ph = Phases { model: &mut model, n: cfg.train.batch, langevin: cfg.langevin.clone(), vars: TRAINING };
+        // 1. ẑ₀ ~ q(z | x); 2. one posterior Langevin step (replayed K_z times).
+        let (init_z, langevin_z) = if cfg.model.generator {
+            (Some(compile(ph.encode(&all, false)?)?), Some(compile(ph.langevin_z(&all)?)?))
+        } else {
+            (None, None)
         };
-        let all: Vec<usize> = (0..mm).collect();
-        let (init_z, langevin_z, prior, langevin_x) = {
-            let mut ph = Phases { model: &mut model, n: b, langevin: cfg.langevin.clone(), vars: TRAINING };
-            let mut compile = |g: Graph| compile(&g, &mut store);
-            // 1. ẑ₀ ~ q(z | x); 2. one posterior Langevin step (replayed K_z times).
-            let (init_z, langevin_z) = if cfg.model.generator {
-                (Some(compile(ph.encode(&all, false)?)?), Some(compile(ph.langevin_z(&all)?)?))
-            } else {
-                (None, None)
-            };
-            // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ U[-1, 1).
-            let prior = compile(if cfg.model.generator { ph.prior()? } else { ph.noise(&all)? })?;
-            // 4. one EBM Langevin step over all modalities jointly (replayed K_x times).
-            (init_z, langevin_z, prior, compile(ph.langevin_x(&all)?)?)
-        };
-        let image = [b, c, h, w];
-        let data = |g: &mut Graph| -> Result<Vec<(usize, Tid)>> { all.iter().map(|&m| Ok((m, g.var(&TRAINING.x(m), &image)?))).collect() };
-        let chains = |g: &mut Graph| -> Result<Vec<Tid>> { all.iter().map(|&m| g.var(&TRAINING.chain(m), &image)).collect() };
-        let starts = |g: &mut Graph| -> Result<Vec<Tid>> {
-            all.iter().map(|&m| g.var(&TRAINING.chain_start(m).expect("training keeps chain starts"), &image)).collect()
-        };
-
-        // Diagnostics (log steps): what each chain did this iteration.
-        let mut g = Graph::new();
-        let xs = data(&mut g)?;
-        let (xt, x0) = (chains(&mut g)?, starts(&mut g)?);
-        let f0 = model.ebm(&mut g, &x0)?;
-        let mut out = vec![nn::mean_all(&mut g, f0)?];
-        let mut moved = Vec::new();
-        for m in 0..mm {
-            let d = nn::lin(&mut g, xt[m], 1.0, x0[m], -1.0)?;
-            moved.push(nn::reduce(&mut g, ReduceKind::SumSq, d, 0)?);
-        }
-        let moved = nn::concat(&mut g, &moved, 0)?;
-        let moved = nn::reduce(&mut g, ReduceKind::Sum, moved, 0)?;
-        out.push(nn::scale(&mut g, moved, 1.0 / (b * mm * c * h * w) as f32)?);
-        if cfg.model.generator {
-            let zhat = g.var(TRAINING.z_post, &[b, lt])?;
-            let zhat0 = g.var(TRAINING.z_post_start.expect("training keeps ẑ₀"), &[b, lt])?;
-            let lp = model.log_joint(&mut g, zhat, &xs)?;
-            let lp0 = model.log_joint(&mut g, zhat0, &xs)?;
-            out.push(nn::lin(&mut g, lp, 1.0 / b as f32, lp0, -1.0 / b as f32)?);
-            let zsq = nn::map(&mut g, MapFn::Square, zhat)?;
-            out.push(g.op(Arc::new(Reduce { kind: ReduceKind::Mean, start: 0, end: 1 }), &[zhat])?);
-            out.push(g.op(Arc::new(Reduce { kind: ReduceKind::Mean, start: 0, end: 1 }), &[zsq])?);
-        }
-        let out = nn::concat(&mut g, &out, 0)?;
-        g.output("diagnostics", out);
-        let diagnostics = compile(&g, &mut store)?;
-
+        // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ U[-1, 1).
+        let prior = compile(if cfg.model.generator { ph.prior()? } else { ph.noise(&all)? })?;
+        // 4. one EBM Langevin step over all modalities jointly (replayed K_x times).
+        let langevin_x = compile(ph.langevin_x(&all)?)?;
+        let diagnostics = compile(diagnostics_graph(&mut ph, cfg.model.generator)?)?;
         // 5. the three updates.
-        let mut g = Graph::new();
-        let xs = data(&mut g)?;
-        let xt = chains(&mut g)?;
-        let xs_t: Vec<Tid> = xs.iter().map(|&(_, t)| t).collect();
-        let (loss_ebm, f_data_m, f_rev_m) = model.ebm_loss(&mut g, &xs_t, &xt)?;
-        let ebm_params = model.ebm.tids(&mut g)?;
-        let ebm_grads = g.grad(loss_ebm, &ebm_params)?;
-        let mut metrics = vec![scalar(&mut g, loss_ebm)?, scalar(&mut g, f_data_m)?, scalar(&mut g, f_rev_m)?];
-        let mut adam_steps: Vec<(crate::nn::Params, Vec<Tid>, f32)> = vec![(model.ebm.clone(), ebm_grads, cfg.train.lr_ebm)];
-        if cfg.model.generator {
-            let zhat = g.var(TRAINING.z_post, &[b, lt])?;
-            let ztil = g.var(TRAINING.z_prior, &[b, lt])?;
-            let xt_pairs: Vec<(usize, Tid)> = xt.iter().copied().enumerate().collect();
-            let (loss_gen, r_data) = model.gen_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs))?;
-            let gen_params = model.gen.tids(&mut g)?;
-            let gen_grads = g.grad(loss_gen, &gen_params)?;
-            let loss_enc = model.enc_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs))?;
-            let enc_params = model.enc.tids(&mut g)?;
-            let enc_grads = g.grad(loss_enc, &enc_params)?;
-            // log p(x, ẑ) per example, to watch the posterior chain's effect.
-            let pz = nn::reduce(&mut g, ReduceKind::SumSq, zhat, 0)?;
-            let lj = nn::lin(&mut g, pz, -0.5, r_data, -1.0)?;
-            let lpz = nn::scale(&mut g, lj, 1.0 / b as f32)?;
-            metrics.push(scalar(&mut g, loss_gen)?);
-            metrics.push(scalar(&mut g, loss_enc)?);
-            metrics.push(scalar(&mut g, lpz)?);
-            adam_steps.push((model.gen.clone(), gen_grads, cfg.train.lr_gen));
-            adam_steps.push((model.enc.clone(), enc_grads, cfg.train.lr_enc));
-        }
-        // Adam steps last: every gradient above reads the parameters before any update.
-        for (ps, grads, lr) in adam_steps {
-            ps.adam(&mut g, &grads, Adam::new(lr).betas(cfg.train.beta1, cfg.train.beta2))?;
-        }
-        let metrics = nn::concat(&mut g, &metrics, 0)?;
-        g.output("metrics", metrics);
-        let update = compile(&g, &mut store)?;
-
+        let update = compile(update_graph(&mut ph, cfg)?)?;
         let power_iteration = if cfg.model.spectral_norm {
             let mut g = Graph::new();
-            model.ebm.power_iteration(&mut g)?;
-            Some(compile(&g, &mut store)?)
+            ph.model.ebm.power_iteration(&mut g)?;
+            Some(compile(g)?)
         } else {
             None
         };
@@ -400,4 +320,79 @@ impl Trainer {
         }
         checkpoint::serialize(&tensors, &meta)
     }
+}
+
+/// The diagnostics phase (log steps): what each chain did this iteration (see [`DIAGNOSTICS`]).
+fn diagnostics_graph(ph: &mut Phases, generator: bool) -> Result<Graph> {
+    let mut g = Graph::new();
+    let all: Vec<usize> = (0..ph.model.modalities).collect();
+    let xs = ph.observed(&mut g, &all)?;
+    let xt = ph.chains(&mut g, &all)?;
+    let [c, h, w] = ph.model.image;
+    let (b, mm, lt) = (ph.n, all.len(), ph.model.latent().total());
+    let x0: Vec<Tid> = all.iter().map(|&m| g.var(&ph.vars.chain_start(m).expect("training keeps chain starts"), &[b, c, h, w])).collect::<Result<_>>()?;
+    let f0 = ph.model.ebm(&mut g, &x0)?;
+    let mut out = vec![nn::mean_all(&mut g, f0)?];
+    let mut moved = Vec::new();
+    for m in 0..mm {
+        let d = nn::lin(&mut g, xt[m], 1.0, x0[m], -1.0)?;
+        moved.push(nn::reduce(&mut g, ReduceKind::SumSq, d, 0)?);
+    }
+    let moved = nn::concat(&mut g, &moved, 0)?;
+    let moved = nn::reduce(&mut g, ReduceKind::Sum, moved, 0)?;
+    out.push(nn::scale(&mut g, moved, 1.0 / (b * mm * c * h * w) as f32)?);
+    if generator {
+        let zhat = g.var(ph.vars.z_post, &[b, lt])?;
+        let zhat0 = g.var(ph.vars.z_post_start.expect("training keeps ẑ₀"), &[b, lt])?;
+        let lp = ph.model.log_joint(&mut g, zhat, &xs)?;
+        let lp0 = ph.model.log_joint(&mut g, zhat0, &xs)?;
+        out.push(nn::lin(&mut g, lp, 1.0 / b as f32, lp0, -1.0 / b as f32)?);
+        let zsq = nn::map(&mut g, MapFn::Square, zhat)?;
+        out.push(g.op(Arc::new(Reduce { kind: ReduceKind::Mean, start: 0, end: 1 }), &[zhat])?);
+        out.push(g.op(Arc::new(Reduce { kind: ReduceKind::Mean, start: 0, end: 1 }), &[zsq])?);
+    }
+    let out = nn::concat(&mut g, &out, 0)?;
+    g.output("diagnostics", out);
+    Ok(g)
+}
+
+/// The update phase: the three losses, their gradients, the Adam steps (last, so that every
+/// gradient reads the parameters before any update) and the logged scalars (see [`METRICS`]).
+fn update_graph(ph: &mut Phases, cfg: &Config) -> Result<Graph> {
+    let mut g = Graph::new();
+    let all: Vec<usize> = (0..ph.model.modalities).collect();
+    let (b, lt) = (ph.n, ph.model.latent().total());
+    let xs = ph.observed(&mut g, &all)?;
+    let xt = ph.chains(&mut g, &all)?;
+    let model = &mut *ph.model;
+    let xs_t: Vec<Tid> = xs.iter().map(|&(_, t)| t).collect();
+    let (loss_ebm, f_data_m, f_rev_m) = model.ebm_loss(&mut g, &xs_t, &xt)?;
+    let ebm_params = model.ebm.tids(&mut g)?;
+    let ebm_grads = g.grad(loss_ebm, &ebm_params)?;
+    let mut metrics = vec![scalar(&mut g, loss_ebm)?, scalar(&mut g, f_data_m)?, scalar(&mut g, f_rev_m)?];
+    let mut adam_steps: Vec<(crate::nn::Params, Vec<Tid>, f32)> = vec![(model.ebm.clone(), ebm_grads, cfg.train.lr_ebm)];
+    if cfg.model.generator {
+        let zhat = g.var(ph.vars.z_post, &[b, lt])?;
+        let ztil = g.var(ph.vars.z_prior, &[b, lt])?;
+        let xt_pairs: Vec<(usize, Tid)> = xt.iter().copied().enumerate().collect();
+        let (loss_gen, r_data) = model.gen_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs))?;
+        let gen_params = model.gen.tids(&mut g)?;
+        let gen_grads = g.grad(loss_gen, &gen_params)?;
+        let loss_enc = model.enc_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs))?;
+        let enc_params = model.enc.tids(&mut g)?;
+        let enc_grads = g.grad(loss_enc, &enc_params)?;
+        // log p(x, ẑ) per example, to watch the posterior chain's effect.
+        let pz = nn::reduce(&mut g, ReduceKind::SumSq, zhat, 0)?;
+        let lj = nn::lin(&mut g, pz, -0.5, r_data, -1.0)?;
+        let lpz = nn::scale(&mut g, lj, 1.0 / b as f32)?;
+        metrics.extend([scalar(&mut g, loss_gen)?, scalar(&mut g, loss_enc)?, scalar(&mut g, lpz)?]);
+        adam_steps.push((model.gen.clone(), gen_grads, cfg.train.lr_gen));
+        adam_steps.push((model.enc.clone(), enc_grads, cfg.train.lr_enc));
+    }
+    for (ps, grads, lr) in adam_steps {
+        ps.adam(&mut g, &grads, Adam::new(lr).betas(cfg.train.beta1, cfg.train.beta2))?;
+    }
+    let metrics = nn::concat(&mut g, &metrics, 0)?;
+    g.output("metrics", metrics);
+    Ok(g)
 }
