@@ -125,6 +125,29 @@ fn conv_backward_weight(m: Matrix) {
     }
 }
 
+/// The layers of a model on 64×64 and 128×128 images (issue 18: CUB's size and twice it), on
+/// the adapter's default variant and the browser's: the first 3-channel convolution (ROW4 /
+/// thin input gradient), a strided encoder convolution and a decoder's transposed convolution,
+/// each forward, data gradient and weight gradient against the CPU reference.
+#[test]
+fn convs_at_64_and_128_pixels() {
+    let base = Target::of(gpu());
+    for t in [base.clone(), Target { gemm_variant: "tiled64".into(), ..base.clone() }] {
+        for (si, side) in [64usize, 128].into_iter().enumerate() {
+            // (N, Ci, H, W, Co, K, stride, pad): first conv, encoder conv, decoder-sized conv.
+            for (gi, g) in [(1, 3, side, side, 4, 3, 1, 1), (1, 4, side, side, 8, 4, 2, 1), (1, 8, side / 2, side / 2, 3, 4, 2, 1)].into_iter().enumerate() {
+                let (x, w, bias) = inputs(g, 900 + 10 * si as u64 + gi as u64);
+                let (n, ci, h, wd, co, k, s, p) = g;
+                check(&t, &Conv2d::new(s, p).with_act(Some(MapFn::LeakyRelu(0.2))), &[&x, &w, &bias], ci * k * k);
+                let ys = Conv2d::new(s, p).shape(&[&x.shape, &w.shape]).unwrap();
+                let dy = rand_host(&ys, 950 + gi as u64, -1.0, 1.0);
+                check(&t, &Conv2dBackwardData::backward_data(s, p, [h, wd], [k, k]), &[&dy, &w], co * k * k);
+                check(&t, &Conv2dBackwardWeight { stride: s, pad: p, kernel: [k, k] }, &[&x, &dy], n * ys[2] * ys[3]);
+            }
+        }
+    }
+}
+
 #[test]
 fn conv_batch_64_layer_and_split_k() {
     // One layer of the PolyMNIST EBM's size (backward-weight has K = 64*14*14 and few tiles, so

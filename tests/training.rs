@@ -205,3 +205,41 @@ fn spectral_norm_trains_saves_loads_and_samples() {
     assert!(generated.iter().zip(&revised).any(|(a, b)| a.data != b.data), "the EBM chain moved the samples");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Larger images grow the networks instead of failing: a 64×64 model (three samplings) trains
+/// for two iterations on random images with finite metrics and samples 64×64 images in
+/// [-1, 1]; its extra layers exist; a 128×128 model takes four samplings; and a 28×28 model's
+/// parameters are PolyMNIST's (no extra layer).
+#[test]
+fn larger_images_grow_the_networks() {
+    let mut cfg = Config::from_toml(include_str!("../configs/tiny.toml"), "tiny.toml").unwrap();
+    cfg.set("train.batch=2").unwrap();
+    let gpu = gpu();
+    let (mm, image) = (2, [3, 64, 64]);
+    let mut t = Trainer::new(gpu, &cfg, mm, image).unwrap();
+    assert_eq!(t.model.samplings(), 3);
+    let names: Vec<String> = t.model.state().into_iter().map(|(n, _)| n).collect();
+    for want in ["gen.d0.u0.w", "enc.e1.c3.w", "ebm.b3.sc.w"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+    }
+    for it in 0..2 {
+        let batch: Vec<Host> = (0..mm).map(|m| rand_host(&[2, 3, 64, 64], 10 * it + m as u64, -1.0, 1.0)).collect();
+        t.set_batch(gpu, &batch).unwrap();
+        let m = t.step(gpu).unwrap();
+        assert!(m.iter().all(|v| v.is_finite()), "{m:?}");
+    }
+    let mut s = Sampler::new(gpu, &mut t.store, &t.model, 2, &cfg.langevin, 1).unwrap();
+    let (generated, revised) = s.unconditional(gpu, &mut t.store, 1).unwrap();
+    for x in generated.iter().chain(&revised) {
+        assert_eq!(x.shape, [2, 3, 64, 64]);
+        assert!(x.data.iter().all(|v| v.is_finite() && v.abs() <= 1.0));
+    }
+    let big = mmebm::model::Model::new(&cfg.model, 1, [3, 128, 128]).unwrap();
+    assert_eq!(big.samplings(), 4);
+    let small = mmebm::model::Model::new(&cfg.model, 1, [3, 28, 28]).unwrap();
+    assert_eq!(small.samplings(), 2);
+    let extra = small.state().into_iter().filter(|(n, _)| n.contains(".u0.") || n.contains(".c3.") || n.contains("b3.sc")).count();
+    assert_eq!(extra, 0, "a 28×28 model has PolyMNIST's layers only");
+    let e = mmebm::model::Model::new(&cfg.model, 1, [3, 60, 60]).unwrap_err().to_string();
+    assert!(e.contains("divisible by 8") && e.contains("60×60"), "{e}");
+}

@@ -3,6 +3,9 @@
 //!   EBM blocks, ReLU, global average pooling, linear → one scalar per example;
 //! - `decode`: g_m(z) per modality, linear → 7×7 map → two transposed convolutions → tanh;
 //! - `encode`: q_φm(z | x_m) per modality, two strided convolutions → linear heads μ and log σ.
+//! The sizes are PolyMNIST's 28×28; larger images get one more 2× sampling in each network per
+//! doubling of the side (`Model::samplings`: 64×64 decodes from 8×8 through three transposed
+//! convolutions), so the parameters of a 28×28 model are the same as before.
 //! Building a model into a second graph finds the same named parameters again, so the chains
 //! and the updates of one training step share weights through the store.
 pub mod config;
@@ -26,7 +29,7 @@ pub struct Model {
     pub cfg: ModelConfig,
     /// Number of modalities M.
     pub modalities: usize,
-    /// [C, H, W] of every modality; H and W divisible by 4.
+    /// [C, H, W] of every modality; H and W divisible by 2^[`Model::samplings`].
     pub image: [usize; 3],
     pub ebm: Params,
     pub gen: Params,
@@ -36,9 +39,11 @@ pub struct Model {
 impl Model {
     /// Declares every parameter (by building each network once into a scratch graph).
     pub fn new(cfg: &ModelConfig, modalities: usize, image: [usize; 3]) -> Result<Model> {
-        if image[1] % 4 != 0 || image[2] % 4 != 0 || image[1] < 8 || image[2] < 8 {
+        let s = samplings(image);
+        let unit = 1 << s;
+        if image[1] % unit != 0 || image[2] % unit != 0 || image[1] < 8 || image[2] < 8 {
             return Err(Error::Config(format!(
-                "images must be at least 8×8 with sides divisible by 4 (two 2× up/down-samplings), got {}×{}",
+                "images must be at least 8×8 with sides divisible by {unit} ({s} 2× up/down-samplings for this size), got {}×{}",
                 image[1], image[2]
             )));
         }
@@ -83,6 +88,12 @@ impl Model {
         LatentLayout { d: self.cfg.latent, dw: self.cfg.latent_w, modalities: self.modalities, shared: self.cfg.shared_latent }
     }
 
+    /// 2× down-samplings of the encoder (up-samplings of the decoder) for this image size:
+    /// two for PolyMNIST's 28×28 (to 7×7), one more each time the side doubles (64×64 to 8×8).
+    pub fn samplings(&self) -> usize {
+        samplings(self.image)
+    }
+
     fn ebm_first_width(&self) -> usize {
         (self.cfg.ebm_width / 2).max(4)
     }
@@ -122,8 +133,11 @@ impl Model {
         let h = nn::concat(g, &firsts, 1)?;
         let h = self.ebm_block(g, "b1", h, nef, true, true)?;
         let h = self.ebm_block(g, "b2", h, nef, true, false)?;
-        let h = self.ebm_block(g, "b3", h, nef, false, false)?;
-        let h = self.ebm_block(g, "b4", h, nef, false, false)?;
+        // Larger images are pooled once more per extra sampling, so the last blocks see at most
+        // 7×7 to 8×8 maps as on PolyMNIST.
+        let s = self.samplings();
+        let h = self.ebm_block(g, "b3", h, nef, s >= 3, false)?;
+        let h = self.ebm_block(g, "b4", h, nef, s >= 4, false)?;
         let h = nn::relu(g, h)?;
         let h = nn::global_avgpool(g, h)?;
         let f = nn::linear(g, &mut self.ebm, "out", h, 1, None)?;
@@ -138,8 +152,13 @@ impl Model {
         let b = g.shape_of(h)[0];
         let name = format!("d{m}");
         let leak = Some(MapFn::LeakyRelu(LEAK));
-        let x = nn::linear(g, &mut self.gen, &format!("{name}.fc"), h, w2 * (hh / 4) * (ww / 4), leak)?;
-        let x = g.reshape(x, &[b, w2, hh / 4, ww / 4])?;
+        let unit = 1 << self.samplings();
+        let x = nn::linear(g, &mut self.gen, &format!("{name}.fc"), h, w2 * (hh / unit) * (ww / unit), leak)?;
+        let mut x = g.reshape(x, &[b, w2, hh / unit, ww / unit])?;
+        // Up-samplings beyond PolyMNIST's two keep the width (names u0, u1, ..).
+        for k in 0..self.samplings() - 2 {
+            x = nn::conv_t(g, &mut self.gen, &format!("{name}.u{k}"), x, w2, 4, 2, 1, 0, leak)?;
+        }
         let x = nn::conv_t(g, &mut self.gen, &format!("{name}.t1"), x, self.cfg.gen_width, 4, 2, 1, 0, leak)?;
         nn::conv_t(g, &mut self.gen, &format!("{name}.t2"), x, c, 4, 2, 1, 0, Some(MapFn::Tanh))
     }
@@ -152,8 +171,13 @@ impl Model {
         let name = format!("e{m}");
         let leak = Some(MapFn::LeakyRelu(LEAK));
         let h = nn::conv(g, &mut self.enc, &format!("{name}.c1"), x, w, 4, 2, 1, leak)?;
-        let h = nn::conv(g, &mut self.enc, &format!("{name}.c2"), h, 2 * w, 4, 2, 1, leak)?;
-        let h = g.reshape(h, &[b, 2 * w * (hh / 4) * (ww / 4)])?;
+        let mut h = nn::conv(g, &mut self.enc, &format!("{name}.c2"), h, 2 * w, 4, 2, 1, leak)?;
+        // Down-samplings beyond PolyMNIST's two keep the width (names c3, c4, ..).
+        for k in 3..=self.samplings() {
+            h = nn::conv(g, &mut self.enc, &format!("{name}.c{k}"), h, 2 * w, 4, 2, 1, leak)?;
+        }
+        let unit = 1 << self.samplings();
+        let h = g.reshape(h, &[b, 2 * w * (hh / unit) * (ww / unit)])?;
         let d = self.latent().expert();
         let mu = nn::linear(g, &mut self.enc, &format!("{name}.mu"), h, d, None)?;
         let ls = nn::linear(g, &mut self.enc, &format!("{name}.logsigma"), h, d, None)?;
@@ -167,4 +191,15 @@ impl Model {
         v.extend(self.enc.init(seed.wrapping_add(2)));
         v
     }
+}
+
+/// The smallest number of 2× samplings (at least two) that brings the longer side of `image` to
+/// 8 pixels or fewer: 28 → 7 in two, 64 → 8 in three, 128 → 8 in four.
+fn samplings(image: [usize; 3]) -> usize {
+    let side = image[1].max(image[2]);
+    let mut s = 2;
+    while side > 8 << s {
+        s += 1;
+    }
+    s
 }
