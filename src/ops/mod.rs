@@ -19,6 +19,7 @@ pub mod random;
 pub mod adam;
 pub mod gemm;
 pub mod conv;
+pub mod text;
 
 /// A tensor in the graph that is being built (an index; the graph owns shapes and buffers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -273,6 +274,7 @@ pub fn uniform_layouts() -> Vec<(&'static str, &'static [&'static str], usize)> 
         of::<pool::PoolParams>(),
         of::<random::RandomParams>(),
         of::<reduce::ReduceParams>(),
+        of::<text::TextParams>(),
     ]
 }
 
