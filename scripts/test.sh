@@ -88,6 +88,7 @@ examples() (
   "$TARGET/release/examples/custom_op"
   "$TARGET/release/examples/tiny_train" --iterations 3 --out "$ex"
   "$TARGET/release/examples/cross_modal" --checkpoint "$ex/checkpoint.safetensors" --index 2
+  "$TARGET/release/examples/birds" 4 "$ex/birds.png"
   rm -rf "$ex"
 )
 export -f job test_bin examples now secs

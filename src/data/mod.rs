@@ -1,6 +1,7 @@
 //! Multimodal image datasets on the host: the built-in synthetic PolyMNIST look-alike
 //! ([`synthetic`]), the loader for real PolyMNIST folders ([`polymnist`]), a background batch
-//! prefetcher ([`prefetch`]) and a PNG grid writer for samples ([`grid`]).
+//! prefetcher ([`prefetch`]) and a PNG grid writer for samples ([`grid`]); for captions, the
+//! built-in birds ([`birds`]) and the vocabulary ([`text`]).
 //!
 //! A [`Dataset`] holds `M` modalities of `C×H×W` 8-bit images (stored planar, CHW per image)
 //! and one label 0–9 per example shared by all modalities. Batches come out as one
@@ -8,10 +9,13 @@
 use crate::error::{Error, Result};
 use crate::ops::Host;
 
+pub mod birds;
+pub mod cub;
 pub mod grid;
 pub mod polymnist;
 pub mod prefetch;
 pub mod synthetic;
+pub mod text;
 
 pub use grid::save_grid;
 pub use polymnist::{load_polymnist, load_split, POLYMNIST_SHAPE};

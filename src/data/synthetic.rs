@@ -43,7 +43,7 @@ pub enum Split {
 }
 
 impl Split {
-    fn tag(self) -> u64 {
+    pub(crate) fn tag(self) -> u64 {
         match self {
             Split::Train => 1,
             Split::Test => 2,
@@ -146,16 +146,16 @@ pub(crate) fn mix(words: &[u64]) -> u64 {
 }
 
 /// Uniform integer in `0..n` (multiply-shift; tiny bias, fully portable).
-fn below(rng: &mut StdRng, n: u32) -> u32 {
+pub(crate) fn below(rng: &mut StdRng, n: u32) -> u32 {
     ((rng.next_u32() as u64 * n as u64) >> 32) as u32
 }
 
 /// Uniform f32 in [0, 1) from the top 24 bits.
-fn unit(rng: &mut StdRng) -> f32 {
+pub(crate) fn unit(rng: &mut StdRng) -> f32 {
     (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
-fn uniform(rng: &mut StdRng, lo: f32, hi: f32) -> f32 {
+pub(crate) fn uniform(rng: &mut StdRng, lo: f32, hi: f32) -> f32 {
     lo + (hi - lo) * unit(rng)
 }
 

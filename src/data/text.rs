@@ -1,0 +1,114 @@
+//! Captions as token ids: a vocabulary built from training captions (the multimodal-VAE CUB
+//! convention: words seen at least `min_count` times, plus the special tokens), lower-case
+//! word tokenisation, and fixed-length encoding (`<end>` after the last word, `<pad>` after it).
+use crate::error::{Error, Result};
+use std::collections::{BTreeMap, HashMap};
+
+/// Padding after `<end>`.
+pub const PAD: usize = 0;
+/// A word outside the vocabulary.
+pub const UNK: usize = 1;
+/// The end of a caption.
+pub const END: usize = 2;
+const SPECIAL: [&str; 3] = ["<pad>", "<unk>", "<end>"];
+/// Tokens per caption, `<end>` included (CUB's multimodal-VAE setting).
+pub const MAX_TOKENS: usize = 32;
+
+/// Lower-case words of a caption: runs of letters, digits and apostrophes; other characters
+/// separate words, and punctuation marks (, . ; : ! ?) are words of their own.
+pub fn words(caption: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for ch in caption.chars().flat_map(char::to_lowercase) {
+        if ch.is_alphanumeric() || ch == '\'' {
+            cur.push(ch);
+            continue;
+        }
+        if !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        if ",.;:!?".contains(ch) {
+            out.push(ch.to_string());
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Word ↔ id, the special tokens first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vocab {
+    words: Vec<String>,
+    ids: HashMap<String, usize>,
+}
+
+impl Vocab {
+    /// The words of `captions` seen at least `min_count` times, sorted, after the special tokens.
+    pub fn build<'a>(captions: impl IntoIterator<Item = &'a str>, min_count: usize) -> Vocab {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for c in captions {
+            for w in words(c) {
+                *counts.entry(w).or_default() += 1;
+            }
+        }
+        let kept = counts.into_iter().filter(|(_, n)| *n >= min_count).map(|(w, _)| w);
+        Vocab::from_words(SPECIAL.iter().map(|s| s.to_string()).chain(kept).collect())
+    }
+
+    fn from_words(words: Vec<String>) -> Vocab {
+        let ids = words.iter().enumerate().map(|(i, w)| (w.clone(), i)).collect();
+        Vocab { words, ids }
+    }
+
+    /// Reads a vocabulary saved by [`Vocab::to_lines`] (`what` names it in errors).
+    pub fn from_lines(text: &str, what: &str) -> Result<Vocab> {
+        let words: Vec<String> = text.lines().map(str::to_string).collect();
+        if words.len() < SPECIAL.len() || words[..SPECIAL.len()] != SPECIAL {
+            return Err(Error::Data(format!("{what}: a vocabulary starts with {SPECIAL:?}")));
+        }
+        Ok(Vocab::from_words(words))
+    }
+
+    /// One word per line, in id order.
+    pub fn to_lines(&self) -> String {
+        self.words.iter().map(|w| format!("{w}\n")).collect()
+    }
+
+    /// Number of tokens V, special tokens included.
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    pub fn word(&self, id: usize) -> Option<&str> {
+        self.words.get(id).map(String::as_str)
+    }
+
+    pub fn id(&self, word: &str) -> usize {
+        self.ids.get(word).copied().unwrap_or(UNK)
+    }
+
+    /// `MAX_TOKENS` ids: the caption's words (unknown ones as `<unk>`, cut to leave room), `<end>`,
+    /// then `<pad>`.
+    pub fn encode(&self, caption: &str) -> Vec<usize> {
+        let mut ids: Vec<usize> = words(caption).iter().take(MAX_TOKENS - 1).map(|w| self.id(w)).collect();
+        ids.push(END);
+        ids.resize(MAX_TOKENS, PAD);
+        ids
+    }
+
+    /// The words before the first `<end>`, `<pad>`s skipped, joined by spaces.
+    pub fn decode(&self, ids: &[usize]) -> String {
+        ids.iter()
+            .take_while(|&&i| i != END)
+            .filter(|&&i| i != PAD)
+            .map(|&i| self.word(i).unwrap_or("<unk>"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}

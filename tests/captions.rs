@@ -1,0 +1,163 @@
+//! The built-in caption data (`data::birds`) and the vocabulary (`data::text`): deterministic,
+//! within CUB's limits (vocabulary under 300 words, at most 32 tokens), captions that state the
+//! drawn bird's attributes exactly, images that show them, disjoint splits, batches in range.
+use mmebm::data::birds::{bird, birds, birds_split, parse_caption, render_bird, Bird, BIRD_SHAPE, CAPTIONS_PER_IMAGE, COLOURS};
+use mmebm::data::synthetic::Split;
+use mmebm::data::text::{words, Vocab, END, MAX_TOKENS, PAD, UNK};
+
+#[test]
+fn birds_are_deterministic_and_the_splits_differ() {
+    let (a, b) = (birds_split(Split::Train, 20, 3), birds_split(Split::Train, 20, 3));
+    assert_eq!(a.images, b.images);
+    assert_eq!(a.captions, b.captions);
+    let other = birds_split(Split::Train, 20, 4);
+    assert_ne!(a.images, other.images, "the seed changes the birds");
+    let test = birds_split(Split::Test, 20, 3);
+    for i in 0..20 {
+        assert_ne!(a.image(i), test.image(i), "train and test draw from different streams");
+    }
+    assert_eq!(a.image(0).len(), BIRD_SHAPE.iter().product::<usize>());
+}
+
+#[test]
+fn captions_fit_cub_limits_and_state_the_attributes() {
+    let (train, _) = birds(300, 0, 0);
+    let vocab = Vocab::build(train.captions.iter().flatten().map(String::as_str), 3);
+    assert!(vocab.len() < 300, "{} words", vocab.len());
+    let truth = train.birds.as_ref().unwrap();
+    let mut seen = [false; 8];
+    for (i, caps) in train.captions.iter().enumerate() {
+        assert_eq!(caps.len(), CAPTIONS_PER_IMAGE);
+        for c in caps {
+            let ids = vocab.encode(c);
+            assert!(words(c).len() < MAX_TOKENS, "{c}");
+            assert!(!ids.contains(&UNK), "every word of a built-in caption is in the vocabulary: {c}");
+            assert_eq!(vocab.decode(&ids), words(c).join(" "));
+            let m = parse_caption(c);
+            let (stated, agree) = m.agreement(&truth[i]);
+            assert!(stated >= 2 && agree == stated, "{c}: {m:?} vs {:?}", truth[i]);
+            for (k, s) in [m.body.is_some(), m.wing.is_some(), m.head.is_some(), m.belly.is_some(), m.bill.is_some(), m.size.is_some(), m.long_bill.is_some(), m.perched.is_some()].into_iter().enumerate() {
+                seen[k] |= s;
+            }
+        }
+    }
+    assert!(seen.iter().all(|s| *s), "every attribute is stated somewhere: {seen:?}");
+    // A caption about another bird disagrees somewhere.
+    let (_, agree) = parse_caption(&train.captions[0][0]).agreement(&Bird { body: (truth[0].body + 1) % 10, head: (truth[0].head + 1) % 10, belly: (truth[0].belly + 1) % 10, wing: (truth[0].wing + 1) % 10, bill: (truth[0].bill + 1) % 10, size: (truth[0].size + 1) % 3, long_bill: !truth[0].long_bill, ..truth[0] });
+    assert_eq!(agree, 0);
+}
+
+/// The drawing shows the attributes: the head's centre has the head colour (within the jitter
+/// and the eye's distance), and long bills cover more pixels of the bill colour than short ones.
+#[test]
+fn images_show_the_attributes() {
+    let mut out = vec![0u8; BIRD_SHAPE.iter().product()];
+    let (mut long, mut short) = (Vec::new(), Vec::new());
+    for i in 0..60 {
+        let mut b = bird(Split::Train, i, 0);
+        render_bird(&b, Split::Train, i, 0, &mut out);
+        // The image holds pixels within 20 of the head colour in every channel.
+        let near = |rgb: [f32; 3]| (0..64 * 64).filter(|&p| (0..3).all(|k| (out[k * 4096 + p] as f32 - rgb[k]).abs() <= 20.0)).count();
+        assert!(near(COLOURS[b.head].1) >= 20, "bird {i}: head colour {} hardly visible", COLOURS[b.head].0);
+        // The same bird with either bill length.
+        for long_bill in [false, true] {
+            b.long_bill = long_bill;
+            let mut o = vec![0u8; out.len()];
+            render_bird(&b, Split::Train, i, 0, &mut o);
+            let px = (0..4096).filter(|&p| (0..3).all(|k| (o[k * 4096 + p] as f32 - COLOURS[b.bill].1[k]).abs() <= 20.0)).count();
+            if long_bill { long.push(px) } else { short.push(px) }
+        }
+    }
+    let (l, s): (usize, usize) = (long.iter().sum(), short.iter().sum());
+    assert!(l > s + 60 * 8, "long bills show more of the bill colour: {l} vs {s}");
+}
+
+#[test]
+fn vocabulary_encodes_and_decodes() {
+    let v = Vocab::build(["A small red bird.", "a small blue bird", "small"], 2);
+    assert_eq!(v.word(0), Some("<pad>"));
+    assert_eq!((v.id("small"), v.id("red"), v.id("zebra")), (v.id("small"), UNK, UNK));
+    assert!(v.id("small") > END && v.id("bird") > END && v.id("a") > END);
+    let ids = v.encode("A small red bird");
+    assert_eq!(ids.len(), MAX_TOKENS);
+    assert_eq!(&ids[..5], &[v.id("a"), v.id("small"), UNK, v.id("bird"), END]);
+    assert!(ids[5..].iter().all(|&i| i == PAD));
+    assert_eq!(v.decode(&ids), "a small <unk> bird");
+    let long = "bird ".repeat(40);
+    let ids = v.encode(&long);
+    assert_eq!((ids.len(), ids[MAX_TOKENS - 1]), (MAX_TOKENS, END), "cut to leave room for <end>");
+    assert_eq!(Vocab::from_lines(&v.to_lines(), "vocab.txt").unwrap(), v);
+    let e = Vocab::from_lines("a\nb\n", "vocab.txt").unwrap_err().to_string();
+    assert!(e.contains("vocab.txt"), "{e}");
+    assert_eq!(words("This bird's bill, short!"), ["this", "bird's", "bill", ",", "short", "!"]);
+}
+
+#[test]
+fn batches_hold_images_in_range_and_token_ids() {
+    let (train, _) = birds(6, 0, 1);
+    let vocab = Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
+    let (x, t) = train.batch(&vocab, &[5, 0, 2], &[0, 3, 7]).unwrap();
+    assert_eq!(x.shape, [3, 3, 64, 64]);
+    assert!(x.data.iter().all(|v| (-1.0..=1.0).contains(v)));
+    assert_eq!(t.shape, [3, MAX_TOKENS]);
+    let row: Vec<usize> = t.data[MAX_TOKENS..2 * MAX_TOKENS].iter().map(|&v| v as usize).collect();
+    assert_eq!(vocab.decode(&row), words(&train.captions[0][3]).join(" "));
+    let e = train.batch(&vocab, &[9], &[0]).unwrap_err().to_string();
+    assert!(e.contains("birds/train") && e.contains("example 9"), "{e}");
+}
+
+/// A CUB folder with `train` images per class in two classes, one test class, `per` captions per
+/// image; returns its root.
+fn cub_folder(name: &str, per: usize) -> std::path::PathBuf {
+    let root = std::env::temp_dir().join(format!("mmebm-cub-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut train_caps = String::new();
+    for (class, n) in [("001.Albatross", 2), ("002.Auklet", 1)] {
+        std::fs::create_dir_all(root.join("train").join(class)).unwrap();
+        for i in 0..n {
+            let img = image::RgbImage::from_fn(80, 60, |x, y| image::Rgb([(x * 3) as u8, (y * 4) as u8, (i * 90) as u8]));
+            let ext = if i == 0 { "jpg" } else { "png" };
+            img.save(root.join("train").join(class).join(format!("img{i}.{ext}"))).unwrap();
+            for k in 0..per {
+                train_caps.push_str(&format!("a {class} bird with a red crown number {k}\n"));
+            }
+        }
+    }
+    std::fs::create_dir_all(root.join("test/003.Blackbird")).unwrap();
+    image::RgbImage::from_pixel(30, 50, image::Rgb([10, 200, 30])).save(root.join("test/003.Blackbird/a.png")).unwrap();
+    std::fs::write(root.join("text_trainvalclasses.txt"), train_caps).unwrap();
+    std::fs::write(root.join("text_testclasses.txt"), (0..per).map(|k| format!("a green bird {k}\n")).collect::<String>()).unwrap();
+    root
+}
+
+#[test]
+fn cub_loader_reads_the_layout() {
+    let root = cub_folder("good", 2);
+    let (train, test, vocab) = mmebm::data::cub::load_cub(&root).unwrap();
+    assert_eq!((train.len(), test.len()), (3, 1));
+    assert_eq!(train.shape, BIRD_SHAPE);
+    assert_eq!(train.captions[2], ["a 002.Auklet bird with a red crown number 0", "a 002.Auklet bird with a red crown number 1"]);
+    // Resized, not cropped: the test image is one green colour everywhere.
+    assert!(test.image(0).chunks(4096).zip([10u8, 200, 30]).all(|(p, v)| p.iter().all(|&x| x.abs_diff(v) <= 1)));
+    // Words seen 3+ times in the training captions (6 captions): "bird", "red", ...; not "0".
+    assert!(vocab.id("crown") > 2 && vocab.id("001") > 2);
+    assert_eq!(vocab.id("auklet"), mmebm::data::text::UNK, "seen twice only");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn cub_loader_names_the_broken_file() {
+    let cases: [(&str, fn(&std::path::Path), &str); 4] = [
+        ("nocaps", |r| std::fs::remove_file(r.join("text_testclasses.txt")).unwrap(), "text_testclasses.txt"),
+        ("count", |r| std::fs::write(r.join("text_trainvalclasses.txt"), "one\ntwo\nthree\nfour\n").unwrap(), "4 captions for 3 images"),
+        ("corrupt", |r| std::fs::write(r.join("train/002.Auklet/img0.jpg"), b"not a jpeg").unwrap(), "img0.jpg: cannot decode"),
+        ("notrain", |r| std::fs::remove_dir_all(r.join("train")).unwrap(), "train"),
+    ];
+    for (name, breakit, want) in cases {
+        let root = cub_folder(name, 2);
+        breakit(&root);
+        let e = mmebm::data::cub::load_cub(&root).unwrap_err().to_string();
+        assert!(e.contains(want) && !e.contains('\n'), "{name}: {e}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
