@@ -136,8 +136,11 @@ done < <(sort -k2 -rn "$work/jobs")
 echo
 echo "seconds per phase and job (jobs ran ${MMEBM_TEST_JOBS:-2} at a time; slowest first):"
 cat "$work/rows"
-# A suite that ran nothing has checked nothing.
+# A suite that ran nothing has checked nothing; a job that never reported (its shell killed,
+# xargs stopped early) has not passed either.
 [ "$passed" -gt 0 ] || failures+=("no test ran")
+queued=$(wc -l < "$work/queue") reported=$(wc -l < "$work/jobs")
+[ "$reported" = "$queued" ] || failures+=("$((queued - reported)) of $queued jobs did not report")
 [ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"
 echo "total $(secs "$t_start") s on $cpu"
 echo "suite: $passed passed, $failed failed"

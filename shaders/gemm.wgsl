@@ -35,7 +35,11 @@
 override VARIANT: u32 = 0u; // 0 workgroup-memory tiles, 1 register tiles
 override RM: u32 = 4u;      // VARIANT 1: rows per thread, 4 or 8
 override CN: u32 = 4u;      // VARIANT 1: columns per thread, 4 or 8
-override BK: u32 = 16u;     // VARIANT 0: k per stage, a multiple of 4; tiles are (4 WGY) x (4 WGX)
+override BK: u32 = 16u;     // VARIANT 0: k per stage, a multiple of 4; tiles are (4 TB WGY) x (4 TB WGX)
+// VARIANT 0: 4x4 blocks per thread along each axis, 1 or 2 (2: 8x8 results per thread, the
+// 128x128 tiles real GPUs want at 16x16 threads). A thread's blocks lie WGY rows of blocks (WGX
+// columns) apart, so neighbouring threads read neighbouring workgroup-memory words.
+override TB: u32 = 1u;
 
 // Workgroup tiles: As[m][k/4] (vec4 along k), Bs[k][n/4] (vec4 along n); 16 KiB together, the
 // WebGPU default limit. The host keeps 4*WGY*BK/4 and BK*4*WGX/4 within 512.
@@ -52,6 +56,15 @@ fn a_block(zb: u32, m: u32, kk: array<KS, 4>, ke: u32) -> array<vec4<f32>, 4> {
                                a_k4(row_at(zb, m + 2u), kk, ke), a_k4(row_at(zb, m + 3u), kk, ke));
 }
 
+// Rows 4 mq..4 mq+3 of the A tile at k quad q, and k rows 4q..4q+3 of the B tile at column
+// quad nq (row length bn4 quads).
+fn tile_a(mq: u32, q: u32, bq: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(As[(4u * mq) * bq + q], As[(4u * mq + 1u) * bq + q], As[(4u * mq + 2u) * bq + q], As[(4u * mq + 3u) * bq + q]);
+}
+fn tile_b(nq: u32, q: u32, bn4: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(Bs[(4u * q) * bn4 + nq], Bs[(4u * q + 1u) * bn4 + nq], Bs[(4u * q + 2u) * bn4 + nq], Bs[(4u * q + 3u) * bn4 + nq]);
+}
+
 fn put4x4(zb: u32, kz: u32, m: u32, c: Col, acc: array<vec4<f32>, 4>, bc: vec4<f32>) {
     for (var r = 0u; r < 4u; r++) { put4(zb, kz, row_at(zb, m + r), c, acc[r], bc); }
 }
@@ -63,8 +76,8 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let kz = wid.z % p.ksplit;
     let g = geo(zb);
     if (VARIANT == 0u) {
-        let bm = 4u * WGY;
-        let bn = 4u * WGX;
+        let bm = 4u * TB * WGY;
+        let bn = 4u * TB * WGX;
         let nt = WGX * WGY;
         let m0 = wid.y * bm;
         let n0 = wid.x * bn;
@@ -72,7 +85,10 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         if (m0 >= p.m || n0 >= g.n) { return; }
         let kr = k_range(g, kz, BK);
         let bq = BK / 4u;
-        var acc: array<vec4<f32>, 4>;
+        var acc00: array<vec4<f32>, 4>;
+        var acc01: array<vec4<f32>, 4>;
+        var acc10: array<vec4<f32>, 4>;
+        var acc11: array<vec4<f32>, 4>;
         for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
             // Each unit is a 4x4 block: 4 rows (columns) by 4 k.
             for (var u = t; u < bm / 4u * bq; u += nt) {
@@ -89,16 +105,27 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             }
             workgroupBarrier();
             for (var q = 0u; q < bq; q++) {
-                let ar = array<vec4<f32>, 4>(As[(4u * lid.y) * bq + q], As[(4u * lid.y + 1u) * bq + q],
-                                             As[(4u * lid.y + 2u) * bq + q], As[(4u * lid.y + 3u) * bq + q]);
-                let bb = array<vec4<f32>, 4>(Bs[(4u * q) * (bn / 4u) + lid.x], Bs[(4u * q + 1u) * (bn / 4u) + lid.x],
-                                             Bs[(4u * q + 2u) * (bn / 4u) + lid.x], Bs[(4u * q + 3u) * (bn / 4u) + lid.x]);
-                mma4(&acc, ar, bb);
+                let a0 = tile_a(lid.y, q, bq);
+                let b0 = tile_b(lid.x, q, bn / 4u);
+                mma4(&acc00, a0, b0);
+                if (TB == 2u) {
+                    let a1 = tile_a(lid.y + WGY, q, bq);
+                    let b1 = tile_b(lid.x + WGX, q, bn / 4u);
+                    mma4(&acc01, a0, b1);
+                    mma4(&acc10, a1, b0);
+                    mma4(&acc11, a1, b1);
+                }
             }
             workgroupBarrier();
         }
-        let c = col_at(g, zb, n0 + 4u * lid.x);
-        put4x4(zb, kz, m0 + 4u * lid.y, c, acc, bias_cols(c));
+        let c0 = col_at(g, zb, n0 + 4u * lid.x);
+        put4x4(zb, kz, m0 + 4u * lid.y, c0, acc00, bias_cols(c0));
+        if (TB == 2u) {
+            let c1 = col_at(g, zb, n0 + 4u * (lid.x + WGX));
+            put4x4(zb, kz, m0 + 4u * lid.y, c1, acc01, bias_cols(c1));
+            put4x4(zb, kz, m0 + 4u * (lid.y + WGY), c0, acc10, bias_cols(c0));
+            put4x4(zb, kz, m0 + 4u * (lid.y + WGY), c1, acc11, bias_cols(c1));
+        }
     } else {
         let m0 = (wid.y * WGY + lid.y) * RM;
         let n0 = (wid.x * WGX + lid.x) * CN;

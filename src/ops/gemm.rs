@@ -37,7 +37,7 @@ crate::override_constants!(
     GemmConstants for ["gemm", "gemm_subgroup"] {
         mode: u32, trans_a: bool, trans_b: bool, vec_a: bool, vec_b: bool, vec_c: bool, unit: bool, flat: bool,
         row4: bool, bias: u32, act: u32, split: bool, wgx: u32, row4_kw: u32, row4_r: i32, tm: u32, wide: bool,
-        wgy: u32, variant: u32, bk: u32, rm: u32, cn: u32, wpad: bool, thin: bool,
+        wgy: u32, variant: u32, bk: u32, rm: u32, cn: u32, wpad: bool, thin: bool, tb: u32,
     }
 );
 
@@ -51,7 +51,7 @@ crate::override_constants!(
 /// How a variant computes its tiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// `gemm.wgsl` VARIANT 0: A and B tiles staged in workgroup memory, 4x4 outputs per thread.
+    /// `gemm.wgsl` VARIANT 0: A and B tiles staged in workgroup memory, 4x4 or 8x8 outputs per thread.
     Tiled,
     /// `gemm.wgsl` VARIANT 1: each thread loads its own A rows and B columns (no workgroup memory).
     Reg,
@@ -68,9 +68,9 @@ pub struct Variant {
     pub wgx: u32,
     /// Threads along m (1 for `Subgroup`).
     pub wgy: u32,
-    /// Rows per thread (`Reg`: 4 or 8), per workgroup (`Subgroup`: 8, 16, 32 or 64), or 4 (`Tiled`).
+    /// Rows per thread (`Reg`, `Tiled`: 4 or 8) or per workgroup (`Subgroup`: 8, 16, 32 or 64).
     pub tm: u32,
-    /// Columns per thread (`Reg`: 4 or 8; 4 otherwise).
+    /// Columns per thread (`Reg`: 4 or 8; `Tiled`: equal to `tm`; `Subgroup`: 4).
     pub tn: u32,
     /// k per workgroup-memory stage (`Tiled`), else 4.
     pub bk: u32,
@@ -111,6 +111,9 @@ pub fn variants() -> Vec<Variant> {
         v("tiled64", Kind::Tiled, 16, 16, 4, 4, 16),
         v("tiled32", Kind::Tiled, 8, 8, 4, 4, 16),
         v("tiled64k32", Kind::Tiled, 16, 16, 4, 4, 32),
+        // 128x128 tiles, 8x8 results per thread: the shape fast WebGPU matmuls use on discrete GPUs.
+        v("tiled128", Kind::Tiled, 16, 16, 8, 8, 8),
+        v("tiled128k16", Kind::Tiled, 16, 16, 8, 8, 16),
         v("reg4x4", Kind::Reg, 16, 4, 4, 4, 4),
         v("reg8x4", Kind::Reg, 16, 4, 8, 4, 4),
         v("reg8x8", Kind::Reg, 8, 8, 8, 8, 4),
@@ -418,10 +421,13 @@ fn gemm_constants(g: &Gemm, geo: &Geometry, act: u32) -> Result<(&'static str, &
             ("gemm_subgroup", "gemm_sg")
         }
         Kind::Tiled => {
-            if 4 * var.wgy * var.bk / 4 > 512 || var.bk * 4 * var.wgx / 4 > 512 || var.bk % 4 != 0 {
+            let fits = var.tm * var.wgy * var.bk / 4 <= 512 && var.bk * var.tn * var.wgx / 4 <= 512;
+            if !fits || var.bk % 4 != 0 || var.tm != var.tn || !matches!(var.tm, 4 | 8) {
                 return Err(Error::Config(format!("gemm variant '{}': tiles do not fit the 2 x 8 KiB workgroup arrays", var.name)));
             }
             (c.wgy, c.variant, c.bk) = (Some(var.wgy), Some(0), Some(var.bk));
+            // Blocks of 4x4 per thread along each axis (left at the shader's 1 for 4x4).
+            c.tb = (var.tm != 4).then_some(var.tm / 4);
             ("gemm", "gemm")
         }
         Kind::Reg => {
