@@ -92,7 +92,8 @@ fn a_temperature_sets_the_noise_and_survives_a_round_trip() {
 fn non_finite_tensors_are_refused_on_load_but_rng_bits_are_not() {
     use mmebm::ops::Host;
     use mmebm::train::checkpoint::{load, save};
-    let dir = std::env::temp_dir().join(format!("mmebm-config-{}", std::process::id()));
+    // Its own folder: the test above asserts that refused runs leave theirs absent.
+    let dir = std::env::temp_dir().join(format!("mmebm-config-ckpt-{}", std::process::id()));
     let path = dir.join("c.safetensors");
     let meta = std::collections::BTreeMap::new();
     // An RNG state whose seed bits read as NaN is a valid state.
