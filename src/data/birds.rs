@@ -4,14 +4,12 @@
 //! (split, index, seed); the splits use disjoint random streams. The attributes are known, so a
 //! caption's agreement with an image is measured exactly ([`parse_caption`]).
 use super::synthetic::{below, mix, uniform, Split};
-use super::text::{words, Vocab};
-use crate::error::{Error, Result};
-use crate::ops::Host;
+use super::text::{words, CaptionData, CAPTION_SHAPE};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-/// `[C, H, W]` of every bird image.
-pub const BIRD_SHAPE: [usize; 3] = [3, 64, 64];
+/// `[C, H, W]` of every bird image: the caption data's size.
+pub const BIRD_SHAPE: [usize; 3] = CAPTION_SHAPE;
 const SIDE: usize = 64;
 /// Captions generated per image (CUB has 10 per image; 5 keep the set small).
 pub const CAPTIONS_PER_IMAGE: usize = 5;
@@ -300,53 +298,6 @@ pub fn parse_caption(caption: &str) -> Mentioned {
 
 // ---------------------------------------------------------------------------------------------
 // The data set.
-
-/// Images with several captions each, and (for the built-in birds) their attributes.
-#[derive(Clone, Debug)]
-pub struct CaptionData {
-    pub name: String,
-    pub shape: [usize; 3],
-    /// `len × C × H × W` bytes, planar per image.
-    pub images: Vec<u8>,
-    pub captions: Vec<Vec<String>>,
-    /// Known attributes (the built-in birds); None for real data.
-    pub birds: Option<Vec<Bird>>,
-}
-
-impl CaptionData {
-    pub fn len(&self) -> usize {
-        self.captions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.captions.is_empty()
-    }
-
-    pub fn image(&self, i: usize) -> &[u8] {
-        let per = self.shape.iter().product::<usize>();
-        &self.images[i * per..(i + 1) * per]
-    }
-
-    /// Images `[B, C, H, W]` in [-1, 1] and captions `[B, MAX_TOKENS]` as f32 token ids: example
-    /// `idx[k]` with its caption `pick[k] % (its captions)`.
-    pub fn batch(&self, vocab: &Vocab, idx: &[usize], pick: &[usize]) -> Result<(Host, Host)> {
-        if idx.len() != pick.len() {
-            return Err(Error::Data(format!("{}: {} examples but {} caption picks", self.name, idx.len(), pick.len())));
-        }
-        let mut x = Vec::with_capacity(idx.len() * self.shape.iter().product::<usize>());
-        let mut t = Vec::with_capacity(idx.len() * super::text::MAX_TOKENS);
-        for (&i, &p) in idx.iter().zip(pick) {
-            if i >= self.len() {
-                return Err(Error::Data(format!("{}: example {i} of {}", self.name, self.len())));
-            }
-            x.extend(self.image(i).iter().map(|&v| v as f32 / 127.5 - 1.0));
-            let c = &self.captions[i];
-            t.extend(vocab.encode(&c[p % c.len()]).into_iter().map(|id| id as f32));
-        }
-        let [c, h, w] = self.shape;
-        Ok((Host::new(&[idx.len(), c, h, w], x), Host::new(&[idx.len(), super::text::MAX_TOKENS], t)))
-    }
-}
 
 /// `n` birds of `split`, drawn with their captions.
 pub fn birds_split(split: Split, n: usize, seed: u64) -> CaptionData {

@@ -12,8 +12,7 @@
 //! `<end>`; captions are cut to 32 tokens. A missing file or folder, an image that does not
 //! decode, or a caption count that is not a whole multiple of the image count stops with one
 //! line naming the file.
-use super::birds::{CaptionData, BIRD_SHAPE};
-use super::text::Vocab;
+use super::text::{CaptionData, Vocab, CAPTION_SHAPE};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -61,14 +60,14 @@ fn load_split(root: &Path, split: &str, captions_file: &str) -> Result<CaptionDa
         )));
     }
     let per = lines.len() / images.len();
-    let size: usize = BIRD_SHAPE.iter().product();
+    let size: usize = CAPTION_SHAPE.iter().product();
     let mut pixels = vec![0u8; images.len() * size];
     for (p, out) in images.iter().zip(pixels.chunks_mut(size)) {
         decode_resized(p, out)?;
     }
     Ok(CaptionData {
         name: root.join(split).display().to_string(),
-        shape: BIRD_SHAPE,
+        shape: CAPTION_SHAPE,
         images: pixels,
         captions: lines.chunks(per).map(|c| c.to_vec()).collect(),
         birds: None,
@@ -78,7 +77,7 @@ fn load_split(root: &Path, split: &str, captions_file: &str) -> Result<CaptionDa
 /// Decodes `path`, resizes it to 64×64 RGB and writes it planar into `out`.
 fn decode_resized(path: &Path, out: &mut [u8]) -> Result<()> {
     let img = image::open(path).map_err(|e| Error::Data(format!("{}: cannot decode ({e})", path.display())))?;
-    let [_, h, w] = BIRD_SHAPE;
+    let [_, h, w] = CAPTION_SHAPE;
     let rgb = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle).to_rgb8();
     let plane = h * w;
     for (k, px) in rgb.pixels().enumerate() {

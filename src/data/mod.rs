@@ -1,7 +1,8 @@
 //! Multimodal image datasets on the host: the built-in synthetic PolyMNIST look-alike
 //! ([`synthetic`]), the loader for real PolyMNIST folders ([`polymnist`]), a background batch
 //! prefetcher ([`prefetch`]) and a PNG grid writer for samples ([`grid`]); for captions, the
-//! built-in birds ([`birds`]) and the vocabulary ([`text`]).
+//! built-in birds ([`birds`]), the CUB loader ([`cub`]), the vocabulary and [`text::CaptionData`]
+//! ([`text`]).
 //!
 //! A [`Dataset`] holds `M` modalities of `C×H×W` 8-bit images (stored planar, CHW per image)
 //! and one label 0–9 per example shared by all modalities. Batches come out as one

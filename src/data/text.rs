@@ -1,7 +1,9 @@
 //! Captions as token ids: a vocabulary built from training captions (the multimodal-VAE CUB
 //! convention: words seen at least `min_count` times, plus the special tokens), lower-case
-//! word tokenisation, and fixed-length encoding (`<end>` after the last word, `<pad>` after it).
+//! word tokenisation, and fixed-length encoding (`<end>` after the last word, `<pad>` after it);
+//! and [`CaptionData`], images with their captions (the built-in birds, CUB).
 use crate::error::{Error, Result};
+use crate::ops::Host;
 use std::collections::{BTreeMap, HashMap};
 
 /// Padding after `<end>`.
@@ -13,6 +15,8 @@ pub const END: usize = 2;
 const SPECIAL: [&str; 3] = ["<pad>", "<unk>", "<end>"];
 /// Tokens per caption, `<end>` included (CUB's multimodal-VAE setting).
 pub const MAX_TOKENS: usize = 32;
+/// `[C, H, W]` of caption data images: 64×64 RGB, CUB's size in the multimodal-VAE literature.
+pub const CAPTION_SHAPE: [usize; 3] = [3, 64, 64];
 
 /// Lower-case words of a caption: runs of letters, digits and apostrophes; other characters
 /// separate words, and punctuation marks (, . ; : ! ?) are words of their own.
@@ -110,5 +114,52 @@ impl Vocab {
             .map(|&i| self.word(i).unwrap_or("<unk>"))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+/// Images with several captions each, and (for the built-in birds) their attributes.
+#[derive(Clone, Debug)]
+pub struct CaptionData {
+    pub name: String,
+    pub shape: [usize; 3],
+    /// `len × C × H × W` bytes, planar per image.
+    pub images: Vec<u8>,
+    pub captions: Vec<Vec<String>>,
+    /// Known attributes (the built-in birds); None for real data.
+    pub birds: Option<Vec<super::birds::Bird>>,
+}
+
+impl CaptionData {
+    pub fn len(&self) -> usize {
+        self.captions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.captions.is_empty()
+    }
+
+    pub fn image(&self, i: usize) -> &[u8] {
+        let per = self.shape.iter().product::<usize>();
+        &self.images[i * per..(i + 1) * per]
+    }
+
+    /// Images `[B, C, H, W]` in [-1, 1] and captions `[B, MAX_TOKENS]` as f32 token ids: example
+    /// `idx[k]` with its caption `pick[k] % (its captions)`.
+    pub fn batch(&self, vocab: &Vocab, idx: &[usize], pick: &[usize]) -> Result<(Host, Host)> {
+        if idx.len() != pick.len() {
+            return Err(Error::Data(format!("{}: {} examples but {} caption picks", self.name, idx.len(), pick.len())));
+        }
+        let mut x = Vec::with_capacity(idx.len() * self.shape.iter().product::<usize>());
+        let mut t = Vec::with_capacity(idx.len() * MAX_TOKENS);
+        for (&i, &p) in idx.iter().zip(pick) {
+            if i >= self.len() {
+                return Err(Error::Data(format!("{}: example {i} of {}", self.name, self.len())));
+            }
+            x.extend(self.image(i).iter().map(|&v| v as f32 / 127.5 - 1.0));
+            let c = &self.captions[i];
+            t.extend(vocab.encode(&c[p % c.len()]).into_iter().map(|id| id as f32));
+        }
+        let [c, h, w] = self.shape;
+        Ok((Host::new(&[idx.len(), c, h, w], x), Host::new(&[idx.len(), MAX_TOKENS], t)))
     }
 }

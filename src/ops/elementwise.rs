@@ -114,7 +114,10 @@ pub fn activate(act: Act, x: f32) -> f32 {
 pub(crate) fn epilogue_code(act: Act, what: &str) -> Result<(u32, f32)> {
     match act {
         None => Ok((0, 0.0)),
-        Some(f) if f.fusable() => Ok((f.code().0, f.code().1)),
+        Some(f) if f.fusable() => {
+            let (code, slope, _) = f.code();
+            Ok((code, slope))
+        }
         Some(f) => Err(Error::Shape(format!("{what}: {f:?} cannot be fused into the epilogue (only relu, leaky relu with slope > 0, tanh and exp)"))),
     }
 }
