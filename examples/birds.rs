@@ -1,7 +1,7 @@
 //! The built-in caption data: writes a grid of the first N training birds (one column) to a PNG
 //! and prints their captions with how many stated attributes agree with the drawn bird.
 //!     cargo run --release --example birds -- [N] [OUT.png]
-use mmebm::data::birds::{birds_split, parse_caption};
+use mmebm::data::birds::{birds_split, parse_caption, CAPTIONS_PER_IMAGE};
 use mmebm::data::synthetic::Split;
 use mmebm::data::text::Vocab;
 
@@ -11,9 +11,11 @@ fn main() -> mmebm::Result<()> {
     let data = birds_split(Split::Train, n, 0);
     let vocab = Vocab::build(data.captions.iter().flatten().map(String::as_str), 1);
     println!("{n} birds, {} words in their captions' vocabulary", vocab.len());
-    let idx: Vec<usize> = (0..n).collect();
-    let (images, _) = data.batch(&vocab, &idx, &idx)?;
-    mmebm::data::save_grid(std::path::Path::new(&out), &[images])?;
+    // Example i·5 + k is bird i with its caption k: the first caption of each bird.
+    let pairs = mmebm::data::Dataset::from_captions(&data, std::sync::Arc::new(vocab))?;
+    let idx: Vec<usize> = (0..n).map(|i| i * CAPTIONS_PER_IMAGE).collect();
+    let batch = pairs.try_batch(&idx)?;
+    mmebm::data::save_grid(std::path::Path::new(&out), &batch[..1])?;
     for (i, caps) in data.captions.iter().enumerate() {
         let b = data.birds.as_ref().map(|b| b[i]);
         for c in caps {

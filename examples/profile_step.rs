@@ -16,7 +16,7 @@ fn main() -> mmebm::Result<()> {
     }
     let (train, _) = synthetic(cfg.train.batch.max(64), 10, 0);
     let gpu = Gpu::new(&GpuOptions { verbose: true, ..Default::default() })?;
-    let mut t = Trainer::new(&gpu, &cfg, train.modalities(), train.image_shape())?;
+    let mut t = Trainer::new(&gpu, &cfg, &train.kinds())?;
     t.set_batch(&gpu, &train.batch(&(0..cfg.train.batch).collect::<Vec<_>>()))?;
     t.step(&gpu)?; // warm-up: pipelines compiled, buffers touched
     let prof = t.profile(&gpu)?;

@@ -29,7 +29,7 @@ fn main() -> mmebm::Result<()> {
     }
     let (train, test) = synthetic(2000, 100, 0);
     let gpu = Gpu::new(&GpuOptions { verbose: true, ..Default::default() })?;
-    let mut t = Trainer::new(&gpu, &cfg, train.modalities(), train.image_shape())?;
+    let mut t = Trainer::new(&gpu, &cfg, &train.kinds())?;
     let mut batches = Prefetch::new(Arc::new(train), cfg.train.batch, cfg.train.seed)?;
     for it in 1..=iterations {
         t.set_batch(&gpu, &batches.next().x)?;

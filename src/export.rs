@@ -162,7 +162,10 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
     use crate::model::config::{check_count, MAX_BATCH};
     check_count("export --count", opts.n as u64, 1, MAX_BATCH)?;
     check_count("export --examples", opts.examples as u64, 1, crate::model::config::MAX_EXAMPLES)?;
-    let mm = trained.model.modalities;
+    let Some(image) = trained.model.images_only() else {
+        return Err(Error::Config(format!("export: the browser demo takes image modalities; this model has {} (captions in the demo: issue 18)", crate::Modality::describe_all(&trained.model.kinds))));
+    };
+    let mm = trained.model.modalities();
     let langevin = trained.cfg.langevin.clone();
     let mut files = Vec::new();
 
@@ -205,7 +208,7 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
     let data = &trained.cfg.data;
     let test = crate::data::synthetic::synthetic_split(Split::Test, opts.examples.min(data.test_size), data.seed);
     let count = test.len();
-    let [c, h, w] = trained.model.image;
+    let [c, h, w] = image;
     if test.image_shape() != [c, h, w] || test.modalities() != mm {
         return Err(Error::Config("export: the model was not trained on the built-in data's shape; cannot ship its test examples".into()));
     }
@@ -231,7 +234,7 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
         iteration: trained.iteration,
         config: trained.cfg.to_toml(),
         modalities: mm,
-        image: trained.model.image,
+        image,
         n: opts.n,
         latent_total: trained.model.latent().total(),
         langevin,

@@ -5,10 +5,11 @@
 //! CPU reference and its gradient rule) → `graph` (build, differentiate, plan, replay) → `nn`
 //! (layers, parameters) → `model` (EBM, generator, encoder) → `train` (cooperative learning) and
 //! `sample` (generation) → `eval` (classifiers, metrics) and `export` (the browser demo's bundle) →
-//! binaries. `data` (datasets, grids) stands beside, on the CPU; `error` and `files` (atomic writes) are
-//! below everything.
+//! binaries. `data` (datasets, grids) stands beside, on the CPU; `error`, `files` (atomic writes) and
+//! `modality` (what a dataset's modalities are) are below everything.
 pub mod error;
 pub mod files;
+pub mod modality;
 pub mod gpu;
 pub mod ops;
 pub mod graph;
@@ -21,3 +22,4 @@ pub mod eval;
 pub mod export;
 
 pub use error::{Error, Result};
+pub use modality::Modality;

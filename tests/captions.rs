@@ -1,9 +1,12 @@
 //! The built-in caption data (`data::birds`) and the vocabulary (`data::text`): deterministic,
 //! within CUB's limits (vocabulary under 300 words, at most 32 tokens), captions that state the
-//! drawn bird's attributes exactly, images that show them, disjoint splits, batches in range.
+//! drawn bird's attributes exactly, images that show them, disjoint splits; caption datasets that pair every caption with its image.
 use mmebm::data::birds::{bird, birds, birds_split, parse_caption, render_bird, Bird, BIRD_SHAPE, CAPTIONS_PER_IMAGE, COLOURS};
 use mmebm::data::synthetic::Split;
-use mmebm::data::text::{words, Vocab, END, MAX_TOKENS, PAD, UNK};
+use mmebm::data::text::{captions_of, one_hot, words, Vocab, END, MAX_TOKENS, PAD, UNK};
+use mmebm::data::Dataset;
+use mmebm::Modality;
+use std::sync::Arc;
 
 #[test]
 fn birds_are_deterministic_and_the_splits_differ() {
@@ -93,17 +96,41 @@ fn vocabulary_encodes_and_decodes() {
 }
 
 #[test]
-fn batches_hold_images_in_range_and_token_ids() {
+fn caption_datasets_pair_every_caption_with_its_image() {
     let (train, _) = birds(6, 0, 1);
-    let vocab = Vocab::build(train.captions.iter().flatten().map(String::as_str), 1);
-    let (x, t) = train.batch(&vocab, &[5, 0, 2], &[0, 3, 7]).unwrap();
-    assert_eq!(x.shape, [3, 3, 64, 64]);
-    assert!(x.data.iter().all(|v| (-1.0..=1.0).contains(v)));
-    assert_eq!(t.shape, [3, MAX_TOKENS]);
-    let row: Vec<usize> = t.data[MAX_TOKENS..2 * MAX_TOKENS].iter().map(|&v| v as usize).collect();
-    assert_eq!(vocab.decode(&row), words(&train.captions[0][3]).join(" "));
-    let e = train.batch(&vocab, &[9], &[0]).unwrap_err().to_string();
-    assert!(e.contains("birds/train") && e.contains("example 9"), "{e}");
+    let vocab = Arc::new(Vocab::build(train.captions.iter().flatten().map(String::as_str), 1));
+    let ds = Dataset::from_captions(&train, vocab.clone()).unwrap();
+    assert_eq!(ds.len(), 6 * CAPTIONS_PER_IMAGE);
+    assert_eq!(ds.kinds(), vec![Modality::Image(BIRD_SHAPE), Modality::Text { len: MAX_TOKENS, vocab: vocab.len() }]);
+    // Example 5·i + k is bird i with caption k; labels are the body colours.
+    let b = ds.try_batch(&[2 * 5 + 3, 0, 4]).unwrap();
+    assert_eq!(b[0].shape, [3, 3, 64, 64]);
+    assert!(b[0].data.iter().all(|v| (-1.0..=1.0).contains(v)));
+    let per: usize = BIRD_SHAPE.iter().product();
+    let want: Vec<f32> = train.image(2).iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
+    assert_eq!(&b[0].data[..per], &want[..]);
+    assert_eq!(&b[0].data[per..2 * per], &b[0].data[2 * per..], "examples 0 and 4 are both bird 0");
+    assert_eq!(b[1].shape, [3, MAX_TOKENS, vocab.len()]);
+    assert!(b[1].data.chunks(vocab.len()).all(|row| row.iter().sum::<f32>() == 1.0), "one-hot rows");
+    let caps = captions_of(&b[1], &vocab);
+    assert_eq!(caps[0], words(&train.captions[2][3]).join(" "));
+    assert_eq!(caps[2], words(&train.captions[0][4]).join(" "));
+    assert_eq!(ds.batch_labels(&[13]).unwrap(), vec![train.birds.as_ref().unwrap()[2].body as u8]);
+    let e = ds.try_batch(&[30]).unwrap_err().to_string();
+    assert!(e.contains("birds/train") && e.contains("30"), "{e}");
+    // take(n) keeps whole examples: 7 pairs need 2 images.
+    let t = ds.take(7);
+    assert_eq!((t.len(), t.modality_bytes(0).unwrap().len()), (7, 2 * per));
+    let (x6, y6) = (t.try_batch(&[6]).unwrap(), ds.try_batch(&[6]).unwrap());
+    assert!(x6.iter().zip(&y6).all(|(a, b)| a.data == b.data && a.shape == b.shape));
+    // A caption typed by a user reads back (unknown words as <unk>).
+    let oh = one_hot("a small red bird zzz", &vocab);
+    assert_eq!(captions_of(&oh, &vocab)[0], "a small red bird <unk>");
+    // Images with different numbers of captions are refused, naming the image.
+    let mut bad = train.clone();
+    bad.captions[4].pop();
+    let e = Dataset::from_captions(&bad, vocab).unwrap_err().to_string();
+    assert!(e.contains("image 4 has 4 captions"), "{e}");
 }
 
 /// A CUB folder with `train` images per class in two classes, one test class, `per` captions per

@@ -49,7 +49,7 @@ fn posterior_chain(observed: &[usize]) {
         lp = nn::lin(&mut g, lp, 1.0, sq, -1.0 / (2.0 * sigma * sigma)).unwrap();
     }
     // The same function the trainer's langevin_z phase is built with.
-    nn::langevin(&mut g, rng, &[z], lp, nn::StepSize { a, b, names: ["z_step", "z_noise"] }, 3, None).unwrap();
+    nn::langevin(&mut g, rng, &[(z, None)], lp, nn::StepSize { a, b, names: ["z_step", "z_noise"] }, 3).unwrap();
     let plan = g.compile(&Target::of(gpu())).unwrap();
 
     let mut store = Store::new();
@@ -143,7 +143,7 @@ fn langevin_z_with_a_modality_masked_out_recovers_the_subset_posterior() {
 fn tiny_model() -> Model {
     // σ = 2 keeps the reconstruction loss O(1), so f32 rounding of the finite differences stays small.
     let cfg = ModelConfig { latent: 3, latent_w: 0, ebm_width: 4, gen_width: 2, enc_width: 2, sigma: 2.0, ..ModelConfig::default() };
-    Model::new(&cfg, 2, [1, 8, 8]).unwrap()
+    Model::new(&cfg, &mmebm::Modality::images(2, [1, 8, 8])).unwrap()
 }
 
 fn tiny_vars(model: &Model, b: usize) -> HashMap<String, Host> {

@@ -20,7 +20,7 @@ fn bundle_has_every_plan_and_named_step_sizes() {
     for s in ["model.ebm_width=4", "model.gen_width=4", "model.enc_width=4", "model.latent=4", "data.test_size=12", "langevin.x_step=1.5"] {
         cfg.set(s).unwrap();
     }
-    let model = Model::new(&cfg.model, 5, [3, 28, 28]).unwrap();
+    let model = Model::new(&cfg.model, &mmebm::Modality::images(5, [3, 28, 28])).unwrap();
     let dir = std::env::temp_dir().join(format!("mmebm-export-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let ckpt = dir.join("checkpoint.safetensors");
@@ -84,7 +84,7 @@ fn style_is_the_image_without_its_glyph() {
 
 /// The plan of `phase` for `langevin` (5 modalities of 3×28×28, n = 2, WebGPU target).
 fn phase_plan(cfg: &Config, langevin: &mmebm::model::config::LangevinConfig, phase: &Phase) -> Plan {
-    let mut model = Model::new(&cfg.model, 5, [3, 28, 28]).unwrap();
+    let mut model = Model::new(&cfg.model, &mmebm::Modality::images(5, [3, 28, 28])).unwrap();
     let mut ph = Phases { model: &mut model, n: 2, langevin: langevin.clone(), vars: SAMPLING };
     phase.build(&mut ph).unwrap().compile(&Target::webgpu()).unwrap()
 }
@@ -119,7 +119,7 @@ fn a_step_size_set_on_a_compiled_sampler_needs_no_recompilation() {
     for s in ["model.ebm_width=4", "model.gen_width=4", "model.enc_width=4", "model.latent=4"] {
         cfg.set(s).unwrap();
     }
-    let model = Model::new(&cfg.model, 5, [3, 28, 28]).unwrap();
+    let model = Model::new(&cfg.model, &mmebm::Modality::images(5, [3, 28, 28])).unwrap();
     let run = |x_step: Option<f32>, compiled_with: f32| {
         let mut store = Store::new();
         for (name, value) in model.init(5) {

@@ -110,3 +110,45 @@ fn logsumexp_of_gaussian_log_densities_gradients() {
     let wrt: Vec<&str> = wrt.iter().map(|s| s.as_str()).collect();
     gradcheck(&mut g, loss, &wrt, &vars, 1e-2, 1e-2, 2e-4, 40);
 }
+
+#[test]
+fn text_modality_gradients() {
+    // The whole text branch of every network (issue 18): the EBM's Appendix D branch on soft
+    // token rows, the decoder's log-softmax likelihood and the encoder's mixture density, for
+    // two text modalities of awkward sizes beside an image modality, batch 3.
+    use mmebm::model::{Model, ModelConfig};
+    use mmebm::Modality;
+    let cfg = ModelConfig { latent: 4, ebm_width: 5, gen_width: 3, enc_width: 3, text_embedding: 3, text_width: 6, ..ModelConfig::default() };
+    let kinds = [Modality::Image([1, 8, 8]), Modality::Text { len: 5, vocab: 7 }, Modality::Text { len: 3, vocab: 4 }];
+    let mut model = Model::new(&cfg, &kinds).unwrap();
+    let mut g = Graph::new();
+    let b = 3;
+    let xs: Vec<_> = kinds.iter().enumerate().map(|(m, k)| g.var(&format!("x{m}"), &k.batch_shape(b)).unwrap()).collect();
+    let z = g.var("z", &[b, 4]).unwrap();
+    let f = model.ebm(&mut g, &xs).unwrap();
+    let fsum = nn::reduce(&mut g, ReduceKind::Sum, f, 0).unwrap();
+    let pairs: Vec<(usize, _)> = xs.iter().copied().enumerate().skip(1).collect();
+    let recon = model.recon(&mut g, z, &pairs).unwrap();
+    let lq = model.log_q(&mut g, z, &pairs).unwrap();
+    let loss = nn::lin(&mut g, fsum, 1.0, recon, 0.1).unwrap();
+    let loss = nn::lin(&mut g, loss, 1.0, lq, 0.1).unwrap();
+    let mut extra = vec![("z".to_string(), rand_host(&[b, 4], 41, -1.0, 1.0))];
+    for (m, k) in kinds.iter().enumerate() {
+        let (lo, hi) = if k.is_text() { (0.0, 1.0) } else { (-1.0, 1.0) };
+        extra.push((format!("x{m}"), rand_host(&k.batch_shape(b), 50 + m as u64, lo, hi)));
+    }
+    let mut vars: HashMap<String, Host> = HashMap::new();
+    for ps in model.networks() {
+        vars.extend(init(ps, 7, &[]));
+    }
+    vars.extend(extra);
+    let mut wrt: Vec<String> = model.networks().iter().flat_map(|ps| ps.specs.iter().map(|s| s.name.clone())).filter(|n| ["ebm.t", "ebm.out", "gen.d1", "gen.d2", "enc.e1", "enc.e2"].iter().any(|p| n.starts_with(p))).collect();
+    wrt.extend(["x1", "x2", "z"].map(String::from));
+    let wrt: Vec<&str> = wrt.iter().map(|s| s.as_str()).collect();
+    assert!(wrt.len() > 20, "the text parameters are checked: {wrt:?}");
+    // The EBM branch's ReLUs (18 units per embedding column) put kinks near many coordinates:
+    // at eps 1e-2 one within eps/2 is crossed by both differences and goes unnoticed (seen: 3%
+    // off, gone with tanh). eps 1e-3 makes that rare; its rounding (~1e-7·|L|/eps, |L| ≈ 10) is
+    // what atol 1e-3 covers.
+    gradcheck_kinks(&mut g, loss, &wrt, &vars, 1e-3, 2e-2, 1e-3, 12, 0.3);
+}

@@ -31,7 +31,7 @@ fn langevin_chain_recovers_a_gaussian() {
     let ss = g.op(Arc::new(Reduce { kind: ReduceKind::SumSq, start: 0, end: 2 }), &[z]).unwrap();
     let logp = g.op(Arc::new(mmebm::ops::elementwise::Map(mmebm::ops::elementwise::MapFn::Affine(-0.5, 0.0))), &[ss]).unwrap();
     // The function the trainer's langevin_x and langevin_z phases are built with.
-    mmebm::nn::langevin(&mut g, rng, &[x], logp, mmebm::nn::StepSize { a, b, names: ["x_step", "x_noise"] }, 7, None).unwrap();
+    mmebm::nn::langevin(&mut g, rng, &[(x, None)], logp, mmebm::nn::StepSize { a, b, names: ["x_step", "x_noise"] }, 7).unwrap();
     let plan = g.compile(&Target::of(gpu())).unwrap();
 
     let mut store = Store::new();

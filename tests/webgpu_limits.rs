@@ -20,7 +20,7 @@ fn training_and_sampling_fit_webgpu_default_limits() {
         cfg.set(s).unwrap();
     }
     let (train, _) = mmebm::data::synthetic(8, 4, 0);
-    let mut t = Trainer::new(&gpu, &cfg, train.modalities(), train.image_shape()).unwrap();
+    let mut t = Trainer::new(&gpu, &cfg, &train.kinds()).unwrap();
     t.set_batch(&gpu, &train.batch(&[0, 1, 2, 3])).unwrap();
     let m = t.step(&gpu).unwrap();
     assert!(m.iter().all(|v| v.is_finite()), "{m:?}");

@@ -95,7 +95,7 @@ fn run(a: Args) -> Result<()> {
     check_count("eval --classifier-epochs", a.classifier_epochs, 1, 1000)?;
     let trained = Trained::load(&a.checkpoint)?;
     let d = &trained.cfg.data;
-    let (train, test) = data::load(a.data.as_deref(), d.train_size, d.test_size, d.seed)?;
+    let (train, test) = data::load(&d.dataset, a.data.as_deref(), d.train_size, d.test_size, d.seed)?;
     let gpu = Gpu::new(&GpuOptions { backend: a.backend.clone(), verbose: true, ..Default::default() })?;
     let clf_path = a.classifiers.clone().unwrap_or_else(|| PathBuf::from("runs/classifiers").join(format!("{}.safetensors", dataset_key(a.data.as_deref(), &train, d.seed))));
     let mut clf = if clf_path.exists() {

@@ -4,14 +4,17 @@
 //!     sample cross --checkpoint C --given 0 --index 0..8            # from test examples
 //!     sample cross --checkpoint C --given 0,2 --index 5 --count 8 --kx 10
 //!     sample cross --checkpoint C --input m0=my_digit.png --count 8
+//!     sample cross --checkpoint C --given 1 --caption "a small red bird with a short bill"
+//!     sample cross --checkpoint C --given 0 --input m0=bird.png     # captions printed
 //!     sample interpolate --checkpoint C --from 3 --to 7 --frames 10
 //!     sample trajectory --checkpoint C --given 0 --index 3 --every 2
 //!
 //! Grids are written to `--out` (default: the checkpoint's folder + `/sample`), one row per
-//! sample and one column per modality; `--raw` adds one PNG per image and `values.safetensors`
-//! with the float images. The same `--seed` gives the same files.
+//! sample and one column per image modality; generated captions are printed and written beside
+//! the grid (`NAME.txt`, one line per row). `--raw` adds one PNG per image and
+//! `values.safetensors` with the float values. The same `--seed` gives the same files.
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use mmebm::data::{self, grid::{save_grid, save_png}, Dataset};
+use mmebm::data::{self, grid::{save_png, save_samples}, Dataset};
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::graph::Store;
 use mmebm::ops::{Host, Target};
@@ -133,6 +136,9 @@ struct Given {
     /// Your own images instead of dataset examples: m0=digit.png (repeatable).
     #[arg(long, value_name = "mK=FILE.png")]
     input: Vec<String>,
+    /// Your own caption for the model's text modality (with or without --input).
+    #[arg(long)]
+    caption: Option<String>,
 }
 
 fn main() {
@@ -212,27 +218,38 @@ impl Ctx {
 
     fn dataset(&self, c: &Common) -> Result<Dataset> {
         let d = &self.trained.cfg.data;
-        let (tr, te) = data::load(c.data.as_deref(), d.train_size, d.test_size, d.seed)?;
-        if tr.modalities() != self.trained.model.modalities || tr.image_shape() != self.trained.model.image {
+        let (tr, te) = data::load(&d.dataset, c.data.as_deref(), d.train_size, d.test_size, d.seed)?;
+        if tr.kinds() != self.trained.model.kinds {
             return Err(Error::Data(format!(
-                "the data has {} modalities of {:?}; the checkpoint's model takes {} of {:?}",
-                tr.modalities(),
-                tr.image_shape(),
-                self.trained.model.modalities,
-                self.trained.model.image
+                "the data has modalities {}; the checkpoint's model takes {}",
+                mmebm::Modality::describe_all(&tr.kinds()),
+                mmebm::Modality::describe_all(&self.trained.model.kinds)
             )));
         }
         Ok(if c.split == "train" { tr } else { te })
     }
 
-    /// Writes a grid (and with --raw, each image and its values) named `name`.
+    /// Writes a grid of the images and the captions (and with --raw, each image and its
+    /// values) named `name`; prints the captions.
     fn save(&mut self, name: &str, columns: &[Host]) -> Result<()> {
         let path = self.out.join(format!("{name}.png"));
-        save_grid(&path, columns)?;
-        println!("wrote {}", path.display());
+        let captions = save_samples(&path, columns, self.trained.vocab.as_ref())?;
+        if columns.iter().any(|c| c.shape.len() == 4) {
+            println!("wrote {}", path.display());
+        }
+        if !captions.is_empty() {
+            for (r, row) in captions.iter().enumerate() {
+                println!("{r:3}: {}", row.join(" | "));
+            }
+            println!("wrote {}", path.with_extension("txt").display());
+        }
         if self.raw {
             let dir = self.out.join("raw").join(name);
             for (m, col) in columns.iter().enumerate() {
+                self.values.push((format!("{name}.x{m}"), col.clone()));
+                if col.shape.len() != 4 {
+                    continue;
+                }
                 let per: usize = col.shape[1..].iter().product();
                 for r in 0..col.shape[0] {
                     let mut shape = col.shape.clone();
@@ -240,10 +257,18 @@ impl Ctx {
                     let img = Host::new(&shape, col.data[r * per..(r + 1) * per].to_vec());
                     save_grid_cell(&dir.join(format!("{r:03}_m{m}.png")), &img)?;
                 }
-                self.values.push((format!("{name}.x{m}"), col.clone()));
             }
         }
         Ok(())
+    }
+
+    /// The text modality and its vocabulary (for `--caption`).
+    fn text_modality(&self) -> Result<(usize, &data::text::Vocab)> {
+        let t = &self.trained;
+        match (t.model.kinds.iter().position(|k| k.is_text()), &t.vocab) {
+            (Some(m), Some(v)) => Ok((m, v)),
+            _ => Err(Error::Config(format!("--caption: {} has no text modality ({})", t.path.display(), mmebm::Modality::describe_all(&t.model.kinds)))),
+        }
     }
 
     fn finish(&self) -> Result<()> {
@@ -306,7 +331,7 @@ fn parse_range(s: &str, len: usize) -> Result<Vec<usize>> {
 /// Rows generated at once for the observed examples of `g` (examples × `--count`), checked
 /// against [`MAX_BATCH`] before anything is loaded.
 fn observed_rows(c: &Common, g: &Given) -> Result<u64> {
-    let examples = if !g.input.is_empty() {
+    let examples = if !g.input.is_empty() || g.caption.is_some() {
         1
     } else {
         let (a, b) = match g.index.split_once("..") {
@@ -321,24 +346,11 @@ fn observed_rows(c: &Common, g: &Given) -> Result<u64> {
     Ok(rows)
 }
 
-/// Observed images, each `[rows, C, H, W]` with every example repeated `count` times, and the
-/// observed modalities.
+/// Observed modalities, each `[rows, ..]` with every example repeated `count` times, and which
+/// they are: from `--input` files and `--caption`, or dataset examples.
 fn observed(ctx: &Ctx, c: &Common, g: &Given) -> Result<(Vec<usize>, Vec<Host>)> {
-    let mm = ctx.trained.model.modalities;
-    let image = ctx.trained.model.image;
-    let repeat = |h: &Host, count: usize| {
-        let per: usize = h.shape[1..].iter().product();
-        let mut data = Vec::with_capacity(h.data.len() * count);
-        for r in 0..h.shape[0] {
-            for _ in 0..count {
-                data.extend_from_slice(&h.data[r * per..(r + 1) * per]);
-            }
-        }
-        let mut shape = h.shape.clone();
-        shape[0] *= count;
-        Host::new(&shape, data)
-    };
-    if !g.input.is_empty() {
+    let mm = ctx.trained.model.modalities();
+    if !g.input.is_empty() || g.caption.is_some() {
         let mut given = Vec::new();
         let mut xs = Vec::new();
         for spec in &g.input {
@@ -349,11 +361,19 @@ fn observed(ctx: &Ctx, c: &Common, g: &Given) -> Result<(Vec<usize>, Vec<Host>)>
             if given.contains(&list[0]) {
                 return Err(Error::Config(format!("--input: modality {m} given twice")));
             }
+            let Some(image) = ctx.trained.model.kinds[m].image() else {
+                return Err(Error::Config(format!("--input m{m}: modality {m} is text; give it with --caption")));
+            };
             given.push(m);
             xs.push(repeat(&data::read_png(Path::new(file), image)?, c.count));
         }
+        if let Some(caption) = &g.caption {
+            let (m, vocab) = ctx.text_modality()?;
+            given.push(m);
+            xs.push(repeat(&data::text::one_hot(caption, vocab), c.count));
+        }
         if given.len() == mm {
-            return Err(Error::Config("--input: every modality is given, nothing is left to generate".into()));
+            return Err(Error::Config("--input/--caption: every modality is given, nothing is left to generate".into()));
         }
         return Ok((given, xs));
     }
@@ -362,6 +382,20 @@ fn observed(ctx: &Ctx, c: &Common, g: &Given) -> Result<(Vec<usize>, Vec<Host>)>
     let idx = parse_range(&g.index, ds.len())?;
     let batch = ds.try_batch(&idx)?;
     Ok((given.clone(), given.iter().map(|&m| repeat(&batch[m], c.count)).collect()))
+}
+
+/// Each example of `h` repeated `count` times in a row.
+fn repeat(h: &Host, count: usize) -> Host {
+    let per: usize = h.shape[1..].iter().product();
+    let mut data = Vec::with_capacity(h.data.len() * count);
+    for r in 0..h.shape[0] {
+        for _ in 0..count {
+            data.extend_from_slice(&h.data[r * per..(r + 1) * per]);
+        }
+    }
+    let mut shape = h.shape.clone();
+    shape[0] *= count;
+    Host::new(&shape, data)
 }
 
 /// Compiles every plan of `steps`, so that the time reported is the sampling alone.
@@ -385,7 +419,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.mode {
         Mode::Unconditional(c) => {
             let mut ctx = Ctx::new(&c, false, |_, _| Ok(()))?;
-            let mm = ctx.trained.model.modalities;
+            let mm = ctx.trained.model.modalities();
             let mut s = ctx.sampler(c.count, c.seed)?;
             if !ctx.trained.cfg.model.generator {
                 let steps = ebm_alone_steps(mm, &[], ctx.kx);
@@ -441,7 +475,7 @@ fn run(cli: Cli) -> Result<()> {
         Mode::Interpolate { common: c, from, to, given, frames } => {
             let mut ctx = Ctx::new(&c, false, |_, _| check_count("--frames", frames as u64, 2, MAX_BATCH))?;
             ctx.needs_generator("interpolate")?;
-            let mm = ctx.trained.model.modalities;
+            let mm = ctx.trained.model.modalities();
             parse_list(&given.to_string(), "--given", mm)?;
             let ds = ctx.dataset(&c)?;
             let ends = ds.try_batch(&[from, to]).map_err(|_| Error::Config(format!("--from {from} / --to {to}: the split has examples 0..{}", ds.len())))?;
@@ -474,7 +508,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let mut ctx = Ctx::new(&c, false, frames)?;
             ctx.needs_generator("trajectory")?;
-            let mm = ctx.trained.model.modalities;
+            let mm = ctx.trained.model.modalities();
             let all: Vec<usize> = (0..mm).collect();
             // Data chain: generator samples revised by the EBM, every modality moving.
             let mut s = ctx.sampler(c.count, c.seed)?;

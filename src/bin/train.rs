@@ -7,7 +7,7 @@
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use mmebm::data::prefetch::{Prefetch, SamplerState};
-use mmebm::data::{grid::save_grid, polymnist::load_polymnist, synthetic::synthetic, Dataset};
+use mmebm::data::{grid::save_samples, text::Vocab, Dataset};
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::ops::Host;
 use mmebm::model::Config;
@@ -74,16 +74,8 @@ fn main() {
 }
 
 fn load_data(cfg: &Config, dir: &Option<PathBuf>) -> Result<(Dataset, Dataset)> {
-    match dir {
-        Some(d) => {
-            let (tr, te) = load_polymnist(d)?;
-            for n in tr.notes().iter().chain(te.notes()) {
-                eprintln!("note: {n}");
-            }
-            Ok((tr, te))
-        }
-        None => Ok(synthetic(cfg.data.train_size, cfg.data.test_size, cfg.data.seed)),
-    }
+    let d = &cfg.data;
+    mmebm::data::load(&d.dataset, dir.as_deref(), d.train_size, d.test_size, d.seed)
 }
 
 /// What a run starts from, read and checked before anything is written or the GPU is touched.
@@ -220,6 +212,8 @@ struct Checkpoints {
     path: PathBuf,
     /// Where the training data comes from ([`data_source`]), kept in the metadata.
     data: String,
+    /// The text modalities' vocabulary, kept in the metadata (`vocab`).
+    vocab: Option<Arc<Vocab>>,
     held: Option<(u64, Vec<u8>)>,
     /// The iteration the file holds.
     written: Option<u64>,
@@ -227,7 +221,10 @@ struct Checkpoints {
 
 impl Checkpoints {
     fn hold(&mut self, gpu: &Gpu, trainer: &Trainer, state: SamplerState) -> Result<()> {
-        let extra = [("sampler", serde_json::to_string(&state).expect("plain data")), ("data", self.data.clone())];
+        let mut extra = vec![("sampler", serde_json::to_string(&state).expect("plain data")), ("data", self.data.clone())];
+        if let Some(v) = &self.vocab {
+            extra.push(("vocab", v.to_lines()));
+        }
         let bytes = trainer.snapshot(gpu, &extra).map_err(|e| self.diverged(e))?;
         self.held = Some((trainer.iteration, bytes));
         Ok(())
@@ -273,14 +270,14 @@ fn run(args: Args) -> Result<()> {
 
     let t_data = Instant::now();
     let (train_set, test_set) = load_data(&cfg, &args.data)?;
-    let modalities = train_set.modalities();
-    let image = train_set.image_shape();
+    let kinds = train_set.kinds();
+    let vocab = train_set.captions().map(|c| c.vocab.clone());
     eprintln!(
-        "data: {} ({} train, {} test, {modalities} modalities of {:?}) in {:.1}s",
-        args.data.as_ref().map(|d| d.display().to_string()).unwrap_or("built-in synthetic".into()),
+        "data: {} ({} train, {} test; modalities {}) in {:.1}s",
+        args.data.as_ref().map(|d| d.display().to_string()).unwrap_or(format!("built-in {}", cfg.data.dataset)),
         train_set.len(),
         test_set.len(),
-        image,
+        mmebm::Modality::describe_all(&kinds),
         t_data.elapsed().as_secs_f64()
     );
     let l = &cfg.langevin;
@@ -291,7 +288,7 @@ fn run(args: Args) -> Result<()> {
     );
     let gpu = Gpu::new(&GpuOptions { backend: args.backend.clone(), verbose: true, ..Default::default() })?;
     let t_build = Instant::now();
-    let mut trainer = Trainer::new(&gpu, &cfg, modalities, image)?;
+    let mut trainer = Trainer::new(&gpu, &cfg, &kinds)?;
     eprintln!(
         "model: EBM {} / generator {} / encoder {} parameters; phases compiled in {:.1}s",
         trainer.model.ebm.count(),
@@ -341,7 +338,7 @@ fn run(args: Args) -> Result<()> {
     bar.set_position(trainer.iteration);
     let start = Instant::now();
     let start_iter = trainer.iteration;
-    let mut ckpts = Checkpoints { path: ckpt_path.clone(), data: data_source(&args), held: None, written: resume.as_ref().map(|r| r.2) };
+    let mut ckpts = Checkpoints { path: ckpt_path.clone(), data: data_source(&args), vocab: vocab.clone(), held: None, written: resume.as_ref().map(|r| r.2) };
     while trainer.iteration < total {
         let batch = prefetch.next();
         trainer.set_batch(&gpu, &batch.x)?;
@@ -382,8 +379,8 @@ fn run(args: Args) -> Result<()> {
         }
         if it % cfg.train.sample_every == 0 || it == total {
             match &mut preview {
-                Some(p) => write_previews(&gpu, &mut trainer, p, &preview_x, &out, it)?,
-                None => write_chain_states(&gpu, &trainer, preview_n, &out, it)?,
+                Some(p) => write_previews(&gpu, &mut trainer, p, &preview_x, (&out, vocab.as_deref()), it)?,
+                None => write_chain_states(&gpu, &trainer, preview_n, (&out, vocab.as_deref()), it)?,
             }
         }
         let out_of_time = args.minutes.is_some_and(|m| start.elapsed().as_secs_f64() > 60.0 * m);
@@ -475,9 +472,9 @@ fn truncate_metrics(path: &Path, iteration: u64) -> Result<()> {
 }
 
 /// EBM alone: the revised chains of this iteration (they started from uniform noise).
-fn write_chain_states(gpu: &Gpu, trainer: &Trainer, n: usize, out: &Path, it: u64) -> Result<()> {
+fn write_chain_states(gpu: &Gpu, trainer: &Trainer, n: usize, (out, vocab): (&Path, Option<&Vocab>), it: u64) -> Result<()> {
     let mut cols = Vec::new();
-    for m in 0..trainer.model.modalities {
+    for m in 0..trainer.model.modalities() {
         let x = trainer.store.get(gpu, &mmebm::model::phases::TRAINING.chain(m))?;
         let per = x.data.len() / x.shape[0];
         let k = n.min(x.shape[0]);
@@ -485,17 +482,17 @@ fn write_chain_states(gpu: &Gpu, trainer: &Trainer, n: usize, out: &Path, it: u6
         shape[0] = k;
         cols.push(mmebm::ops::Host::new(&shape, x.data[..k * per].to_vec()));
     }
-    save_grid(&out.join("samples").join(format!("{it:06}_ebm_revised.png")), &cols)
+    save_samples(&out.join("samples").join(format!("{it:06}_ebm_revised.png")), &cols, vocab).map(drop)
 }
 
-fn write_previews(gpu: &Gpu, trainer: &mut Trainer, p: &mut Sampler, test_x: &[mmebm::ops::Host], out: &Path, it: u64) -> Result<()> {
+fn write_previews(gpu: &Gpu, trainer: &mut Trainer, p: &mut Sampler, test_x: &[mmebm::ops::Host], (out, vocab): (&Path, Option<&Vocab>), it: u64) -> Result<()> {
     let kx = trainer.cfg.langevin.kx;
     let (gen, rev) = p.unconditional(gpu, &mut trainer.store, kx)?;
     let dir = out.join("samples");
-    save_grid(&dir.join(format!("{it:06}_generator.png")), &gen)?;
-    save_grid(&dir.join(format!("{it:06}_ebm_revised.png")), &rev)?;
+    save_samples(&dir.join(format!("{it:06}_generator.png")), &gen, vocab)?;
+    save_samples(&dir.join(format!("{it:06}_ebm_revised.png")), &rev, vocab)?;
     // Cross-modal: from modality 0 of test examples, the mean of its expert, decode the rest.
     let mut cols = vec![test_x[0].clone()];
     cols.extend(p.cross_modal(gpu, &mut trainer.store, &[(0, &test_x[0])], 0, 0, true)?.into_iter().skip(1));
-    save_grid(&dir.join(format!("{it:06}_cross_from_m0.png")), &cols)
+    save_samples(&dir.join(format!("{it:06}_cross_from_m0.png")), &cols, vocab).map(drop)
 }

@@ -22,6 +22,28 @@ pub fn save_grid(path: &Path, columns: &[Host]) -> Result<()> {
     save_png(path, &img, gw, gh)
 }
 
+/// Writes generated modalities: the image columns (`[B, C, H, W]`) as a grid at `path` and, when
+/// there are token-row columns (`[B, L, V]`), their captions to `path` with extension `txt`, one
+/// line per row of the grid (columns separated by ` | `). Returns the captions by row.
+pub fn save_samples(path: &Path, columns: &[Host], vocab: Option<&super::text::Vocab>) -> Result<Vec<Vec<String>>> {
+    let (images, texts): (Vec<&Host>, Vec<&Host>) = columns.iter().partition(|c| c.shape.len() == 4);
+    if !images.is_empty() {
+        let images: Vec<Host> = images.into_iter().cloned().collect();
+        save_grid(path, &images)?;
+    }
+    if texts.is_empty() {
+        return Ok(vec![]);
+    }
+    let Some(vocab) = vocab else {
+        return Err(Error::Data(format!("{}: captions to write but no vocabulary", path.display())));
+    };
+    let per_col: Vec<Vec<String>> = texts.iter().map(|t| super::text::captions_of(t, vocab)).collect();
+    let rows: Vec<Vec<String>> = (0..per_col[0].len()).map(|r| per_col.iter().map(|c| c[r].clone()).collect()).collect();
+    let text: String = rows.iter().map(|r| format!("{}\n", r.join(" | "))).collect();
+    write_atomic(&path.with_extension("txt"), text.as_bytes())?;
+    Ok(rows)
+}
+
 /// Writes RGB bytes (`w × h × 3`) as a PNG, atomically.
 pub fn save_png(path: &Path, rgb: &[u8], w: usize, h: usize) -> Result<()> {
     let mut bytes = Vec::new();

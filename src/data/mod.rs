@@ -4,11 +4,15 @@
 //! built-in birds ([`birds`]), the CUB loader ([`cub`]), the vocabulary and [`text::CaptionData`]
 //! ([`text`]).
 //!
-//! A [`Dataset`] holds `M` modalities of `C×H×W` 8-bit images (stored planar, CHW per image)
-//! and one label 0–9 per example shared by all modalities. Batches come out as one
-//! `[B, C, H, W]` [`Host`] per modality with pixels scaled to [-1, 1] (`v / 127.5 − 1`).
+//! A [`Dataset`] holds `M` modalities of `C×H×W` 8-bit images (stored planar, CHW per image),
+//! optionally a caption modality after them ([`Captions`]: several captions per image, each
+//! (image, caption) pair one example), and one label 0–9 per example shared by all modalities.
+//! Batches come out as one [`Host`] per modality: `[B, C, H, W]` with pixels scaled to [-1, 1]
+//! (`v / 127.5 − 1`), and `[B, L, V]` one-hot token rows for captions.
 use crate::error::{Error, Result};
+use crate::modality::Modality;
 use crate::ops::Host;
+use std::sync::Arc;
 
 pub mod birds;
 pub mod cub;
@@ -29,9 +33,39 @@ pub struct Dataset {
     name: String,
     shape: [usize; 3],
     labels: Vec<u8>,
-    /// One buffer per modality: `len × C × H × W` bytes, example-major, planar per image.
+    /// One buffer per image modality: `images × C × H × W` bytes, image-major, planar per image.
     pixels: Vec<Vec<u8>>,
     notes: Vec<String>,
+    /// The caption modality, after the images.
+    captions: Option<Captions>,
+}
+
+/// A caption modality: `per` captions for each image, example `i` being image `i / per` with
+/// caption `i % per`, held as [`text::MAX_TOKENS`] token ids per example.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Captions {
+    pub vocab: Arc<text::Vocab>,
+    pub per: usize,
+    tokens: Vec<u16>,
+}
+
+impl Captions {
+    /// The token ids of example `i`.
+    pub fn ids(&self, i: usize) -> &[u16] {
+        &self.tokens[i * text::MAX_TOKENS..(i + 1) * text::MAX_TOKENS]
+    }
+
+    /// One-hot rows `[B, L, V]` of examples `indices`.
+    fn one_hot(&self, indices: &[usize]) -> Host {
+        let (l, v) = (text::MAX_TOKENS, self.vocab.len());
+        let mut data = vec![0.0; indices.len() * l * v];
+        for (k, &i) in indices.iter().enumerate() {
+            for (p, &id) in self.ids(i).iter().enumerate() {
+                data[(k * l + p) * v + id as usize] = 1.0;
+            }
+        }
+        Host::new(&[indices.len(), l, v], data)
+    }
 }
 
 impl Dataset {
@@ -60,7 +94,48 @@ impl Dataset {
         if let Some((i, l)) = labels.iter().enumerate().find(|(_, &l)| l > 9) {
             return Err(Error::Data(format!("dataset {name}: label {l} of example {i} is not a digit 0-9")));
         }
-        Ok(Dataset { name: name.to_string(), shape, labels, pixels, notes: vec![] })
+        Ok(Dataset { name: name.to_string(), shape, labels, pixels, notes: vec![], captions: None })
+    }
+
+    /// Image–caption pairs from `data` with captions in `vocab`: one image modality and one
+    /// caption modality; every caption of an image is an example. Labels are the birds' body
+    /// colours where known (0 for real data). Every image needs the same number of captions.
+    pub fn from_captions(data: &text::CaptionData, vocab: Arc<text::Vocab>) -> Result<Dataset> {
+        let per = data.captions.first().map_or(0, Vec::len);
+        if per == 0 || vocab.len() > u16::MAX as usize {
+            return Err(Error::Data(format!("{}: no captions, or a vocabulary over {} words", data.name, u16::MAX)));
+        }
+        if let Some(i) = data.captions.iter().position(|c| c.len() != per) {
+            return Err(Error::Data(format!("{}: image {i} has {} captions, image 0 has {per}", data.name, data.captions[i].len())));
+        }
+        let tokens = data.captions.iter().flatten().flat_map(|c| vocab.encode(c)).map(|id| id as u16).collect();
+        let labels: Vec<u8> = match &data.birds {
+            Some(birds) => birds.iter().flat_map(|b| std::iter::repeat(b.body as u8).take(per)).collect(),
+            None => vec![0; data.len() * per],
+        };
+        let mut ds = Dataset::new(&data.name, data.shape, labels[..data.len()].to_vec(), vec![data.images.clone()])?;
+        ds.labels = labels;
+        ds.captions = Some(Captions { vocab, per, tokens });
+        Ok(ds)
+    }
+
+    /// The modalities, images first.
+    pub fn kinds(&self) -> Vec<Modality> {
+        let mut k = Modality::images(self.pixels.len(), self.shape);
+        if let Some(c) = &self.captions {
+            k.push(Modality::Text { len: text::MAX_TOKENS, vocab: c.vocab.len() });
+        }
+        k
+    }
+
+    /// The caption modality, if any.
+    pub fn captions(&self) -> Option<&Captions> {
+        self.captions.as_ref()
+    }
+
+    /// Examples per image (1 without captions).
+    fn per(&self) -> usize {
+        self.captions.as_ref().map_or(1, |c| c.per)
     }
 
     /// Name given at construction (e.g. `synthetic/train`, or the split folder's path).
@@ -79,7 +154,7 @@ impl Dataset {
 
     /// Number of modalities `M`.
     pub fn modalities(&self) -> usize {
-        self.pixels.len()
+        self.pixels.len() + self.captions.is_some() as usize
     }
 
     /// `[C, H, W]` of every image.
@@ -101,17 +176,19 @@ impl Dataset {
         self.notes.push(note);
     }
 
-    /// The raw bytes of example `index` in modality `m` (planar `C×H×W`), or `None` when out
-    /// of range.
+    /// The raw bytes of example `index` in image modality `m` (planar `C×H×W`), or `None` when
+    /// out of range.
     pub fn image_bytes(&self, m: usize, index: usize) -> Option<&[u8]> {
         let per = self.per_image();
         if index >= self.len() {
             return None;
         }
-        self.pixels.get(m).map(|p| &p[index * per..(index + 1) * per])
+        let i = index / self.per();
+        self.pixels.get(m).map(|p| &p[i * per..(i + 1) * per])
     }
 
-    /// All bytes of modality `m` (`len × C × H × W`), or `None` when out of range.
+    /// All bytes of image modality `m` (one image per image, not per example), or `None` when
+    /// out of range.
     pub fn modality_bytes(&self, m: usize) -> Option<&[u8]> {
         self.pixels.get(m).map(|p| p.as_slice())
     }
@@ -142,17 +219,22 @@ impl Dataset {
         let per = self.per_image();
         let [c, h, w] = self.shape;
         let lut = byte_lut();
-        Ok(self
+        let mut out: Vec<Host> = self
             .pixels
             .iter()
             .map(|p| {
                 let mut data = Vec::with_capacity(indices.len() * per);
                 for &i in indices {
+                    let i = i / self.per();
                     data.extend(p[i * per..(i + 1) * per].iter().map(|&b| lut[b as usize]));
                 }
                 Host::new(&[indices.len(), c, h, w], data)
             })
-            .collect())
+            .collect();
+        if let Some(caps) = &self.captions {
+            out.push(caps.one_hot(indices));
+        }
+        Ok(out)
     }
 
     /// Labels of examples `indices` (out-of-range indices give `None`).
@@ -163,13 +245,16 @@ impl Dataset {
     /// The first `n` examples (all when `n >= len()`), e.g. for quick runs.
     pub fn take(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
-        let per = self.per_image();
+        let images = n.div_ceil(self.per());
+        let bytes = images * self.per_image();
+        let captions = self.captions.as_ref().map(|c| Captions { tokens: c.tokens[..n * text::MAX_TOKENS].to_vec(), ..c.clone() });
         Dataset {
             name: self.name.clone(),
             shape: self.shape,
             labels: self.labels[..n].to_vec(),
-            pixels: self.pixels.iter().map(|p| p[..n * per].to_vec()).collect(),
+            pixels: self.pixels.iter().map(|p| p[..bytes].to_vec()).collect(),
             notes: self.notes.clone(),
+            captions,
         }
     }
 }
@@ -198,19 +283,31 @@ fn byte_lut() -> &'static [f32; 256] {
     })
 }
 
-/// The train and test splits: the PolyMNIST folder `dir` when given, else the built-in
-/// synthetic set of the given sizes and seed. Loader notes go to stderr.
-pub fn load(dir: Option<&std::path::Path>, train_size: usize, test_size: usize, seed: u64) -> Result<(Dataset, Dataset)> {
-    match dir {
-        Some(d) => {
-            let (tr, te) = polymnist::load_polymnist(d)?;
-            for n in tr.notes().iter().chain(te.notes()) {
-                eprintln!("note: {n}");
-            }
-            Ok((tr, te))
+/// The train and test splits of `dataset`: "polymnist" reads the PolyMNIST folder `dir` when
+/// given, else builds the synthetic set; "cub" reads the CUB folder `dir` when given, else draws
+/// the built-in birds (vocabulary from the training captions). Loader notes go to stderr.
+pub fn load(dataset: &str, dir: Option<&std::path::Path>, train_size: usize, test_size: usize, seed: u64) -> Result<(Dataset, Dataset)> {
+    let (train, test) = match (dataset, dir) {
+        ("cub", _) => {
+            let (tr, te, vocab) = match dir {
+                Some(d) => cub::load_cub(d)?,
+                None => {
+                    let (tr, te) = birds::birds(train_size, test_size, seed);
+                    let vocab = text::Vocab::build(tr.captions.iter().flatten().map(String::as_str), 1);
+                    (tr, te, vocab)
+                }
+            };
+            let vocab = Arc::new(vocab);
+            (Dataset::from_captions(&tr, vocab.clone())?, Dataset::from_captions(&te, vocab)?)
         }
-        None => Ok(synthetic::synthetic(train_size, test_size, seed)),
+        ("polymnist", Some(d)) => polymnist::load_polymnist(d)?,
+        ("polymnist", None) => synthetic::synthetic(train_size, test_size, seed),
+        (other, _) => return Err(Error::Config(format!("data.dataset = \"{other}\": expected \"polymnist\" or \"cub\""))),
+    };
+    for n in train.notes().iter().chain(test.notes()) {
+        eprintln!("note: {n}");
     }
+    Ok((train, test))
 }
 
 /// A user's PNG as one `[1, C, H, W]` image in [-1, 1]. Grey or colour, any size with the

@@ -117,6 +117,30 @@ impl Vocab {
     }
 }
 
+/// The captions of token rows `[B, L, V]` (one-hot or soft): each position's most likely word
+/// (the first on ties), read up to `<end>`.
+pub fn captions_of(rows: &Host, vocab: &Vocab) -> Vec<String> {
+    let v = *rows.shape.last().unwrap_or(&1);
+    let l = rows.shape.get(1).copied().unwrap_or(1);
+    rows.data
+        .chunks(l * v)
+        .map(|ex| {
+            let ids: Vec<usize> = ex.chunks(v).map(|r| r.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0).collect();
+            vocab.decode(&ids)
+        })
+        .collect()
+}
+
+/// `caption` as one-hot rows `[1, MAX_TOKENS, V]`.
+pub fn one_hot(caption: &str, vocab: &Vocab) -> Host {
+    let v = vocab.len();
+    let mut data = vec![0.0; MAX_TOKENS * v];
+    for (p, id) in vocab.encode(caption).into_iter().enumerate() {
+        data[p * v + id] = 1.0;
+    }
+    Host::new(&[1, MAX_TOKENS, v], data)
+}
+
 /// Images with several captions each, and (for the built-in birds) their attributes.
 #[derive(Clone, Debug)]
 pub struct CaptionData {
@@ -143,23 +167,4 @@ impl CaptionData {
         &self.images[i * per..(i + 1) * per]
     }
 
-    /// Images `[B, C, H, W]` in [-1, 1] and captions `[B, MAX_TOKENS]` as f32 token ids: example
-    /// `idx[k]` with its caption `pick[k] % (its captions)`.
-    pub fn batch(&self, vocab: &Vocab, idx: &[usize], pick: &[usize]) -> Result<(Host, Host)> {
-        if idx.len() != pick.len() {
-            return Err(Error::Data(format!("{}: {} examples but {} caption picks", self.name, idx.len(), pick.len())));
-        }
-        let mut x = Vec::with_capacity(idx.len() * self.shape.iter().product::<usize>());
-        let mut t = Vec::with_capacity(idx.len() * MAX_TOKENS);
-        for (&i, &p) in idx.iter().zip(pick) {
-            if i >= self.len() {
-                return Err(Error::Data(format!("{}: example {i} of {}", self.name, self.len())));
-            }
-            x.extend(self.image(i).iter().map(|&v| v as f32 / 127.5 - 1.0));
-            let c = &self.captions[i];
-            t.extend(vocab.encode(&c[p % c.len()]).into_iter().map(|id| id as f32));
-        }
-        let [c, h, w] = self.shape;
-        Ok((Host::new(&[idx.len(), c, h, w], x), Host::new(&[idx.len(), MAX_TOKENS], t)))
-    }
 }

@@ -15,6 +15,9 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
+    /// "polymnist" (the built-in synthetic look-alike, or a PolyMNIST folder with `--data`) or
+    /// "cub" (the built-in birds with captions, or a CUB folder with `--data`).
+    pub dataset: String,
     /// Built-in synthetic dataset sizes (ignored with `--data DIR`).
     pub train_size: usize,
     pub test_size: usize,
@@ -46,6 +49,10 @@ pub struct ModelConfig {
     pub mixture: bool,
     /// Spectral normalisation of every EBM weight (one power-iteration step per iteration).
     pub spectral_norm: bool,
+    /// Text modalities: token embedding size (EBM branch and encoder).
+    pub text_embedding: usize,
+    /// Text modalities: hidden width of the EBM branch, encoder and decoder.
+    pub text_width: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -158,9 +165,13 @@ impl Default for Config {
     }
 }
 
+impl DataConfig {
+    pub const DATASETS: [&'static str; 2] = ["polymnist", "cub"];
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { train_size: 10_000, test_size: 2_000, seed: 0 }
+        DataConfig { dataset: "polymnist".into(), train_size: 10_000, test_size: 2_000, seed: 0 }
     }
 }
 
@@ -177,6 +188,8 @@ impl Default for ModelConfig {
             shared_latent: true,
             mixture: true,
             spectral_norm: false,
+            text_embedding: 32,
+            text_width: 256,
         }
     }
 }
@@ -323,7 +336,7 @@ impl Config {
     /// Size limits keep memory bounded before anything is allocated (see [`MAX_EXAMPLES`]).
     pub fn validate(&self) -> Result<()> {
         let (d, m, l, t) = (&self.data, &self.model, &self.langevin, &self.train);
-        let counts: [(&str, u64, u64, u64); 14] = [
+        let counts: [(&str, u64, u64, u64); 16] = [
             ("data.train_size", d.train_size as u64, 1, MAX_EXAMPLES),
             ("data.test_size", d.test_size as u64, 1, MAX_EXAMPLES),
             ("model.latent", m.latent as u64, 1, 4096),
@@ -331,6 +344,8 @@ impl Config {
             ("model.ebm_width", m.ebm_width as u64, 1, 1024),
             ("model.gen_width", m.gen_width as u64, 1, 1024),
             ("model.enc_width", m.enc_width as u64, 1, 1024),
+            ("model.text_embedding", m.text_embedding as u64, 1, 1024),
+            ("model.text_width", m.text_width as u64, 1, 4096),
             ("langevin.kx", l.kx as u64, 0, MAX_CHAIN_STEPS),
             ("langevin.kz", l.kz as u64, 0, MAX_CHAIN_STEPS),
             ("train.batch", t.batch as u64, 1, MAX_BATCH),
@@ -367,6 +382,9 @@ impl Config {
             if !(0.0..1.0).contains(&v) {
                 return Err(Error::Config(format!("{k} = {v}: must lie in [0, 1)")));
             }
+        }
+        if !DataConfig::DATASETS.contains(&d.dataset.as_str()) {
+            return Err(Error::Config(format!("data.dataset = \"{}\": expected one of {:?}", d.dataset, DataConfig::DATASETS)));
         }
         if !m.shared_latent && m.latent_w > 0 {
             return Err(Error::Config("model.latent_w (Ours-w) needs model.shared_latent = true".into()));

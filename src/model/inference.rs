@@ -15,19 +15,26 @@ use crate::ops::Tid;
 use std::sync::Arc;
 
 impl Model {
-    /// Σ_b Σ_{m∈S} ‖x_m − g_m(z)‖² / (2σ²): the negative log-likelihood of the observed
-    /// modalities up to a constant, summed over the batch.
+    /// Σ_b Σ_{m∈S} −log p(x_m | z) up to a constant, summed over the batch: ‖x_m − g_m(z)‖² / (2σ²)
+    /// for images, −Σ x_m · log softmax(g_m(z)) for text (the cross-entropy of the true tokens
+    /// for one-hot data, of soft rows for a revised caption).
     pub fn recon(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)]) -> Result<Tid> {
         let inv = 1.0 / (2.0 * self.cfg.sigma * self.cfg.sigma);
         let mut total: Option<Tid> = None;
         for &(m, x) in xs {
             let h = self.latent().decoder_input(g, z, m)?;
-            let gx = self.decode(g, m, h)?;
-            let err = nn::lin(g, x, 1.0, gx, -1.0)?;
-            let sq = nn::reduce(g, ReduceKind::SumSq, err, 0)?;
+            let out = self.decode(g, m, h)?;
+            let (term, weight) = if self.kinds[m].is_text() {
+                let ls = nn::log_softmax(g, out)?;
+                let xl = nn::mul(g, x, ls)?;
+                (nn::reduce(g, ReduceKind::Sum, xl, 0)?, -1.0)
+            } else {
+                let err = nn::lin(g, x, 1.0, out, -1.0)?;
+                (nn::reduce(g, ReduceKind::SumSq, err, 0)?, inv)
+            };
             total = Some(match total {
-                Some(t) => nn::lin(g, t, 1.0, sq, inv)?,
-                None => nn::scale(g, sq, inv)?,
+                Some(t) => nn::lin(g, t, 1.0, term, weight)?,
+                None => nn::scale(g, term, weight)?,
             });
         }
         total.ok_or_else(|| Error::Config("reconstruction needs at least one observed modality".into()))

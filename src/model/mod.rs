@@ -1,10 +1,15 @@
-//! The paper's three models, written as layer compositions on a graph:
-//! - `ebm`: f_α(x_1..x_M), one first convolution per modality, channel concat, four residual
-//!   EBM blocks, ReLU, global average pooling, linear → one scalar per example;
-//! - `decode`: g_m(z) per modality, linear → 7×7 map → two transposed convolutions → tanh;
-//! - `encode`: q_φm(z | x_m) per modality, two strided convolutions → linear heads μ and log σ.
-//! The sizes are PolyMNIST's 28×28; larger images get one more 2× sampling in each network per
-//! doubling of the side (`Model::samplings`: 64×64 decodes from 8×8 through three transposed
+//! The paper's three models, written as layer compositions on a graph, one branch per modality
+//! ([`Modality`]):
+//! - `ebm`: f_α(x_1..x_M): image modalities through one first convolution each, channel concat,
+//!   four residual EBM blocks, ReLU, global average pooling; each text modality through
+//!   `Linear(ReLU(Linear(rows × embedding)))` (Appendix D's CUB EBM); a linear map of the
+//!   features side by side → one scalar per example;
+//! - `decode`: g_m(z) per modality: images linear → 7×7 map → transposed convolutions → tanh;
+//!   text linear → linear → logits per position;
+//! - `encode`: q_φm(z | x_m) per modality: images strided convolutions, text rows × embedding →
+//!   linear; then linear heads μ and log σ.
+//! The image sizes are PolyMNIST's 28×28; larger images get one more 2× sampling in each network
+//! per doubling of the side (`Model::samplings`: 64×64 decodes from 8×8 through three transposed
 //! convolutions), so the parameters of a 28×28 model are the same as before.
 //! Building a model into a second graph finds the same named parameters again, so the chains
 //! and the updates of one training step share weights through the store.
@@ -18,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::nn::{self, MapFn, Params};
 use crate::ops::Tid;
+use crate::modality::Modality;
 pub use config::{Config, ModelConfig};
 pub use latent::LatentLayout;
 
@@ -27,10 +33,9 @@ const LEAK: f32 = 0.2;
 #[derive(Clone, Debug)]
 pub struct Model {
     pub cfg: ModelConfig,
-    /// Number of modalities M.
-    pub modalities: usize,
-    /// [C, H, W] of every modality; H and W divisible by 2^[`Model::samplings`].
-    pub image: [usize; 3],
+    /// The modalities, in the dataset's order; image modalities share H and W, divisible by
+    /// 2^[`Model::samplings`].
+    pub kinds: Vec<Modality>,
     pub ebm: Params,
     pub gen: Params,
     pub enc: Params,
@@ -38,39 +43,43 @@ pub struct Model {
 
 impl Model {
     /// Declares every parameter (by building each network once into a scratch graph).
-    pub fn new(cfg: &ModelConfig, modalities: usize, image: [usize; 3]) -> Result<Model> {
-        let s = samplings(image);
-        let unit = 1 << s;
-        if image[1] % unit != 0 || image[2] % unit != 0 || image[1] < 8 || image[2] < 8 {
-            return Err(Error::Config(format!(
-                "images must be at least 8×8 with sides divisible by {unit} ({s} 2× up/down-samplings for this size), got {}×{}",
-                image[1], image[2]
-            )));
-        }
-        if modalities == 0 {
-            return Err(Error::Config("the dataset has no modalities".into()));
-        }
+    pub fn new(cfg: &ModelConfig, kinds: &[Modality]) -> Result<Model> {
+        check_kinds(kinds)?;
         let mut m = Model {
             cfg: cfg.clone(),
-            modalities,
-            image,
+            kinds: kinds.to_vec(),
             ebm: Params { spectral: cfg.spectral_norm, ..Params::new("ebm") },
             gen: Params::new("gen"),
             enc: Params::new("enc"),
         };
         let mut g = Graph::new();
-        let xs: Vec<Tid> = (0..modalities)
-            .map(|k| g.var(&format!("x{k}"), &[1, image[0], image[1], image[2]]))
-            .collect::<Result<_>>()?;
+        let xs: Vec<Tid> = kinds.iter().enumerate().map(|(k, kind)| g.var(&format!("x{k}"), &kind.batch_shape(1))).collect::<Result<_>>()?;
         m.ebm(&mut g, &xs)?;
         if cfg.generator {
-            for k in 0..modalities {
+            for k in 0..kinds.len() {
                 let h = g.var(&format!("h{k}"), &[1, m.latent().expert()])?;
                 m.decode(&mut g, k, h)?;
                 m.encode(&mut g, k, xs[k])?;
             }
         }
         Ok(m)
+    }
+
+    /// Number of modalities M.
+    pub fn modalities(&self) -> usize {
+        self.kinds.len()
+    }
+
+    /// `[C, H, W]` when every modality is an image of that shape (what `eval`'s digit
+    /// classifiers and the browser demo take today).
+    pub fn images_only(&self) -> Option<[usize; 3]> {
+        let first = self.image()?;
+        self.kinds.iter().all(|k| *k == Modality::Image(first)).then_some(first)
+    }
+
+    /// The image modalities' `[C, H, W]` (the first one's; they share H and W).
+    pub fn image(&self) -> Option<[usize; 3]> {
+        self.kinds.iter().find_map(Modality::image)
     }
 
     /// The three networks' registries.
@@ -85,13 +94,13 @@ impl Model {
 
     /// Where z and each w_m live in the latent state (see [`LatentLayout`]).
     pub fn latent(&self) -> LatentLayout {
-        LatentLayout { d: self.cfg.latent, dw: self.cfg.latent_w, modalities: self.modalities, shared: self.cfg.shared_latent }
+        LatentLayout { d: self.cfg.latent, dw: self.cfg.latent_w, modalities: self.modalities(), shared: self.cfg.shared_latent }
     }
 
     /// 2× down-samplings of the encoder (up-samplings of the decoder) for this image size:
     /// two for PolyMNIST's 28×28 (to 7×7), one more each time the side doubles (64×64 to 8×8).
     pub fn samplings(&self) -> usize {
-        samplings(self.image)
+        self.image().map_or(2, samplings)
     }
 
     fn ebm_first_width(&self) -> usize {
@@ -122,13 +131,35 @@ impl Model {
         nn::add(g, h, s)
     }
 
-    /// f_α(x): `xs[m]` is `[B, C, H, W]` for each modality; returns `[B]`.
+    /// f_α(x): `xs[m]` is modality m's batch; returns `[B]`. Image modalities go through one
+    /// first convolution each, concatenated, and the residual tower; each text modality through
+    /// its branch (Appendix D: `Linear(ReLU(Linear(embedding)))`); the energy is a linear map of
+    /// the features side by side.
     pub fn ebm(&mut self, g: &mut Graph, xs: &[Tid]) -> Result<Tid> {
+        let images: Vec<(usize, Tid)> = xs.iter().copied().enumerate().filter(|&(m, _)| !self.kinds[m].is_text()).collect();
+        let mut features = Vec::new();
+        if !images.is_empty() {
+            features.push(self.ebm_tower(g, &images)?);
+        }
+        for (m, &x) in xs.iter().enumerate() {
+            if self.kinds[m].is_text() {
+                features.push(self.ebm_text(g, m, x)?);
+            }
+        }
+        let h = nn::concat(g, &features, 1)?;
+        let f = nn::linear(g, &mut self.ebm, "out", h, 1, None)?;
+        let b = g.shape_of(f)[0];
+        g.reshape(f, &[b])
+    }
+
+    /// The image modalities' features `[B, nef]`: first convolutions (`in{m}`), concatenated,
+    /// four residual blocks, ReLU, global average pooling.
+    fn ebm_tower(&mut self, g: &mut Graph, images: &[(usize, Tid)]) -> Result<Tid> {
         let nef = self.cfg.ebm_width;
         let c1 = self.ebm_first_width();
-        let mut firsts = Vec::with_capacity(xs.len());
-        for (k, &x) in xs.iter().enumerate() {
-            firsts.push(nn::conv(g, &mut self.ebm, &format!("in{k}"), x, c1, 3, 1, 1, None)?);
+        let mut firsts = Vec::with_capacity(images.len());
+        for &(m, x) in images {
+            firsts.push(nn::conv(g, &mut self.ebm, &format!("in{m}"), x, c1, 3, 1, 1, None)?);
         }
         let h = nn::concat(g, &firsts, 1)?;
         let h = self.ebm_block(g, "b1", h, nef, true, true)?;
@@ -139,15 +170,35 @@ impl Model {
         let h = self.ebm_block(g, "b3", h, nef, s >= 3, false)?;
         let h = self.ebm_block(g, "b4", h, nef, s >= 4, false)?;
         let h = nn::relu(g, h)?;
-        let h = nn::global_avgpool(g, h)?;
-        let f = nn::linear(g, &mut self.ebm, "out", h, 1, None)?;
-        let b = g.shape_of(f)[0];
-        g.reshape(f, &[b])
+        nn::global_avgpool(g, h)
     }
 
-    /// g_m(h): `h` is `[B, decoder_input]`; returns `[B, C, H, W]` in (-1, 1).
+    /// Text modality m's EBM features `[B, nef]` (names `t{m}.*`): rows × embedding, then
+    /// `Linear(ReLU(Linear(·)))`. The rows may be soft (the data chain's), so the embedding is a
+    /// product, not a lookup.
+    fn ebm_text(&mut self, g: &mut Graph, m: usize, x: Tid) -> Result<Tid> {
+        let e = embed(g, &mut self.ebm, &format!("t{m}.emb"), x, self.cfg.text_embedding)?;
+        let h = nn::linear(g, &mut self.ebm, &format!("t{m}.fc"), e, self.cfg.text_width, Some(MapFn::Relu))?;
+        nn::linear(g, &mut self.ebm, &format!("t{m}.out"), h, self.cfg.ebm_width, None)
+    }
+
+    /// g_m(h): `h` is `[B, decoder_input]`. Images: `[B, C, H, W]` in (-1, 1); text: logits
+    /// `[B, L, V]` (see [`Model::to_state`]).
     pub fn decode(&mut self, g: &mut Graph, m: usize, h: Tid) -> Result<Tid> {
-        let [c, hh, ww] = self.image;
+        match self.kinds[m] {
+            Modality::Image(shape) => self.decode_image(g, m, h, shape),
+            Modality::Text { len, vocab } => {
+                let leak = Some(MapFn::LeakyRelu(LEAK));
+                let b = g.shape_of(h)[0];
+                let x = nn::linear(g, &mut self.gen, &format!("d{m}.fc"), h, self.cfg.text_width, leak)?;
+                let x = nn::linear(g, &mut self.gen, &format!("d{m}.out"), x, len * vocab, None)?;
+                g.reshape(x, &[b, len, vocab])
+            }
+        }
+    }
+
+    /// Linear → map at 1/2^s of the image → transposed convolutions → tanh.
+    fn decode_image(&mut self, g: &mut Graph, m: usize, h: Tid, [c, hh, ww]: [usize; 3]) -> Result<Tid> {
         let w2 = 2 * self.cfg.gen_width;
         let b = g.shape_of(h)[0];
         let name = format!("d{m}");
@@ -163,9 +214,39 @@ impl Model {
         nn::conv_t(g, &mut self.gen, &format!("{name}.t2"), x, c, 4, 2, 1, 0, Some(MapFn::Tanh))
     }
 
+    /// The decoder's output as a data-chain state: an image as it is, text logits as softmax
+    /// rows (where the EBM chain starts, x̃₀).
+    pub fn to_state(&self, g: &mut Graph, m: usize, out: Tid) -> Result<Tid> {
+        match self.kinds[m] {
+            Modality::Image(_) => Ok(out),
+            Modality::Text { .. } => {
+                let ls = nn::log_softmax(g, out)?;
+                nn::map(g, MapFn::Exp, ls)
+            }
+        }
+    }
+
     /// q_φm(· | x_m): returns (μ, log σ), each `[B, expert_latent]`.
     pub fn encode(&mut self, g: &mut Graph, m: usize, x: Tid) -> Result<(Tid, Tid)> {
-        let [_, hh, ww] = self.image;
+        let b = g.shape_of(x)[0];
+        let name = format!("e{m}");
+        let leak = Some(MapFn::LeakyRelu(LEAK));
+        let h = match self.kinds[m] {
+            Modality::Image(shape) => self.encode_image(g, m, x, shape)?,
+            Modality::Text { .. } => {
+                let e = embed(g, &mut self.enc, &format!("{name}.emb"), x, self.cfg.text_embedding)?;
+                nn::linear(g, &mut self.enc, &format!("{name}.fc"), e, self.cfg.text_width, leak)?
+            }
+        };
+        debug_assert_eq!(g.shape_of(h)[0], b);
+        let d = self.latent().expert();
+        let mu = nn::linear(g, &mut self.enc, &format!("{name}.mu"), h, d, None)?;
+        let ls = nn::linear(g, &mut self.enc, &format!("{name}.logsigma"), h, d, None)?;
+        Ok((mu, ls))
+    }
+
+    /// Strided convolutions down to 1/2^s of the image, flattened `[B, features]`.
+    fn encode_image(&mut self, g: &mut Graph, m: usize, x: Tid, [_, hh, ww]: [usize; 3]) -> Result<Tid> {
         let w = self.cfg.enc_width;
         let b = g.shape_of(x)[0];
         let name = format!("e{m}");
@@ -177,11 +258,7 @@ impl Model {
             h = nn::conv(g, &mut self.enc, &format!("{name}.c{k}"), h, 2 * w, 4, 2, 1, leak)?;
         }
         let unit = 1 << self.samplings();
-        let h = g.reshape(h, &[b, 2 * w * (hh / unit) * (ww / unit)])?;
-        let d = self.latent().expert();
-        let mu = nn::linear(g, &mut self.enc, &format!("{name}.mu"), h, d, None)?;
-        let ls = nn::linear(g, &mut self.enc, &format!("{name}.logsigma"), h, d, None)?;
-        Ok((mu, ls))
+        g.reshape(h, &[b, 2 * w * (hh / unit) * (ww / unit)])
     }
 
     /// Every parameter's initial value, reproducible from `seed`.
@@ -191,6 +268,37 @@ impl Model {
         v.extend(self.enc.init(seed.wrapping_add(2)));
         v
     }
+}
+
+/// Token rows `[B, L, V]` times a learned embedding `[V, E]` (with a bias), flattened to
+/// `[B, L·E]`.
+fn embed(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, e: usize) -> Result<Tid> {
+    let s = g.shape_of(x).to_vec();
+    let rows = g.reshape(x, &[s[0] * s[1], s[2]])?;
+    let emb = nn::linear(g, ps, name, rows, e, None)?;
+    g.reshape(emb, &[s[0], s[1] * e])
+}
+
+/// At least one modality; image modalities share H and W (their first EBM convolutions are
+/// concatenated), at least 8×8 with sides divisible by 2^samplings.
+fn check_kinds(kinds: &[Modality]) -> Result<()> {
+    if kinds.is_empty() {
+        return Err(Error::Config("the dataset has no modalities".into()));
+    }
+    let images: Vec<[usize; 3]> = kinds.iter().filter_map(Modality::image).collect();
+    let Some(&first) = images.first() else { return Ok(()) };
+    if let Some(other) = images.iter().find(|i| i[1..] != first[1..]) {
+        return Err(Error::Config(format!("image modalities must share height and width: {}x{} and {}x{}", first[1], first[2], other[1], other[2])));
+    }
+    let s = samplings(first);
+    let unit = 1 << s;
+    if first[1] % unit != 0 || first[2] % unit != 0 || first[1] < 8 || first[2] < 8 {
+        return Err(Error::Config(format!(
+            "images must be at least 8×8 with sides divisible by {unit} ({s} 2× up/down-samplings for this size), got {}×{}",
+            first[1], first[2]
+        )));
+    }
+    Ok(())
 }
 
 /// The smallest number of 2× samplings (at least two) that brings the longer side of `image` to

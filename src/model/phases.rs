@@ -1,7 +1,7 @@
 //! The chain phases that training and generation share, as graph builders over named store
 //! variables, and the one registry of those names and of the RNG streams ([`Vars`]):
 //!
-//! - `prior`: z ~ N(0, I), then every modality decoded from it (x̃₀ = g(z̃));
+//! - `prior`: z ~ N(0, I), then every modality decoded from it (x̃₀ = g(z̃), text as softmax rows);
 //! - `noise(T)`: x ~ U[-1, 1) for m in T (where an EBM-alone model's chains start);
 //! - `encode(S)`: z ~ q(z | x_S) (one observed expert per example) or its mean;
 //! - `langevin_z(S)`: one posterior step on log p(x_S, z) (replayed K_z times);
@@ -46,7 +46,7 @@ pub const INIT_Z: u32 = 2;
 pub struct Vars {
     /// The RNG state `[4]`.
     pub rng: &'static str,
-    /// Observed modality m: `{x}{m}`, `[n, C, H, W]`.
+    /// Observed modality m: `{x}{m}`, `[n, ..]` (`Modality::batch_shape`).
     pub x: &'static str,
     /// The data chain's state of modality m: `{chain}{m}`.
     pub chain: &'static str,
@@ -111,9 +111,9 @@ pub struct Phases<'a> {
 }
 
 impl Phases<'_> {
-    fn image(&self) -> [usize; 4] {
-        let [c, h, w] = self.model.image;
-        [self.n, c, h, w]
+    /// Modality m's batch shape.
+    fn shape(&self, m: usize) -> Vec<usize> {
+        self.model.kinds[m].batch_shape(self.n)
     }
 
     fn latent(&self, g: &mut Graph, name: &str) -> Result<Tid> {
@@ -122,26 +122,24 @@ impl Phases<'_> {
 
     /// The observed modalities in `which`, as (modality, tensor) pairs.
     pub fn observed(&self, g: &mut Graph, which: &[usize]) -> Result<Vec<(usize, Tid)>> {
-        let shape = self.image();
-        which.iter().map(|&m| Ok((m, g.var(&self.vars.x(m), &shape)?))).collect()
+        which.iter().map(|&m| Ok((m, g.var(&self.vars.x(m), &self.shape(m))?))).collect()
     }
 
     /// The data chains of the modalities in `which`.
     pub fn chains(&self, g: &mut Graph, which: &[usize]) -> Result<Vec<Tid>> {
-        let shape = self.image();
-        which.iter().map(|&m| g.var(&self.vars.chain(m), &shape)).collect()
+        which.iter().map(|&m| g.var(&self.vars.chain(m), &self.shape(m))).collect()
     }
 
     fn check_subset(&self, s: &[usize]) -> Result<()> {
-        match s.iter().find(|&&m| m >= self.model.modalities) {
-            Some(m) => Err(Error::Config(format!("modality {m} does not exist: the model has modalities 0..{}", self.model.modalities - 1))),
+        match s.iter().find(|&&m| m >= self.model.modalities()) {
+            Some(m) => Err(Error::Config(format!("modality {m} does not exist: the model has modalities 0..{}", self.model.modalities() - 1))),
             None => Ok(()),
         }
     }
 
     /// Chain m ← `x` (and its start copy, where kept).
     fn start_chain(&self, g: &mut Graph, m: usize, x: Tid) -> Result<()> {
-        let shape = self.image();
+        let shape = self.shape(m);
         let v = g.var(&self.vars.chain(m), &shape)?;
         g.op(Arc::new(Assign::copy()), &[v, x])?;
         if let Some(name) = self.vars.chain_start(m) {
@@ -154,7 +152,8 @@ impl Phases<'_> {
     fn decode_into(&mut self, g: &mut Graph, z: Tid, targets: &[usize]) -> Result<()> {
         for &m in targets {
             let h = self.model.latent().decoder_input(g, z, m)?;
-            let x = self.model.decode(g, m, h)?;
+            let out = self.model.decode(g, m, h)?;
+            let x = self.model.to_state(g, m, out)?;
             self.start_chain(g, m, x)?;
         }
         Ok(())
@@ -167,20 +166,23 @@ impl Phases<'_> {
         let zv = self.latent(&mut g, self.vars.z_prior)?;
         let z = g.op(Arc::new(Randn::new(&[self.n, self.model.latent().total()], self.vars.streams.prior)), &[rng])?;
         g.op(Arc::new(Assign::copy()), &[zv, z])?;
-        let all: Vec<usize> = (0..self.model.modalities).collect();
+        let all: Vec<usize> = (0..self.model.modalities()).collect();
         self.decode_into(&mut g, z, &all)?;
         g.op(Arc::new(Tick), &[rng])?;
         Ok(g)
     }
 
-    /// Chains of `targets` ~ U[-1, 1): where an EBM-alone model's chains start.
+    /// Chains of `targets` ~ U over each modality's range: where an EBM-alone model's chains start.
     pub fn noise(&mut self, targets: &[usize]) -> Result<Graph> {
         self.check_subset(targets)?;
         let mut g = Graph::new();
         let rng = g.var(self.vars.rng, &[4])?;
-        let shape = self.image();
         for &m in targets {
-            let u = g.op(Arc::new(Randn::uniform(&shape, self.vars.streams.noise + m as u32)), &[rng])?;
+            let mut u = g.op(Arc::new(Randn::uniform(&self.shape(m), self.vars.streams.noise + m as u32)), &[rng])?;
+            if self.model.kinds[m].is_text() {
+                // Token rows live in [0, 1).
+                u = nn::map(&mut g, crate::nn::MapFn::Affine(0.5, 0.5), u)?;
+            }
             self.start_chain(&mut g, m, u)?;
         }
         g.op(Arc::new(Tick), &[rng])?;
@@ -235,7 +237,7 @@ impl Phases<'_> {
         let xs = self.observed(&mut g, given)?;
         let zv = self.latent(&mut g, self.vars.z_post)?;
         let lp = self.model.log_joint(&mut g, zv, &xs)?;
-        nn::langevin(&mut g, rng, &[zv], lp, self.langevin.z_size(), self.vars.streams.langevin_z, None)?;
+        nn::langevin(&mut g, rng, &[(zv, None)], lp, self.langevin.z_size(), self.vars.streams.langevin_z)?;
         Ok(g)
     }
 
@@ -254,14 +256,14 @@ impl Phases<'_> {
         self.check_subset(moving)?;
         let mut g = Graph::new();
         let rng = g.var(self.vars.rng, &[4])?;
-        let all: Vec<usize> = (0..self.model.modalities).collect();
+        let all: Vec<usize> = (0..self.model.modalities()).collect();
         let xs = self.chains(&mut g, &all)?;
         let f = self.model.ebm(&mut g, &xs)?;
         let fsum = nn::reduce(&mut g, ReduceKind::Sum, f, 0)?;
-        let moving_x: Vec<Tid> = moving.iter().map(|&m| xs[m]).collect();
-        let clamp = if self.langevin.x_clamp { Some((-1.0, 1.0)) } else { None };
+        let clamp = |m: usize| self.langevin.x_clamp.then(|| self.model.kinds[m].range());
+        let moving_x: Vec<(Tid, Option<(f32, f32)>)> = moving.iter().map(|&m| (xs[m], clamp(m))).collect();
         // Held modalities are inputs of f but not states: they condition the chain, unchanged.
-        nn::langevin(&mut g, rng, &moving_x, fsum, self.langevin.x_size(), self.vars.streams.langevin_x, clamp)?;
+        nn::langevin(&mut g, rng, &moving_x, fsum, self.langevin.x_size(), self.vars.streams.langevin_x)?;
         if let Some(name) = self.vars.energy {
             g.output(name, f);
         }

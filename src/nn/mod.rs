@@ -10,7 +10,8 @@ use crate::ops::gemm::MatMul;
 pub use crate::ops::elementwise::{Act, MapFn};
 use crate::ops::pool::{AvgPool2, GlobalAvgPool};
 use crate::ops::random::Tick;
-use crate::ops::reduce::{Reduce, ReduceKind};
+use crate::ops::logsumexp::LogSumExp;
+use crate::ops::reduce::{Broadcast, Reduce, ReduceKind};
 use crate::ops::{numel, Host, Tid};
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -279,6 +280,15 @@ pub fn reduce(g: &mut Graph, kind: ReduceKind, x: Tid, start: usize) -> Result<T
     g.op(Arc::new(Reduce { kind, start, end }), &[x])
 }
 
+/// log softmax over the last axis: `x − logsumexp(x)` per row.
+pub fn log_softmax(g: &mut Graph, x: Tid) -> Result<Tid> {
+    let shape = g.shape_of(x).to_vec();
+    let last = shape.len() - 1;
+    let lse = g.op(Arc::new(LogSumExp { axis: last }), &[x])?;
+    let spread = g.op(Arc::new(Broadcast { start: last, end: last + 1, shape, scale: 1.0 }), &[lse])?;
+    lin(g, x, 1.0, spread, -1.0)
+}
+
 /// Mean of all elements -> `[1]`.
 pub fn mean_all(g: &mut Graph, x: Tid) -> Result<Tid> {
     reduce(g, ReduceKind::Mean, x, 0)
@@ -299,13 +309,15 @@ pub struct StepSize {
 }
 
 /// One Langevin step on `states` ascending `objective` (a scalar summed over independent
-/// chains): `s ← clamp(s + a ∇_s objective + b ε)` for each state, then the RNG state ticks.
-/// Used for both revisions: `langevin_z` (states: the latent, objective: log p(x_S, z)) and
-/// `langevin_x` (states: the moving modalities, objective: Σ f(x)). Replay it K times.
-pub fn langevin(g: &mut Graph, rng: Tid, states: &[Tid], objective: Tid, size: StepSize, stream: u32, clamp: Option<(f32, f32)>) -> Result<()> {
+/// chains): `s ← clamp(s + a ∇_s objective + b ε)` for each state (clamped to its own range,
+/// if any), then the RNG state ticks. Used for both revisions: `langevin_z` (states: the latent,
+/// objective: log p(x_S, z)) and `langevin_x` (states: the moving modalities, objective: Σ f(x)).
+/// Replay it K times.
+pub fn langevin(g: &mut Graph, rng: Tid, states: &[(Tid, Option<(f32, f32)>)], objective: Tid, size: StepSize, stream: u32) -> Result<()> {
     use crate::ops::random::LangevinStep;
-    let grads = g.grad(objective, states)?;
-    for (k, (&s, gr)) in states.iter().zip(grads).enumerate() {
+    let tids: Vec<Tid> = states.iter().map(|&(s, _)| s).collect();
+    let grads = g.grad(objective, &tids)?;
+    for (k, (&(s, clamp), gr)) in states.iter().zip(grads).enumerate() {
         let mut step = LangevinStep::new(size.a, size.b, stream + k as u32).named(size.names[0], size.names[1]);
         if let Some((lo, hi)) = clamp {
             step = step.clamped(lo, hi);

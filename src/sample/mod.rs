@@ -1,5 +1,5 @@
 //! Generation from a trained model: the phases of `model::phases` over the variables of
-//! [`SAMPLING`] (`s.x{m}` images `[n, C, H, W]`, `s.z` latent `[n, latent]`, `s.rng`), named
+//! [`SAMPLING`] (`s.x{m}` modality m `[n, ..]`, `s.z` latent `[n, latent]`, `s.rng`), named
 //! ([`Phase`]), listed in steps ([`cross_modal_steps`], ..) and compiled on first use
 //! ([`Sampler`]). The training previews, the `sample` binary, `eval` and the browser demo's plans
 //! are all these.
@@ -111,7 +111,6 @@ pub fn evaluations(steps: &[Step]) -> u32 {
 pub struct Sampler {
     pub n: usize,
     pub modalities: usize,
-    pub image: [usize; 3],
     pub target: Target,
     pub model: Model,
     pub langevin: LangevinConfig,
@@ -131,17 +130,15 @@ impl Sampler {
         }
         let s = Sampler {
             n,
-            modalities: model.modalities,
-            image: model.image,
+            modalities: model.modalities(),
             target,
             model: model.clone(),
             langevin: langevin.clone(),
             plans: HashMap::new(),
         };
         s.reseed(gpu, store, seed)?;
-        let [c, h, w] = s.image;
-        for m in 0..s.modalities {
-            store.ensure(gpu, &SAMPLING.x(m), &[n, c, h, w])?;
+        for (m, kind) in s.model.kinds.iter().enumerate() {
+            store.ensure(gpu, &SAMPLING.x(m), &kind.batch_shape(n))?;
         }
         Ok(s)
     }
@@ -194,15 +191,15 @@ impl Sampler {
         gpu.wait()
     }
 
-    /// Sets the observed images: `given[k]` is modality `modalities[k]`, `[n, C, H, W]`.
+    /// Sets the observed modalities: `(m, x)` with x `[n, ..]` (`Modality::batch_shape`).
     pub fn set_x(&self, gpu: &Gpu, store: &mut Store, given: &[(usize, &Host)]) -> Result<()> {
-        let [c, h, w] = self.image;
         for &(m, x) in given {
             if m >= self.modalities {
                 return Err(Error::Config(format!("modality {m} does not exist: the model has modalities 0..{}", self.modalities - 1)));
             }
-            if x.shape != [self.n, c, h, w] {
-                return Err(Error::Shape(format!("modality {m}: images {:?}, the sampler expects {:?}", x.shape, [self.n, c, h, w])));
+            let want = self.model.kinds[m].batch_shape(self.n);
+            if x.shape != want {
+                return Err(Error::Shape(format!("modality {m} ({}): given {:?}, the sampler expects {want:?}", self.model.kinds[m].describe(), x.shape)));
             }
             store.set(gpu, &SAMPLING.x(m), x)?;
         }

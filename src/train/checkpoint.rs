@@ -1,6 +1,7 @@
 //! Checkpoints: safetensors files holding named f32 tensors plus string metadata (config,
 //! iteration, data order). Written atomically — temp file in the same folder, fsync, rename —
 //! so a crash or a failed run never leaves a half-written file where a good one was.
+use crate::modality::Modality;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::ops::Host;
@@ -63,6 +64,8 @@ pub struct Trained {
     pub model: crate::model::Model,
     pub tensors: BTreeMap<String, Host>,
     pub iteration: u64,
+    /// The vocabulary of the text modalities (metadata `vocab`, one word per line).
+    pub vocab: Option<crate::data::text::Vocab>,
 }
 
 impl Trained {
@@ -74,12 +77,23 @@ impl Trained {
         let field = |k: &str| meta.get(k).ok_or_else(|| Error::Io(format!("{}: metadata has no '{k}'; not a checkpoint written by train", path.display())));
         let cfg = crate::model::Config::from_toml(field("config")?, &format!("{} (config)", path.display()))?;
         let bad = |k: &str| Error::Io(format!("{}: metadata field '{k}' is unreadable", path.display()));
-        let modalities: usize = field("modalities")?.parse().map_err(|_| bad("modalities"))?;
-        let image: Vec<usize> = serde_json::from_str(field("image")?).map_err(|_| bad("image"))?;
-        let image: [usize; 3] = image.try_into().map_err(|_| bad("image"))?;
+        let kinds = match meta.get("kinds") {
+            Some(k) => Modality::parse_all(k).map_err(|_| bad("kinds"))?,
+            // Written before text modalities: M images of one shape.
+            None => {
+                let modalities: usize = field("modalities")?.parse().map_err(|_| bad("modalities"))?;
+                let image: Vec<usize> = serde_json::from_str(field("image")?).map_err(|_| bad("image"))?;
+                Modality::images(modalities, image.try_into().map_err(|_| bad("image"))?)
+            }
+        };
+        let vocab = match meta.get("vocab") {
+            Some(v) => Some(crate::data::text::Vocab::from_lines(v, &format!("{} (vocab)", path.display()))?),
+            None if kinds.iter().any(Modality::is_text) => return Err(Error::Io(format!("{}: a text modality but no 'vocab' in the metadata", path.display()))),
+            None => None,
+        };
         let iteration = field("iteration")?.parse().map_err(|_| bad("iteration"))?;
-        let model = crate::model::Model::new(&cfg.model, modalities, image)?;
-        let t = Trained { path: path.to_path_buf(), cfg, model, tensors, iteration };
+        let model = crate::model::Model::new(&cfg.model, &kinds)?;
+        let t = Trained { path: path.to_path_buf(), cfg, model, tensors, iteration, vocab };
         for (name, shape) in t.weight_shapes() {
             match t.tensors.get(&name) {
                 None => return Err(Error::Io(format!("{}: missing tensor '{name}'", path.display()))),

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::graph::{replay, Executable, Graph, Store};
 use crate::model::phases::{Phases, TRAINING};
 use crate::model::{Config, Model};
+use crate::modality::Modality;
 use crate::nn;
 use crate::ops::adam::{adam_state, Adam};
 use crate::ops::random::rng_state;
@@ -60,10 +61,10 @@ fn scalar(g: &mut Graph, t: Tid) -> Result<Tid> {
 }
 
 impl Trainer {
-    /// Builds and compiles every phase for `modalities` images of shape `image`, and uploads
-    /// fresh parameters, optimiser state and RNG state for `cfg.train.seed`.
-    pub fn new(gpu: &Gpu, cfg: &Config, modalities: usize, image: [usize; 3]) -> Result<Trainer> {
-        let model = Model::new(&cfg.model, modalities, image)?;
+    /// Builds and compiles every phase for the modalities `kinds`, and uploads fresh
+    /// parameters, optimiser state and RNG state for `cfg.train.seed`.
+    pub fn new(gpu: &Gpu, cfg: &Config, kinds: &[Modality]) -> Result<Trainer> {
+        let model = Model::new(&cfg.model, kinds)?;
         let mut t = Trainer::build(gpu, cfg, model)?;
         t.reset(gpu)?;
         Ok(t)
@@ -113,7 +114,7 @@ impl Trainer {
         let target = Target::of(gpu);
         let mut store = Store::new();
         let mut compile = |g: Graph| -> Result<Executable> { Executable::new(gpu, &g.compile(&target)?, &mut store) };
-        let all: Vec<usize> = (0..model.modalities).collect();
+        let all: Vec<usize> = (0..model.modalities()).collect();
         let mut ph = Phases { model: &mut model, n: cfg.train.batch, langevin: cfg.langevin.clone(), vars: TRAINING };
         // 1. ẑ₀ ~ q(z | x); 2. one posterior Langevin step (replayed K_z times).
         let (init_z, langevin_z) = if cfg.model.generator {
@@ -138,13 +139,13 @@ impl Trainer {
         Ok(Trainer { cfg: cfg.clone(), model, store, init_z, langevin_z, prior, langevin_x, update, diagnostics, power_iteration, iteration: 0 })
     }
 
-    /// Uploads one batch (one `[B, C, H, W]` per modality).
+    /// Uploads one batch (one tensor per modality, `Modality::batch_shape`).
     pub fn set_batch(&mut self, gpu: &Gpu, batch: &[Host]) -> Result<()> {
-        if batch.len() != self.model.modalities {
-            return Err(Error::Data(format!("batch has {} modalities, the model {}", batch.len(), self.model.modalities)));
+        if batch.len() != self.model.modalities() {
+            return Err(Error::Data(format!("batch has {} modalities, the model {}", batch.len(), self.model.modalities())));
         }
         for (m, x) in batch.iter().enumerate() {
-            let want = [self.cfg.train.batch, self.model.image[0], self.model.image[1], self.model.image[2]];
+            let want = self.model.kinds[m].batch_shape(self.cfg.train.batch);
             if x.shape != want {
                 return Err(Error::Data(format!("modality {m}: batch shape {:?}, expected {want:?}", x.shape)));
             }
@@ -313,8 +314,11 @@ impl Trainer {
         let mut meta = std::collections::BTreeMap::new();
         meta.insert("config".to_string(), self.cfg.to_toml());
         meta.insert("iteration".to_string(), self.iteration.to_string());
-        meta.insert("modalities".to_string(), self.model.modalities.to_string());
-        meta.insert("image".to_string(), format!("{:?}", self.model.image));
+        meta.insert("modalities".to_string(), self.model.modalities().to_string());
+        meta.insert("kinds".to_string(), Modality::describe_all(&self.model.kinds));
+        if let Some(image) = self.model.image() {
+            meta.insert("image".to_string(), format!("{image:?}"));
+        }
         for (k, v) in extra {
             meta.insert(k.to_string(), v.clone());
         }
@@ -325,22 +329,23 @@ impl Trainer {
 /// The diagnostics phase (log steps): what each chain did this iteration (see [`DIAGNOSTICS`]).
 fn diagnostics_graph(ph: &mut Phases, generator: bool) -> Result<Graph> {
     let mut g = Graph::new();
-    let all: Vec<usize> = (0..ph.model.modalities).collect();
+    let all: Vec<usize> = (0..ph.model.modalities()).collect();
     let xs = ph.observed(&mut g, &all)?;
     let xt = ph.chains(&mut g, &all)?;
-    let [c, h, w] = ph.model.image;
-    let (b, mm, lt) = (ph.n, all.len(), ph.model.latent().total());
-    let x0: Vec<Tid> = all.iter().map(|&m| g.var(&ph.vars.chain_start(m).expect("training keeps chain starts"), &[b, c, h, w])).collect::<Result<_>>()?;
+    let (b, lt) = (ph.n, ph.model.latent().total());
+    let kinds = ph.model.kinds.clone();
+    let x0: Vec<Tid> = all.iter().map(|&m| g.var(&ph.vars.chain_start(m).expect("training keeps chain starts"), &kinds[m].batch_shape(b))).collect::<Result<_>>()?;
     let f0 = ph.model.ebm(&mut g, &x0)?;
     let mut out = vec![nn::mean_all(&mut g, f0)?];
     let mut moved = Vec::new();
-    for m in 0..mm {
+    for m in 0..kinds.len() {
         let d = nn::lin(&mut g, xt[m], 1.0, x0[m], -1.0)?;
         moved.push(nn::reduce(&mut g, ReduceKind::SumSq, d, 0)?);
     }
     let moved = nn::concat(&mut g, &moved, 0)?;
     let moved = nn::reduce(&mut g, ReduceKind::Sum, moved, 0)?;
-    out.push(nn::scale(&mut g, moved, 1.0 / (b * mm * c * h * w) as f32)?);
+    let values: usize = kinds.iter().map(Modality::numel).sum();
+    out.push(nn::scale(&mut g, moved, 1.0 / (b * values) as f32)?);
     if generator {
         let zhat = g.var(ph.vars.z_post, &[b, lt])?;
         let zhat0 = g.var(ph.vars.z_post_start.expect("training keeps ẑ₀"), &[b, lt])?;
@@ -360,7 +365,7 @@ fn diagnostics_graph(ph: &mut Phases, generator: bool) -> Result<Graph> {
 /// gradient reads the parameters before any update) and the logged scalars (see [`METRICS`]).
 fn update_graph(ph: &mut Phases, cfg: &Config) -> Result<Graph> {
     let mut g = Graph::new();
-    let all: Vec<usize> = (0..ph.model.modalities).collect();
+    let all: Vec<usize> = (0..ph.model.modalities()).collect();
     let (b, lt) = (ph.n, ph.model.latent().total());
     let xs = ph.observed(&mut g, &all)?;
     let xt = ph.chains(&mut g, &all)?;
