@@ -53,6 +53,9 @@ rm -rf "$MMEBM_TINY_RUNS"
 "$TARGET/release/train" --plain --config configs/tiny.toml --out "$MMEBM_TINY_RUNS/ours" > /dev/null &
 "$TARGET/release/train" --plain --config configs/tiny.toml --out "$MMEBM_TINY_RUNS/alone" --set model.generator=false > /dev/null
 wait $!
+# tests/common's TinyRun::Captions: the built-in birds with captions, at 16×16.
+"$TARGET/release/train" --plain --config configs/tiny.toml --out "$MMEBM_TINY_RUNS/captions" --set data.dataset=cub \
+  --set data.image_side=16 --set data.train_size=40 --set data.test_size=10 --set model.text_width=16 > /dev/null
 row "tiny runs (configs/tiny.toml)" "$(secs "$t")"
 
 # job NAME CMD...: runs one job, keeps its output, and prints it whole (under a lock) when done;

@@ -77,6 +77,7 @@ fn classifier_metrics_on_real_data() {
     let mut feats = Vec::new();
     for m in 0..5 {
         let (p, f) = clf.predict(gpu, m, &x[m]).unwrap();
+        let f = f.expect("image classifiers give features");
         assert_eq!(f.shape, vec![test.len(), FEATURES]);
         assert_eq!(accuracy(&p, test.labels()), clf.accuracy[m], "modality {m}");
         preds.push(p);
@@ -85,9 +86,11 @@ fn classifier_metrics_on_real_data() {
     // Saved and loaded classifiers predict the same.
     let path = std::env::temp_dir().join(format!("mmebm-clf-{}.safetensors", std::process::id()));
     clf.save(gpu, &path).unwrap();
-    let mut back = Classifiers::load(gpu, &path, 5, [3, 28, 28]).unwrap();
+    let mut back = Classifiers::load(gpu, &path, &test).unwrap();
     assert_eq!(back.predict(gpu, 2, &x[2]).unwrap().0, preds[2]);
-    assert!(Classifiers::load(gpu, &path, 4, [3, 28, 28]).is_err());
+    let four = mmebm::data::Dataset::new("four", [3, 28, 28], vec![0], vec![vec![0; 3 * 28 * 28]; 4]).unwrap();
+    let e = Classifiers::load(gpu, &path, &four).err().unwrap().to_string();
+    assert!(e.contains("image 3x28x28, image 3x28x28, image 3x28x28, image 3x28x28, image 3x28x28; the data has image"), "{e}");
 
     // Unconditional coherence: aligned real examples agree often; modalities drawn
     // independently (each shuffled differently) agree at about the chance rate Σ_c p_c⁵ ≈ 1e-4.
@@ -116,7 +119,7 @@ fn classifier_metrics_on_real_data() {
     let halves = frechet_distance(&half(0), &half(1));
     let noise = Host::new(&[600, 3, 28, 28], rand_host(&[600 * 3 * 28 * 28], 11, -1.0, 1.0).data);
     let (_, nf) = clf.predict(gpu, 0, &noise).unwrap();
-    let to_noise = frechet_distance(f, &nf);
+    let to_noise = frechet_distance(f, &nf.unwrap());
     eprintln!("FD: self {same:.2e}, halves {halves:.3}, noise {to_noise:.3}");
     assert!(same < 1e-6 * (1.0 + halves));
     assert!(halves < 0.2 * to_noise, "halves {halves} not small next to noise {to_noise}");

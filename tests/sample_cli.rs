@@ -120,3 +120,47 @@ fn an_ebm_alone_model_samples_from_noise() {
     assert_eq!(png_size(&out.join("cross_from_m3.png")), grid(5, 2));
     fails_with(&["interpolate", "--checkpoint", c, "--out", o, "--from", "0", "--to", "1"], "EBM-alone");
 }
+
+/// Captions (issue 18) on the tiny birds run: images from a typed caption, captions from a
+/// dataset image or a PNG (printed and written beside the grid), unconditional image–caption
+/// pairs; and one clear line for a caption given to a model without text or a PNG given for the
+/// text modality.
+#[test]
+fn captions_in_and_out() {
+    let ckpt = tiny_run(TinyRun::Captions).join("checkpoint.safetensors");
+    let c = ckpt.to_str().unwrap();
+    let out = tmp("captions");
+    let o = out.to_str().unwrap();
+    let run = |args: &[&str]| -> String {
+        let r = sample(args);
+        assert!(r.status.success(), "sample {args:?}: {}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8_lossy(&r.stdout).into_owned()
+    };
+    // Text → image: one 16×16 image per sample beside the given caption (as the vocabulary
+    // reads it: the tiny run's 40 birds may lack a word).
+    run(&["cross", "--checkpoint", c, "--out", o, "--caption", "a small red bird with a short bill", "--count", "3"]);
+    assert_eq!(png_size(&out.join("cross_from_m1.png")), (16 + 2, 3 * 17 + 1));
+    let given = std::fs::read_to_string(out.join("cross_from_m1.txt")).unwrap();
+    assert_eq!(given.lines().count(), 3);
+    assert!(given.lines().all(|l| l.starts_with("a small red bird with a short")), "{given}");
+    // Image → text: captions printed, one line per sample, and written beside the grid.
+    let printed = run(&["cross", "--checkpoint", c, "--out", o, "--given", "0", "--index", "0..2", "--count", "2"]);
+    let file = std::fs::read_to_string(out.join("cross_from_m0.txt")).unwrap();
+    assert_eq!(file.lines().count(), 4, "{file}");
+    for line in file.lines() {
+        assert!(printed.contains(line), "{line} not printed in {printed}");
+    }
+    let png = out.join("bird.png");
+    image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([(x * 8) as u8, (y * 8) as u8, 90])).save(&png).unwrap();
+    run(&["cross", "--checkpoint", c, "--out", o, "--input", &format!("m0={}", png.display()), "--count", "2"]);
+    assert_eq!(std::fs::read_to_string(out.join("cross_from_m0.txt")).unwrap().lines().count(), 2);
+    // Unconditional pairs: images in the grid, their captions in the text file, row by row.
+    run(&["unconditional", "--checkpoint", c, "--out", o, "--count", "3", "--kx", "1"]);
+    for name in ["generator", "revised"] {
+        assert_eq!(png_size(&out.join(format!("{name}.png"))), (16 + 2, 3 * 17 + 1));
+        assert_eq!(std::fs::read_to_string(out.join(format!("{name}.txt"))).unwrap().lines().count(), 3);
+    }
+    fails_with(&["cross", "--checkpoint", checkpoint().to_str().unwrap(), "--out", o, "--caption", "a red bird"], "no text modality");
+    fails_with(&["cross", "--checkpoint", c, "--out", o, "--input", &format!("m1={}", png.display())], "modality 1 is text");
+    let _ = std::fs::remove_dir_all(&out);
+}

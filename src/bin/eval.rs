@@ -11,7 +11,7 @@ use mmebm::eval::classifier::{Classifiers, TrainOptions};
 use mmebm::eval::{evaluate, markdown, EvalOptions};
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::train::checkpoint::Trained;
-use mmebm::model::config::check_count;
+use mmebm::model::config::{check_count, DataConfig};
 use mmebm::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -22,7 +22,7 @@ struct Args {
     /// Checkpoint written by `train`.
     #[arg(long)]
     checkpoint: PathBuf,
-    /// PolyMNIST folder; default: the built-in set of the checkpoint's config.
+    /// PolyMNIST or CUB folder; default: the built-in set of the checkpoint's config.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Output folder; default: <checkpoint folder>/eval.
@@ -70,13 +70,14 @@ fn main() {
 }
 
 /// A file-name-safe key for the dataset the classifiers belong to.
-fn dataset_key(dir: Option<&Path>, train: &Dataset, seed: u64) -> String {
-    match dir {
-        Some(d) => {
-            let name = std::fs::canonicalize(d).unwrap_or(d.to_path_buf()).display().to_string();
-            format!("polymnist-{}", name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>().trim_matches('_'))
+fn dataset_key(d: &DataConfig, dir: Option<&Path>, train: &Dataset) -> String {
+    match (d.dataset.as_str(), dir) {
+        (set, Some(dir)) => {
+            let name = std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()).display().to_string();
+            format!("{set}-{}", name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>().trim_matches('_'))
         }
-        None => format!("synthetic-seed{seed}-train{}", train.len()),
+        ("cub", None) => format!("birds-seed{}-train{}-{}px", d.seed, train.len(), train.image_shape()[1]),
+        (_, None) => format!("synthetic-seed{}-train{}", d.seed, train.len()),
     }
 }
 
@@ -95,11 +96,11 @@ fn run(a: Args) -> Result<()> {
     check_count("eval --classifier-epochs", a.classifier_epochs, 1, 1000)?;
     let trained = Trained::load(&a.checkpoint)?;
     let d = &trained.cfg.data;
-    let (train, test) = data::load(&d.dataset, a.data.as_deref(), d.train_size, d.test_size, d.seed)?;
+    let (train, test) = data::load(&d.source(a.data.as_deref()))?;
     let gpu = Gpu::new(&GpuOptions { backend: a.backend.clone(), verbose: true, ..Default::default() })?;
-    let clf_path = a.classifiers.clone().unwrap_or_else(|| PathBuf::from("runs/classifiers").join(format!("{}.safetensors", dataset_key(a.data.as_deref(), &train, d.seed))));
+    let clf_path = a.classifiers.clone().unwrap_or_else(|| PathBuf::from("runs/classifiers").join(format!("{}.safetensors", dataset_key(d, a.data.as_deref(), &train))));
     let mut clf = if clf_path.exists() {
-        let c = Classifiers::load(&gpu, &clf_path, train.modalities(), train.image_shape())?;
+        let c = Classifiers::load(&gpu, &clf_path, &train)?;
         eprintln!("classifiers: {} (held-out accuracy {:?})", clf_path.display(), c.accuracy);
         c
     } else {

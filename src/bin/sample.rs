@@ -218,7 +218,7 @@ impl Ctx {
 
     fn dataset(&self, c: &Common) -> Result<Dataset> {
         let d = &self.trained.cfg.data;
-        let (tr, te) = data::load(&d.dataset, c.data.as_deref(), d.train_size, d.test_size, d.seed)?;
+        let (tr, te) = data::load(&d.source(c.data.as_deref()))?;
         if tr.kinds() != self.trained.model.kinds {
             return Err(Error::Data(format!(
                 "the data has modalities {}; the checkpoint's model takes {}",

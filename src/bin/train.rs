@@ -74,8 +74,7 @@ fn main() {
 }
 
 fn load_data(cfg: &Config, dir: &Option<PathBuf>) -> Result<(Dataset, Dataset)> {
-    let d = &cfg.data;
-    mmebm::data::load(&d.dataset, dir.as_deref(), d.train_size, d.test_size, d.seed)
+    mmebm::data::load(&cfg.data.source(dir.as_deref()))
 }
 
 /// What a run starts from, read and checked before anything is written or the GPU is touched.

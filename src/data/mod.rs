@@ -46,6 +46,9 @@ pub struct Dataset {
 pub struct Captions {
     pub vocab: Arc<text::Vocab>,
     pub per: usize,
+    /// Whether the labels are the birds' body colours (built-in birds) or placeholders (real
+    /// data, whose attributes are not loaded).
+    pub labelled: bool,
     tokens: Vec<u16>,
 }
 
@@ -115,7 +118,7 @@ impl Dataset {
         };
         let mut ds = Dataset::new(&data.name, data.shape, labels[..data.len()].to_vec(), vec![data.images.clone()])?;
         ds.labels = labels;
-        ds.captions = Some(Captions { vocab, per, tokens });
+        ds.captions = Some(Captions { vocab, per, labelled: data.birds.is_some(), tokens });
         Ok(ds)
     }
 
@@ -283,25 +286,40 @@ fn byte_lut() -> &'static [f32; 256] {
     })
 }
 
-/// The train and test splits of `dataset`: "polymnist" reads the PolyMNIST folder `dir` when
-/// given, else builds the synthetic set; "cub" reads the CUB folder `dir` when given, else draws
-/// the built-in birds (vocabulary from the training captions). Loader notes go to stderr.
-pub fn load(dataset: &str, dir: Option<&std::path::Path>, train_size: usize, test_size: usize, seed: u64) -> Result<(Dataset, Dataset)> {
-    let (train, test) = match (dataset, dir) {
-        ("cub", _) => {
+/// What [`load`] reads: the dataset's name, an optional folder, the built-in sets' sizes and
+/// seed, and the caption images' side (0: their own).
+#[derive(Clone, Debug)]
+pub struct Source<'a> {
+    pub dataset: &'a str,
+    pub dir: Option<&'a std::path::Path>,
+    pub train_size: usize,
+    pub test_size: usize,
+    pub seed: u64,
+    pub image_side: usize,
+}
+
+/// The train and test splits of `src.dataset`: "polymnist" reads the PolyMNIST folder when
+/// given, else builds the synthetic set; "cub" reads the CUB folder when given, else draws the
+/// built-in birds (vocabulary from the training captions), shrunk to `image_side`. Loader notes
+/// go to stderr.
+pub fn load(src: &Source) -> Result<(Dataset, Dataset)> {
+    let (train, test) = match (src.dataset, src.dir) {
+        ("cub", dir) => {
             let (tr, te, vocab) = match dir {
                 Some(d) => cub::load_cub(d)?,
                 None => {
-                    let (tr, te) = birds::birds(train_size, test_size, seed);
+                    let (tr, te) = birds::birds(src.train_size, src.test_size, src.seed);
                     let vocab = text::Vocab::build(tr.captions.iter().flatten().map(String::as_str), 1);
                     (tr, te, vocab)
                 }
             };
+            let factor = if src.image_side == 0 { 1 } else { tr.shape[1] / src.image_side };
+            let (tr, te) = if factor > 1 { (tr.shrink(factor)?, te.shrink(factor)?) } else { (tr, te) };
             let vocab = Arc::new(vocab);
             (Dataset::from_captions(&tr, vocab.clone())?, Dataset::from_captions(&te, vocab)?)
         }
         ("polymnist", Some(d)) => polymnist::load_polymnist(d)?,
-        ("polymnist", None) => synthetic::synthetic(train_size, test_size, seed),
+        ("polymnist", None) => synthetic::synthetic(src.train_size, src.test_size, src.seed),
         (other, _) => return Err(Error::Config(format!("data.dataset = \"{other}\": expected \"polymnist\" or \"cub\""))),
     };
     for n in train.notes().iter().chain(test.notes()) {

@@ -162,6 +162,26 @@ impl CaptionData {
         self.captions.is_empty()
     }
 
+    /// The same pairs with images shrunk `factor` times per side (box filter): 64×64 → 32×32
+    /// for runs sized for a CPU.
+    pub fn shrink(&self, factor: usize) -> Result<CaptionData> {
+        let [c, h, w] = self.shape;
+        if factor == 0 || h % factor != 0 || w % factor != 0 {
+            return Err(Error::Data(format!("{}: {h}×{w} images do not shrink by {factor}", self.name)));
+        }
+        let (oh, ow) = (h / factor, w / factor);
+        let area = (factor * factor) as u32;
+        let mut images = vec![0u8; self.len() * c * oh * ow];
+        for (plane, out) in self.images.chunks(h * w).zip(images.chunks_mut(oh * ow)) {
+            for (k, o) in out.iter_mut().enumerate() {
+                let (y, x) = (k / ow * factor, k % ow * factor);
+                let sum: u32 = (0..factor * factor).map(|d| plane[(y + d / factor) * w + x + d % factor] as u32).sum();
+                *o = ((sum + area / 2) / area) as u8;
+            }
+        }
+        Ok(CaptionData { shape: [c, oh, ow], images, ..self.clone() })
+    }
+
     pub fn image(&self, i: usize) -> &[u8] {
         let per = self.shape.iter().product::<usize>();
         &self.images[i * per..(i + 1) * per]

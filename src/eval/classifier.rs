@@ -1,7 +1,12 @@
-//! Per-modality digit classifiers, trained through the executor (its autodiff, plans and Adam)
-//! on the *training* split, scored on the test split, saved as safetensors. They judge
-//! generated images (coherence) and give the features of the Fréchet distance.
+//! Per-modality judges of a sample's class: for images, classifiers trained through the executor
+//! (its autodiff, plans and Adam) on the *training* split, scored on the test split, saved as
+//! safetensors, which also give the features of the Fréchet distance; for captions of the
+//! built-in birds, the exact reading of the caption (`birds::parse_caption`: the body colour it
+//! states, the birds' class). They judge generated samples (coherence).
+use crate::data::birds::parse_caption;
+use crate::data::text::{captions_of, Vocab};
 use crate::data::{prefetch::epoch_order, Dataset};
+use crate::modality::Modality;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::{replay, Executable, Graph, Store};
@@ -35,6 +40,22 @@ fn net(g: &mut Graph, ps: &mut Params, x: Tid, b: usize, [_, h, w]: [usize; 3]) 
     Ok((feat, logits))
 }
 
+/// Modality m's classifier at [`EVAL_BATCH`]: its parameters and forward graph (outputs
+/// `clf{m}.features`, `clf{m}.logits`).
+fn classifier_graph(m: usize, image: [usize; 3]) -> Result<(Params, Graph)> {
+    let [c, h, w] = image;
+    if h % 4 != 0 || w % 4 != 0 {
+        return Err(Error::Config(format!("classifiers need image sides divisible by 4, got {h}×{w}")));
+    }
+    let mut ps = Params::new(&prefix(m));
+    let mut g = Graph::new();
+    let x = g.var(&format!("{}.x", prefix(m)), &[EVAL_BATCH, c, h, w])?;
+    let (feat, logits) = net(&mut g, &mut ps, x, EVAL_BATCH, image)?;
+    g.output(&format!("{}.features", prefix(m)), feat);
+    g.output(&format!("{}.logits", prefix(m)), logits);
+    Ok((ps, g))
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct TrainOptions {
     pub epochs: u64,
@@ -49,82 +70,63 @@ impl Default for TrainOptions {
     }
 }
 
-/// One classifier per modality, with its held-out accuracy.
+/// How modality m's samples are judged.
+enum Judge {
+    /// An image classifier: its parameters and its compiled forward pass.
+    Net { params: Params, eval: Executable },
+    /// A caption read exactly: the body colour it states ([`UNSTATED`] when none).
+    Caption(Arc<Vocab>),
+}
+
+/// The class of a caption that states no body colour: never a label, so never coherent.
+pub const UNSTATED: u8 = u8::MAX;
+
+/// One judge per modality, with its held-out accuracy.
 pub struct Classifiers {
-    pub modalities: usize,
-    pub image: [usize; 3],
+    pub kinds: Vec<Modality>,
     pub dataset: String,
-    /// Test-split accuracy per modality.
+    /// Test-split accuracy per modality (for captions: how often a real caption states its
+    /// bird's body colour, the ceiling of coherence with that modality).
     pub accuracy: Vec<f64>,
-    params: Vec<Params>,
+    judges: Vec<Judge>,
     store: Store,
-    eval: Vec<Executable>,
 }
 
 impl Classifiers {
-    fn empty(gpu: &Gpu, dataset: &str, modalities: usize, image: [usize; 3]) -> Result<Classifiers> {
-        let [c, h, w] = image;
-        if h % 4 != 0 || w % 4 != 0 {
-            return Err(Error::Config(format!("classifiers need image sides divisible by 4, got {h}×{w}")));
-        }
+    fn empty(gpu: &Gpu, dataset: &str, kinds: &[Modality], vocab: Option<&Arc<Vocab>>) -> Result<Classifiers> {
         let target = Target::of(gpu);
-        let mut params = Vec::new();
-        let mut graphs = Vec::new();
-        for m in 0..modalities {
-            let mut ps = Params::new(&prefix(m));
-            let mut g = Graph::new();
-            let x = g.var(&format!("{}.x", prefix(m)), &[EVAL_BATCH, c, h, w])?;
-            let (feat, logits) = net(&mut g, &mut ps, x, EVAL_BATCH, image)?;
-            g.output(&format!("{}.features", prefix(m)), feat);
-            g.output(&format!("{}.logits", prefix(m)), logits);
-            params.push(ps);
-            graphs.push(g);
-        }
         let mut store = Store::new();
-        let mut eval = Vec::new();
-        for (ps, g) in params.iter().zip(&graphs) {
-            for (k, v) in ps.init(0) {
-                store.set(gpu, &k, &v)?;
-            }
-            eval.push(Executable::new(gpu, &g.compile(&target)?, &mut store)?);
+        let mut judges = Vec::new();
+        for (m, kind) in kinds.iter().enumerate() {
+            let judge = match (kind, vocab) {
+                (Modality::Image(image), _) => {
+                    let (params, g) = classifier_graph(m, *image)?;
+                    for (k, v) in params.init(0) {
+                        store.set(gpu, &k, &v)?;
+                    }
+                    Judge::Net { eval: Executable::new(gpu, &g.compile(&target)?, &mut store)?, params }
+                }
+                (Modality::Text { .. }, Some(v)) => Judge::Caption(v.clone()),
+                (Modality::Text { .. }, None) => return Err(Error::Data(format!("{dataset}: captions to judge but no vocabulary"))),
+            };
+            judges.push(judge);
         }
-        Ok(Classifiers { modalities, image, dataset: dataset.to_string(), accuracy: vec![0.0; modalities], params, store, eval })
+        Ok(Classifiers { kinds: kinds.to_vec(), dataset: dataset.to_string(), accuracy: vec![0.0; kinds.len()], judges, store })
     }
 
-    /// Trains one classifier per modality on `train` (softmax cross-entropy, Adam) and scores
-    /// it on `test`. `progress` hears (modality, epoch, last batch loss).
+    /// Trains one classifier per image modality on `train` (softmax cross-entropy, Adam) and
+    /// scores every judge on `test`. `progress` hears (modality, epoch, last batch loss).
     pub fn train(gpu: &Gpu, train: &Dataset, test: &Dataset, o: TrainOptions, mut progress: impl FnMut(usize, u64, f32)) -> Result<Classifiers> {
-        let (mm, image) = (train.modalities(), train.image_shape());
-        let mut cl = Classifiers::empty(gpu, train.name(), mm, image)?;
-        let [c, h, w] = image;
+        let vocab = train.captions().map(|c| c.vocab.clone());
+        let mut cl = Classifiers::empty(gpu, train.name(), &train.kinds(), vocab.as_ref())?;
         let b = o.batch.min(train.len());
         if b == 0 {
             return Err(Error::Data("classifiers: the training split is empty".into()));
         }
-        let target = Target::of(gpu);
-        for m in 0..mm {
+        for (m, kind) in train.kinds().iter().enumerate() {
+            let (Some(image), Judge::Net { params, .. }) = (kind.image(), &cl.judges[m]) else { continue };
+            let step = cl.training_step(gpu, m, params.clone(), image, b, o)?;
             let p = prefix(m);
-            let mut ps = cl.params[m].clone();
-            let mut g = Graph::new();
-            let x = g.var(&format!("{p}.train_x"), &[b, c, h, w])?;
-            let y = g.var(&format!("{p}.onehot"), &[b, CLASSES])?;
-            let (_, logits) = net(&mut g, &mut ps, x, b, image)?;
-            let lse = g.op(Arc::new(LogSumExp { axis: 1 }), &[logits])?;
-            let picked = nn::mul(&mut g, logits, y)?;
-            let picked = nn::reduce(&mut g, ReduceKind::Sum, picked, 1)?;
-            let nll = nn::lin(&mut g, lse, 1.0, picked, -1.0)?;
-            let loss = nn::mean_all(&mut g, nll)?;
-            let tids = ps.tids(&mut g)?;
-            let grads = g.grad(loss, &tids)?;
-            ps.adam(&mut g, &grads, Adam::new(o.lr).betas(0.9, 0.999))?;
-            g.output(&format!("{p}.loss"), loss);
-            for (k, v) in ps.init(o.seed.wrapping_add(m as u64)) {
-                cl.store.set(gpu, &k, &v)?;
-            }
-            for (k, s) in ps.optimizer_vars() {
-                cl.store.set(gpu, &k, &if k.ends_with(".step") { adam_state() } else { Host::zeros(&s) })?;
-            }
-            let step = Executable::new(gpu, &g.compile(&target)?, &mut cl.store)?;
             for epoch in 0..o.epochs {
                 let order = epoch_order(train.len(), o.seed ^ 0xc1a5, epoch);
                 for chunk in order.chunks_exact(b) {
@@ -139,73 +141,90 @@ impl Classifiers {
         Ok(cl)
     }
 
+    /// Modality m's training step on batches of `b` (fresh parameters and Adam state uploaded).
+    fn training_step(&mut self, gpu: &Gpu, m: usize, mut ps: Params, image: [usize; 3], b: usize, o: TrainOptions) -> Result<Executable> {
+        let p = prefix(m);
+        let [c, h, w] = image;
+        let mut g = Graph::new();
+        let x = g.var(&format!("{p}.train_x"), &[b, c, h, w])?;
+        let y = g.var(&format!("{p}.onehot"), &[b, CLASSES])?;
+        let (_, logits) = net(&mut g, &mut ps, x, b, image)?;
+        let lse = g.op(Arc::new(LogSumExp { axis: 1 }), &[logits])?;
+        let picked = nn::mul(&mut g, logits, y)?;
+        let picked = nn::reduce(&mut g, ReduceKind::Sum, picked, 1)?;
+        let nll = nn::lin(&mut g, lse, 1.0, picked, -1.0)?;
+        let loss = nn::mean_all(&mut g, nll)?;
+        let tids = ps.tids(&mut g)?;
+        let grads = g.grad(loss, &tids)?;
+        ps.adam(&mut g, &grads, Adam::new(o.lr).betas(0.9, 0.999))?;
+        g.output(&format!("{p}.loss"), loss);
+        for (k, v) in ps.init(o.seed.wrapping_add(m as u64)) {
+            self.store.set(gpu, &k, &v)?;
+        }
+        for (k, s) in ps.optimizer_vars() {
+            self.store.set(gpu, &k, &if k.ends_with(".step") { adam_state() } else { Host::zeros(&s) })?;
+        }
+        Executable::new(gpu, &g.compile(&Target::of(gpu))?, &mut self.store)
+    }
+
     /// Test accuracy per modality.
     pub fn score(&mut self, gpu: &Gpu, test: &Dataset) -> Result<Vec<f64>> {
         let idx: Vec<usize> = (0..test.len()).collect();
         let x = test.try_batch(&idx)?;
-        (0..self.modalities)
+        (0..self.kinds.len())
             .map(|m| Ok(crate::eval::metrics::accuracy(&self.predict(gpu, m, &x[m])?.0, test.labels())))
             .collect()
     }
 
-    /// Predicted classes and feature vectors (`[N, FEATURES]`) of images `x` `[N, C, H, W]`
-    /// of modality `m`.
-    pub fn predict(&mut self, gpu: &Gpu, m: usize, x: &Host) -> Result<(Vec<u8>, Host)> {
-        let [c, h, w] = self.image;
-        if m >= self.modalities || x.shape.len() != 4 || x.shape[1..] != [c, h, w] {
-            return Err(Error::Shape(format!("classifier for modality {m}: images {:?}, expected [N, {c}, {h}, {w}] and m < {}", x.shape, self.modalities)));
+    /// Predicted classes of samples `x` of modality `m` (`[N, ..]`), and for images their
+    /// feature vectors (`[N, FEATURES]`).
+    pub fn predict(&mut self, gpu: &Gpu, m: usize, x: &Host) -> Result<(Vec<u8>, Option<Host>)> {
+        let want = self.kinds.get(m).map(|k| k.shape());
+        if want.as_deref() != Some(&x.shape[1.min(x.shape.len())..]) {
+            return Err(Error::Shape(format!("judge of modality {m}: samples {:?}, expected [N, {want:?}] and m < {}", x.shape, self.kinds.len())));
         }
-        let n = x.shape[0];
-        let per = c * h * w;
-        let p = prefix(m);
-        let (mut labels, mut feats) = (Vec::with_capacity(n), Vec::with_capacity(n * FEATURES));
-        for start in (0..n).step_by(EVAL_BATCH) {
-            let k = EVAL_BATCH.min(n - start);
-            let mut chunk = x.data[start * per..(start + k) * per].to_vec();
-            chunk.resize(EVAL_BATCH * per, 0.0);
-            self.store.set(gpu, &format!("{p}.x"), &Host::new(&[EVAL_BATCH, c, h, w], chunk))?;
-            self.eval[m].run(gpu, 1)?;
-            let lg = self.store.get(gpu, &format!("{p}.logits"))?;
-            let f = self.store.get(gpu, &format!("{p}.features"))?;
-            for i in 0..k {
-                labels.push(argmax(&lg.data[i * CLASSES..(i + 1) * CLASSES]) as u8);
+        match &self.judges[m] {
+            Judge::Caption(vocab) => Ok((captions_of(x, vocab).iter().map(|c| parse_caption(c).body.map_or(UNSTATED, |b| b as u8)).collect(), None)),
+            Judge::Net { eval, .. } => {
+                let (labels, feats) = classify(gpu, &mut self.store, eval, m, x)?;
+                Ok((labels, Some(feats)))
             }
-            feats.extend_from_slice(&f.data[..k * FEATURES]);
         }
-        Ok((labels, Host::new(&[n, FEATURES], feats)))
     }
 
-    /// Writes the weights with the dataset name and accuracies as metadata (atomically).
+    /// Writes the image classifiers' weights with the dataset name, the modalities and the
+    /// accuracies as metadata (atomically).
     pub fn save(&self, gpu: &Gpu, path: &Path) -> Result<()> {
         let mut tensors = Vec::new();
-        for ps in &self.params {
-            for s in &ps.specs {
-                tensors.push((s.name.clone(), self.store.get(gpu, &s.name)?));
+        for j in &self.judges {
+            if let Judge::Net { params, .. } = j {
+                for s in &params.specs {
+                    tensors.push((s.name.clone(), self.store.get(gpu, &s.name)?));
+                }
             }
         }
         let mut meta = BTreeMap::new();
         meta.insert("dataset".into(), self.dataset.clone());
-        meta.insert("modalities".into(), self.modalities.to_string());
-        meta.insert("image".into(), format!("{:?}", self.image));
+        meta.insert("kinds".into(), Modality::describe_all(&self.kinds));
         meta.insert("accuracy".into(), serde_json::to_string(&self.accuracy).expect("numbers"));
         checkpoint::save(path, &tensors, &meta)
     }
 
-    /// Reads classifiers saved by [`Classifiers::save`] for data of `modalities` × `image`.
-    pub fn load(gpu: &Gpu, path: &Path, modalities: usize, image: [usize; 3]) -> Result<Classifiers> {
+    /// Reads classifiers saved by [`Classifiers::save`] for `data`'s modalities.
+    pub fn load(gpu: &Gpu, path: &Path, data: &Dataset) -> Result<Classifiers> {
         let (tensors, meta) = checkpoint::load(path)?;
         let dataset = meta.get("dataset").cloned().unwrap_or_default();
-        let mut cl = Classifiers::empty(gpu, &dataset, modalities, image)?;
-        if meta.get("modalities").map(String::as_str) != Some(&modalities.to_string()) || meta.get("image") != Some(&format!("{image:?}")) {
-            return Err(Error::Data(format!(
-                "{}: classifiers for {:?} modalities of {:?}; the data has {modalities} of {image:?}",
-                path.display(),
-                meta.get("modalities"),
-                meta.get("image")
-            )));
+        let kinds = data.kinds();
+        let vocab = data.captions().map(|c| c.vocab.clone());
+        let mut cl = Classifiers::empty(gpu, &dataset, &kinds, vocab.as_ref())?;
+        // Files written before text modalities name M images of one shape.
+        let saved = meta.get("kinds").cloned().or_else(|| Some(Modality::describe_all(&Modality::images(meta.get("modalities")?.parse().ok()?, serde_json::from_str(meta.get("image")?).ok()?))));
+        if saved.as_ref() != Some(&Modality::describe_all(&kinds)) {
+            return Err(Error::Data(format!("{}: classifiers for modalities {}; the data has {}", path.display(), saved.unwrap_or("?".into()), Modality::describe_all(&kinds))));
         }
-        for ps in &cl.params {
-            for s in &ps.specs {
+        for j in &cl.judges {
+            let Judge::Net { params, .. } = j else { continue };
+            for s in &params.specs {
                 let t = tensors.get(&s.name).ok_or_else(|| Error::Io(format!("{}: missing tensor '{}'", path.display(), s.name)))?;
                 if t.shape != s.shape {
                     return Err(Error::Io(format!("{}: tensor '{}' is {:?}, expected {:?}", path.display(), s.name, t.shape, s.shape)));
@@ -216,6 +235,31 @@ impl Classifiers {
         cl.accuracy = meta.get("accuracy").and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
         Ok(cl)
     }
+}
+
+/// Classes and features of images `x` `[N, C, H, W]` through modality m's compiled classifier,
+/// [`EVAL_BATCH`] at a time.
+fn classify(gpu: &Gpu, store: &mut Store, eval: &Executable, m: usize, x: &Host) -> Result<(Vec<u8>, Host)> {
+    let n = x.shape[0];
+    let per: usize = x.shape[1..].iter().product();
+    let p = prefix(m);
+    let (mut labels, mut feats) = (Vec::with_capacity(n), Vec::with_capacity(n * FEATURES));
+    for start in (0..n).step_by(EVAL_BATCH) {
+        let k = EVAL_BATCH.min(n - start);
+        let mut chunk = x.data[start * per..(start + k) * per].to_vec();
+        chunk.resize(EVAL_BATCH * per, 0.0);
+        let mut shape = x.shape.clone();
+        shape[0] = EVAL_BATCH;
+        store.set(gpu, &format!("{p}.x"), &Host::new(&shape, chunk))?;
+        eval.run(gpu, 1)?;
+        let lg = store.get(gpu, &format!("{p}.logits"))?;
+        let f = store.get(gpu, &format!("{p}.features"))?;
+        for i in 0..k {
+            labels.push(argmax(&lg.data[i * CLASSES..(i + 1) * CLASSES]) as u8);
+        }
+        feats.extend_from_slice(&f.data[..k * FEATURES]);
+    }
+    Ok((labels, Host::new(&[n, FEATURES], feats)))
 }
 
 fn onehot(labels: &[u8]) -> Host {

@@ -165,7 +165,7 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         "frechet": uncond.frechet,
         "latent_probe": probe,
         "cost": e.cost,
-        "note": "Fréchet distances are computed in the 64-d feature space of this project's own digit classifiers, not Inception FID; they compare runs on the same data, not papers."
+        "note": if test.captions().is_some() { CAPTION_NOTE } else { FRECHET_NOTE }
     }))
 }
 
@@ -173,12 +173,12 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
 /// a split holds (those use the whole split).
 fn check_inputs(trained: &Trained, train: &Dataset, test: &Dataset, o: &EvalOptions, log: &mut dyn FnMut(&str)) -> Result<()> {
     let model = &trained.model;
-    let Some(image) = model.images_only() else {
-        return Err(Error::Data(format!("eval measures image modalities (digit classifiers); this model has {}: caption eval is not built yet (issue 18)", Modality::describe_all(&model.kinds))));
-    };
-    let mm = model.modalities();
     if train.kinds() != model.kinds || test.kinds() != model.kinds {
-        return Err(Error::Data(format!("the data has {} modalities of {:?}; the model takes {mm} of {image:?}", train.modalities(), train.image_shape())));
+        let (data, want) = (Modality::describe_all(&test.kinds()), Modality::describe_all(&model.kinds));
+        return Err(Error::Data(format!("the data has modalities {data}; the model takes {want}")));
+    }
+    if test.captions().is_some_and(|c| !c.labelled) {
+        return Err(Error::Data(format!("{}: coherence needs each bird's attributes, which the built-in birds have and this caption data does not", test.name())));
     }
     o.validate()?;
     for (flag, v, split, len) in [("--conditional", o.conditional, "test", test.len()), ("--probe-train", o.probe_train, "train", train.len()), ("--probe-test", o.probe_test, "test", test.len())] {
@@ -216,12 +216,13 @@ struct RealData {
     images: Vec<Host>,
     labels: Vec<u8>,
     examples: usize,
-    /// Classifier predictions, features and accuracy on the reference test images, per modality.
+    /// Judges' predictions, features (images only) and accuracy on the reference test data, per
+    /// modality.
     preds: Vec<Vec<u8>>,
-    feats: Vec<Host>,
+    feats: Vec<Option<Host>>,
     acc: Vec<f64>,
-    /// Fréchet distance of the test images to as many training images, per modality.
-    fd_train: Vec<f64>,
+    /// Fréchet distance of the test images to as many training images, per image modality.
+    fd_train: Vec<Option<f64>>,
 }
 
 /// The unconditional section of the report and the Fréchet distances, filled in set by set.
@@ -254,7 +255,7 @@ impl<'a> Eval<'a> {
         for m in 0..self.mm {
             let (p, f) = self.clf.predict(self.gpu, m, &test_ref[m])?;
             let (_, ft) = self.clf.predict(self.gpu, m, &train_ref[m])?;
-            fd_train.push(metrics::frechet_distance(&f, &ft));
+            fd_train.push(f.as_ref().zip(ft.as_ref()).map(|(a, b)| metrics::frechet_distance(a, b)));
             preds.push(p);
             feats.push(f);
         }
@@ -336,7 +337,7 @@ impl<'a> Eval<'a> {
         let (mm, kx) = (self.mm, self.kx);
         let mut u = Unconditional {
             summary: json!({"samples": self.o.unconditional, "kx": kx}),
-            frechet: json!({"real_test_vs_train": real.fd_train.iter().map(|&v| round(v)).collect::<Vec<_>>()}),
+            frechet: json!({"real_test_vs_train": real.fd_train.iter().map(|v| v.map_or(Value::Null, round)).collect::<Vec<_>>()}),
         };
         let sets = if self.generator {
             vec![("generator", unconditional_steps(mm, 0)), ("revised", unconditional_steps(mm, kx))]
@@ -378,7 +379,7 @@ impl<'a> Eval<'a> {
         let mut fds = Vec::new();
         for m in all_modalities(self.mm) {
             let (p, f) = self.clf.predict(self.gpu, m, &out[m])?;
-            fds.push(round(metrics::frechet_distance(&real.feats[m], &f)));
+            fds.push(real.feats[m].as_ref().zip(f.as_ref()).map_or(Value::Null, |(a, b)| round(metrics::frechet_distance(a, b))));
             preds.push(p);
         }
         let c = metrics::agreement(&preds);
@@ -405,6 +406,9 @@ impl<'a> Eval<'a> {
     }
 }
 
+const FRECHET_NOTE: &str = "Fréchet distances are computed in the 64-d feature space of this project's own digit classifiers, not Inception FID; they compare runs on the same data, not papers.";
+const CAPTION_NOTE: &str = "Caption data: the class of a bird is its body colour (10 colours, chance 0.1). Images are judged by a classifier trained on the training birds, captions by reading the body colour they state (a caption that states none counts as incoherent; the real captions' rate of stating it is the caption column's ceiling). Fréchet distances are in the image classifier's 64-d features (not Inception FID), and none for captions.";
+
 /// The unconditional sample sets `evaluate` reports, in table order.
 const UNCONDITIONAL: [&str; 5] = ["generator", "revised", "fitted_generator", "fitted_revised", "ebm_from_noise"];
 
@@ -415,7 +419,7 @@ fn num(v: &Value) -> String {
 /// The report as Markdown tables.
 pub fn markdown(r: &Value) -> String {
     let mut s = format!(
-        "# Evaluation of `{}` (iteration {})\n\n{} on {}; K_z = {}, K_x = {}.\n\nClassifier accuracy on real test images (the coherence ceiling): {}.\n\n",
+        "# Evaluation of `{}` (iteration {})\n\n{} on {}; K_z = {}, K_x = {}.\n\nJudges' accuracy on real test data, per modality (the coherence ceiling): {}.\n\n",
         r["checkpoint"].as_str().unwrap_or(""),
         r["iteration"],
         r["model"].as_str().unwrap_or(""),
@@ -442,7 +446,7 @@ pub fn markdown(r: &Value) -> String {
         s += &format!("| m{src} | {} |\n", cells.join(" | "));
     }
     let u = &r["unconditional"];
-    s += &format!("\n## Unconditional coherence ({} samples; all five classifiers agree)\n\nz from the prior N(0, I), and (fitted_*) from N(μ̂, Σ̂) fitted to z inferred from training data: high fitted and low prior coherence means the inferred latents are not where the prior puts them; low both means the decoders are weak.\n\n| samples | coherence |\n|---|---|\n", u["samples"]);
+    s += &format!("\n## Unconditional coherence ({} samples; the judges of all {mm} modalities agree)\n\nz from the prior N(0, I), and (fitted_*) from N(μ̂, Σ̂) fitted to z inferred from training data: high fitted and low prior coherence means the inferred latents are not where the prior puts them; low both means the decoders are weak.\n\n| samples | coherence |\n|---|---|\n", u["samples"]);
     for k in UNCONDITIONAL {
         if !u[k].is_null() {
             s += &format!("| {k} | {} |\n", num(&u[k]));

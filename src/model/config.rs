@@ -18,6 +18,9 @@ pub struct DataConfig {
     /// "polymnist" (the built-in synthetic look-alike, or a PolyMNIST folder with `--data`) or
     /// "cub" (the built-in birds with captions, or a CUB folder with `--data`).
     pub dataset: String,
+    /// Side of the caption data's square images: 0 = the data's own (64×64 birds and CUB);
+    /// 32 or 16 shrink them (runs sized for a CPU). PolyMNIST keeps its 28×28 (0 only).
+    pub image_side: usize,
     /// Built-in synthetic dataset sizes (ignored with `--data DIR`).
     pub train_size: usize,
     pub test_size: usize,
@@ -166,12 +169,16 @@ impl Default for Config {
 }
 
 impl DataConfig {
+    /// What `data::load` reads for this config, from the folder `dir` when given.
+    pub fn source<'a>(&'a self, dir: Option<&'a std::path::Path>) -> crate::data::Source<'a> {
+        crate::data::Source { dataset: &self.dataset, dir, train_size: self.train_size, test_size: self.test_size, seed: self.seed, image_side: self.image_side }
+    }
     pub const DATASETS: [&'static str; 2] = ["polymnist", "cub"];
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { dataset: "polymnist".into(), train_size: 10_000, test_size: 2_000, seed: 0 }
+        DataConfig { dataset: "polymnist".into(), image_side: 0, train_size: 10_000, test_size: 2_000, seed: 0 }
     }
 }
 
@@ -385,6 +392,10 @@ impl Config {
         }
         if !DataConfig::DATASETS.contains(&d.dataset.as_str()) {
             return Err(Error::Config(format!("data.dataset = \"{}\": expected one of {:?}", d.dataset, DataConfig::DATASETS)));
+        }
+        match (d.dataset.as_str(), d.image_side) {
+            (_, 0) | ("cub", 16 | 32 | 64) => {}
+            (set, side) => return Err(Error::Config(format!("data.image_side = {side}: {set} takes {}", if set == "cub" { "0, 16, 32 or 64" } else { "0 only (its own 28×28)" }))),
         }
         if !m.shared_latent && m.latent_w > 0 {
             return Err(Error::Config("model.latent_w (Ours-w) needs model.shared_latent = true".into()));

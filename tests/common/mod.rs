@@ -173,12 +173,13 @@ impl mmebm::ops::Builder for EagerBuilder {
     }
 }
 
-/// The two tiny trained runs the CLI tests share (`configs/tiny.toml`, 4 iterations): ours, and
-/// the EBM-alone ablation.
+/// The tiny trained runs the CLI tests share (`configs/tiny.toml`, 4 iterations): ours, the
+/// EBM-alone ablation, and ours on the built-in birds with captions (16×16 images).
 #[derive(Clone, Copy)]
 pub enum TinyRun {
     Ours,
     Alone,
+    Captions,
 }
 
 impl TinyRun {
@@ -186,6 +187,7 @@ impl TinyRun {
         match self {
             TinyRun::Ours => "ours",
             TinyRun::Alone => "alone",
+            TinyRun::Captions => "captions",
         }
     }
 
@@ -194,6 +196,7 @@ impl TinyRun {
         match self {
             TinyRun::Ours => &[],
             TinyRun::Alone => &["--set", "model.generator=false"],
+            TinyRun::Captions => &["--set", "data.dataset=cub", "--set", "data.image_side=16", "--set", "data.train_size=40", "--set", "data.test_size=10", "--set", "model.text_width=16"],
         }
     }
 }
@@ -204,7 +207,7 @@ impl TinyRun {
 /// Tests only read it.
 pub fn tiny_run(kind: TinyRun) -> &'static std::path::Path {
     use std::path::PathBuf;
-    static RUNS: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    static RUNS: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
     RUNS[kind as usize].get_or_init(|| {
         if let Some(root) = std::env::var_os("MMEBM_TINY_RUNS") {
             let dir = PathBuf::from(root).join(kind.name());
