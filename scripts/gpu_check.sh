@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One check for a machine with a real GPU, sized for a single run on a lent one (under 8 minutes):
-# the adapter, the bench's GFLOP/s per op (and `--save`, so training uses its pick), and 20
+# the adapter, autotuning on first use, the bench's GFLOP/s per op (and `--save`, so training uses its pick), and 20
 # iterations each of configs/quick.toml and configs/polymnist.toml with dispatches and time per
 # phase (`train --profile`) and seconds per iteration.
 #
@@ -33,6 +33,9 @@ stage() {
 }
 echo "== machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+# Autotuning on first use (docs/GPU.md): its line and the set-up time ("phases compiled in").
+MMEBM_TUNING="$out/fresh-tuning.json" stage 60 "autotune on first use (quick.toml, 2 iterations)" "$BIN/train" --plain \
+  --config configs/quick.toml --iterations 2 --out "$out/autotune"
 stage 200 "bench --quick --save" "$BIN/bench" --quick --save --no-pairs
 stage 90 "quick.toml, 20 iterations" "$BIN/train" --plain --profile --config configs/quick.toml --iterations 20 \
   --set train.log_every=5 --out "$out/quick"

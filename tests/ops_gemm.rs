@@ -1,6 +1,7 @@
 //! MatMul on the GEMM variants against plain-loop CPU references, and its gradient ops. Every
 //! shape runs on the variants adapters pick by default and some on each other variant; the
-//! ignored `*_every_variant` tests (`scripts/test.sh --long`) run every pair.
+//! ignored `*_every_variant` tests (`scripts/test.sh --long`) run every pair. Also how a variant
+//! is chosen: the tuning file and autotuning on first use.
 //! Tolerance: each output is a sum of K f32 products summed in a different order (and with fma)
 //! than the f64 reference; rounding errors of a sum of K terms of size ~1 grow like sqrt(K) ulps,
 //! so |got - want| <= 1e-4 |want| + 2e-6 sqrt(K) * 8 (the 8 covers inputs up to ~2 in size and
@@ -8,7 +9,7 @@
 mod common;
 use common::*;
 use mmebm::ops::elementwise::{Act, MapFn};
-use mmebm::ops::gemm::{Kind, MatMul};
+use mmebm::ops::gemm::{select_variant, Kind, MatMul, ShapeClass};
 use mmebm::graph::eager;
 use mmebm::ops::{Host, Op, Target};
 
@@ -200,14 +201,122 @@ fn matmul_vjp_matches_cpu_gradient() {
 #[test]
 fn webgpu_default_limits_accept_the_default_variant() {
     let t = Target::webgpu();
-    let v = mmebm::ops::gemm::select_variant(&t).unwrap();
+    let v = select_variant(&t, ShapeClass::Large).unwrap();
     assert!(v.invocations() <= 256 && v.workgroup_bytes() <= 16384, "{v:?}");
     // A subgroup variant requested without subgroups falls back; an unknown name is an error.
     let t2 = Target { gemm_variant: "sg32".into(), ..Target::webgpu() };
-    assert_eq!(mmebm::ops::gemm::select_variant(&t2).unwrap().kind, Kind::Tiled);
+    assert_eq!(select_variant(&t2, ShapeClass::Small).unwrap().kind, Kind::Tiled);
     let t3 = Target { gemm_variant: "nope".into(), ..Target::webgpu() };
-    assert!(mmebm::ops::gemm::select_variant(&t3).is_err());
+    assert!(select_variant(&t3, ShapeClass::Small).is_err());
     // Everything lowers under WebGPU limits with the default.
     let a = MatMul::new(false, true).lower(&[&[3, 5], &[7, 5]], &[3, 7], &t).unwrap();
     assert!(!a.dispatches.is_empty());
+}
+
+/// The tuning file reads files written before autotuning (a plain variant per adapter) and the
+/// per-class form, keeps entries it cannot read, and round-trips through `save`.
+#[test]
+fn tuning_file_reads_old_and_per_class_entries() {
+    use mmebm::ops::tuning::{Choice, TuningFile};
+    let dir = std::env::temp_dir().join(format!("mmebm-tuning-format-{}", std::process::id()));
+    let path = dir.join("tuning.json");
+    std::fs::create_dir_all(&dir).unwrap();
+    let old = r#"{ "GPU A (Vulkan)": "tiled128", "GPU B (Metal)": { "small": "tiled32", "large": "tiled128k16" }, "GPU C (Dx12)": 42 }"#;
+    std::fs::write(&path, old).unwrap();
+    let mut f = TuningFile::load(&path);
+    assert_eq!(f.get("GPU A (Vulkan)"), Some(Choice::One("tiled128".into())));
+    let b = Choice::ByClass([(ShapeClass::Small, "tiled32".to_string()), (ShapeClass::Large, "tiled128k16".to_string())].into());
+    assert_eq!(f.get("GPU B (Metal)"), Some(b.clone()));
+    assert_eq!(f.get("GPU C (Dx12)"), None, "an entry of another form is not a choice");
+    assert_eq!(f.get("GPU D"), None);
+    let d = Choice::ByClass([(ShapeClass::Medium, "reg8x8".to_string())].into());
+    f.set("GPU D", &d);
+    f.save().unwrap();
+    let again = TuningFile::load(&path);
+    assert_eq!(again.get("GPU A (Vulkan)"), Some(Choice::One("tiled128".into())));
+    assert_eq!(again.get("GPU B (Metal)"), Some(b));
+    assert_eq!(again.get("GPU D"), Some(d));
+    let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(raw["GPU C (Dx12)"], 42, "kept as it was");
+    assert_eq!(raw["GPU D"]["medium"], "reg8x8");
+    // A missing or broken file is an empty one.
+    std::fs::write(&path, "{ not json").unwrap();
+    assert_eq!(TuningFile::load(&path).get("GPU A (Vulkan)"), None);
+    std::fs::remove_dir_all(&dir).unwrap();
+    // The class bounds: 2^20 and 2^26 multiply-adds.
+    assert_eq!(ShapeClass::of(64, 64, 255, 1), ShapeClass::Small);
+    assert_eq!(ShapeClass::of(64, 64, 256, 1), ShapeClass::Medium);
+    assert_eq!(ShapeClass::of(64, 50176, 576, 1), ShapeClass::Large);
+}
+
+/// A forced autotune (lavapipe is a CPU adapter, which is never tuned unasked) on a tiny model of
+/// two products, one small and one medium: it saves a variant per class, leaves out a candidate
+/// that cannot run a problem (`sg8` on 2^19 rows: 65536 workgroups), the target it returns gives
+/// each class its pick (and the results are right), and a second run reads the file back with
+/// no timing. The saved choice through `Target::with_choice`, with a plain-string entry too.
+#[test]
+fn autotune_saves_a_variant_per_class_and_reuses_it() {
+    use mmebm::autotune::{target_for, Autotune, When};
+    use mmebm::ops::tuning::{adapter_default, Choice, TuningFile};
+    let gpu = gpu();
+    let dir = std::env::temp_dir().join(format!("mmebm-autotune-{}", std::process::id()));
+    let path = dir.join("tuning.json");
+    let mut g = mmebm::graph::Graph::new();
+    let (a, b) = (g.var("a", &[8, 12]).unwrap(), g.var("b", &[12, 16]).unwrap());
+    let small = g.op(std::sync::Arc::new(MatMul::new(false, false)), &[a, b]).unwrap();
+    let (c, d) = (g.var("c", &[1 << 19, 4]).unwrap(), g.var("d", &[4, 4]).unwrap());
+    let tall = g.op(std::sync::Arc::new(MatMul::new(false, false)), &[c, d]).unwrap();
+    g.output("small", small);
+    g.output("tall", tall);
+    let base = Target::of(gpu);
+    let first = select_variant(&base, ShapeClass::Small).unwrap().name.to_string();
+    let mut names = vec![first.clone()];
+    if base.subgroups {
+        names.push("sg8".into());
+    } else {
+        names.push("reg4x4".into());
+    }
+    let opts = Autotune { when: When::Always, budget: 120.0, variants: Some(names.clone()), path: Some(path.clone()), shapes_per_class: 1 };
+    let t0 = std::time::Instant::now();
+    let (target, report) = target_for(gpu, &[&g], &opts).unwrap();
+    let report = report.expect("forced: tuning considered");
+    eprintln!("first run {:.1} s: {report:?}", t0.elapsed().as_secs_f64());
+    assert_eq!(report.timed, [ShapeClass::Small, ShapeClass::Medium]);
+    assert_eq!(report.compared[&ShapeClass::Small], (2, 2), "within the budget every candidate runs");
+    assert!(report.saved.is_ok(), "{:?}", report.saved);
+    if base.subgroups {
+        assert_eq!(report.measurements, 3, "sg8 is left out on the tall product");
+        assert!(report.failed.iter().any(|f| f.starts_with("sg8 on medium") && f.contains("65535")), "{:?}", report.failed);
+        assert_eq!(report.choice[&ShapeClass::Medium], first);
+    }
+    let saved = TuningFile::load(&path).get(&mmebm::ops::tuning::adapter_key(gpu));
+    assert_eq!(saved, Some(Choice::ByClass(report.choice.clone())));
+    for class in [ShapeClass::Small, ShapeClass::Medium] {
+        assert!(names.contains(&report.choice[&class]), "{:?}", report.choice);
+        assert_eq!(select_variant(&target, class).unwrap().name, report.choice[&class]);
+    }
+    let default = if adapter_default(gpu).is_empty() { mmebm::ops::gemm::DEFAULT_VARIANT } else { adapter_default(gpu) };
+    assert_eq!(select_variant(&target, ShapeClass::Large).unwrap().name, default, "an untimed class keeps the default");
+    let (x, y) = (rand_host(&[8, 12], 1, -1.0, 1.0), rand_host(&[12, 16], 2, -1.0, 1.0));
+    check(&target, &MatMul::new(false, false), &[&x, &y], 12);
+
+    let t1 = std::time::Instant::now();
+    let (again, second) = target_for(gpu, &[&g], &opts).unwrap();
+    let second = second.unwrap();
+    assert!(second.timed.is_empty() && second.measurements == 0, "{second:?}");
+    assert_eq!(second.choice, report.choice);
+    assert!(t1.elapsed().as_secs_f64() < 1.0, "reuse took {:?}", t1.elapsed());
+    assert_eq!(again.gemm_classes, target.gemm_classes);
+
+    // A plain entry (bench --save) is one variant for every class and is never re-timed.
+    std::fs::write(&path, format!(r#"{{ "{}": "reg4x4" }}"#, mmebm::ops::tuning::adapter_key(gpu))).unwrap();
+    let (plain, none) = target_for(gpu, &[&g], &opts).unwrap();
+    assert!(none.is_none());
+    if std::env::var_os("MMEBM_GEMM_VARIANT").is_none() {
+        assert_eq!(plain.gemm_variant, "reg4x4");
+        let by_class = Target::with_choice(gpu, Some(&Choice::ByClass([(ShapeClass::Large, "reg8x4".to_string())].into())));
+        assert_eq!(select_variant(&by_class, ShapeClass::Large).unwrap().name, "reg8x4");
+        assert_eq!(select_variant(&by_class, ShapeClass::Small).unwrap().name, default);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -6,7 +6,8 @@
 //! compute pass. Wall clock around submit + wait, one warm-up run, best of several.
 //! Ends with `gemm_variant = "<name>"`: the variant to put in `Target::gemm_variant` here;
 //! `--save` also records it for this adapter in the tuning file that `Target::of` reads
-//! (`ops::tuning::tuning_path`, a JSON map from adapter to variant).
+//! (`ops::tuning`: a JSON map from adapter to variant), for every problem size: it replaces what
+//! autotuning on first use (`mmebm::autotune`, a quick look at the model's own shapes) saved.
 //!
 //! Flags: `bench --help`. `MMEBM_SHADER_DIR=dir` compiles `dir/<shader>.wgsl` instead of the
 //! embedded shaders (kernel experiments without rebuilding). How the timing copes with
@@ -15,7 +16,8 @@ use clap::Parser;
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
 use mmebm::ops::gemm::{variants, Kind, MatMul, Variant};
-use mmebm::graph::{eager, replay, Executable, Store};
+use mmebm::autotune::{self, Prepared};
+use mmebm::graph::{eager, replay};
 use mmebm::ops::elementwise::Fill;
 use mmebm::ops::{numel, tuning, Host, Op, Target};
 use mmebm::{Error, Result};
@@ -166,25 +168,15 @@ impl Bench {
         Target { gemm_variant: name.into(), ..self.base.clone() }
     }
 
-    /// `op` on fixed pseudo-random inputs of `shapes` as a one-node plan for `target`, with the
-    /// embedded shaders or `dir`'s: the executable training would replay.
+    /// `op` on fixed pseudo-random inputs of `shapes` for `target` (the library's timing code,
+    /// which autotuning uses too).
     fn prepare(&self, target: &Target, op: &dyn Op, shapes: &[Vec<usize>], dir: Option<&str>) -> Result<Prepared> {
-        let sh: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
-        let plan = eager::single(op, &sh)?.0.compile(target)?;
-        let mut store = Store::new();
-        for (i, s) in shapes.iter().enumerate() {
-            let data: Vec<f32> = (0..numel(s)).map(|j| (((j * 7919 + i * 31) % 1999) as f32 / 1999.0) - 0.5).collect();
-            store.set(&self.gpu, &eager::input(i), &Host::new(s, data))?;
-        }
-        let exe = Executable::with_shaders(&self.gpu, &plan, &mut store, dir)?;
-        Ok(Prepared { exe, _store: store })
+        autotune::prepare(&self.gpu, target, op, shapes, dir)
     }
 
     /// Seconds for one submit of `p`, wait included.
     fn run(&self, p: &Prepared) -> Result<f64> {
-        let t = Instant::now();
-        p.exe.run(&self.gpu, 1)?;
-        Ok(t.elapsed().as_secs_f64())
+        p.time_once(&self.gpu)
     }
 
     /// Median and quartiles of time(b) / time(a) over 24 pairs of runs, a and b alternating
@@ -208,7 +200,7 @@ impl Bench {
         match (self.runs, self.cputime) {
             (Some(n), _) => self.fixed_runs(&p, n),
             (None, true) => self.cpu_time(&p, budget),
-            (None, false) => self.best_time(&p, budget),
+            (None, false) => autotune::best_time(&self.gpu, &p, budget, 8),
         }
     }
 
@@ -240,29 +232,6 @@ impl Bench {
         }
         Ok((cpu_seconds() - c0) / 2.0 / n as f64)
     }
-
-    /// Warm-up, then best of up to 8 (at least 4 for short runs: the machine may be shared).
-    fn best_time(&self, p: &Prepared, budget: f64) -> Result<f64> {
-        let first = self.run(p)?;
-        let min_runs = if first < 0.25 { 4 } else { 1 };
-        let mut best = f64::MAX;
-        let mut spent = first;
-        for i in 0..8 {
-            let t = self.run(p)?;
-            best = best.min(t);
-            spent += t;
-            if i + 1 >= min_runs && spent > budget {
-                break;
-            }
-        }
-        Ok(best)
-    }
-}
-
-/// An op's executable, bound to the buffers of its own store (kept alive here).
-struct Prepared {
-    exe: Executable,
-    _store: Store,
 }
 
 /// Runs small odd-sized products and convolutions on `t` and compares them with the CPU
@@ -457,17 +426,10 @@ fn cpu_conv_seconds(l: &Layer) -> [f64; 3] {
     [fwd, bwd_data, bwd_w]
 }
 
-/// Records `variant` for this adapter in the tuning file (written to a temp file, then renamed).
+/// Records `variant` for this adapter in the tuning file, for every problem size (it replaces
+/// an autotuned choice per class: the bench measured more).
 fn save_pick(gpu: &Gpu, variant: &str) -> Result<()> {
-    let Some(path) = tuning::tuning_path() else {
-        return Err(mmebm::Error::Config("no tuning file location: set MMEBM_TUNING or HOME".into()));
-    };
-    let mut map: std::collections::BTreeMap<String, String> = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    map.insert(tuning::adapter_key(gpu), variant.to_string());
-    mmebm::files::write_atomic(&path, serde_json::to_string_pretty(&map).expect("plain data").as_bytes())?;
+    let path = tuning::save_choice(gpu, &tuning::Choice::One(variant.to_string()))?;
     println!("saved to {}", path.display());
     Ok(())
 }

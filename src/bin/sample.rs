@@ -18,7 +18,8 @@ use mmebm::data::{self, grid::{save_png, save_samples}, Dataset};
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::graph::Store;
 use mmebm::ops::{Host, Target};
-use mmebm::sample::{cross_modal_steps, ebm_alone_steps, evaluations, unconditional_steps, Phase, Sampler, Step};
+use mmebm::autotune::{self, Autotune};
+use mmebm::sample::{cross_modal_steps, ebm_alone_steps, evaluations, tuning_graphs, unconditional_steps, Phase, Sampler, Step};
 use mmebm::train::checkpoint::{self, Trained};
 use mmebm::model::config::{check_count, MAX_BATCH, MAX_CHAIN_STEPS};
 use mmebm::{Error, Result};
@@ -123,6 +124,11 @@ struct Common {
     /// wgpu backend: vulkan, metal, dx12 or gl.
     #[arg(long)]
     backend: Option<String>,
+    /// With --target native: time the GEMM variants on this model's problems even on a CPU
+    /// adapter (lavapipe) when the tuning file has no choice for them (a GPU adapter does that
+    /// unasked); also MMEBM_AUTOTUNE=1 (=0: never).
+    #[arg(long)]
+    autotune: bool,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -198,7 +204,10 @@ impl Ctx {
         check(kx, kz)?;
         let gpu = Gpu::new(&GpuOptions { backend: c.backend.clone(), ..Default::default() })?;
         let target = match c.target.as_str() {
-            "native" => Target::of(&gpu),
+            "native" => {
+                let graphs = tuning_graphs(&trained.model, c.count, &trained.cfg.langevin)?;
+                autotune::target_for(&gpu, &graphs.iter().collect::<Vec<_>>(), &Autotune::cli(c.autotune))?.0
+            }
             "webgpu" => Target::webgpu(),
             t => return Err(Error::Config(format!("--target {t}: expected native or webgpu"))),
         };

@@ -11,6 +11,7 @@ use mmebm::data::{grid::save_samples, text::Vocab, Dataset};
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::ops::Host;
 use mmebm::model::Config;
+use mmebm::autotune::Autotune;
 use mmebm::sample::Sampler;
 use mmebm::train::{checkpoint, Trainer, METRICS};
 use mmebm::{Error, Result};
@@ -60,6 +61,11 @@ struct Args {
     /// Print one line per log step instead of a progress bar.
     #[arg(long)]
     plain: bool,
+    /// Time the GEMM variants on this model's problems even on a CPU adapter (lavapipe) when
+    /// the tuning file has no choice for them (a GPU adapter does that unasked); also
+    /// MMEBM_AUTOTUNE=1 (=0: never). docs/GPU.md, "Autotuning on first use".
+    #[arg(long)]
+    autotune: bool,
     /// After the last iteration (and its checkpoint), print each phase's dispatches and
     /// wall-clock time per iteration; the state it leaves is not saved.
     #[arg(long)]
@@ -287,7 +293,7 @@ fn run(args: Args) -> Result<()> {
     );
     let gpu = Gpu::new(&GpuOptions { backend: args.backend.clone(), verbose: true, ..Default::default() })?;
     let t_build = Instant::now();
-    let mut trainer = Trainer::new(&gpu, &cfg, &kinds)?;
+    let mut trainer = Trainer::with_autotune(&gpu, &cfg, &kinds, &Autotune::cli(args.autotune))?;
     eprintln!(
         "model: EBM {} / generator {} / encoder {} parameters; phases compiled in {:.1}s",
         trainer.model.ebm.count(),
@@ -325,7 +331,7 @@ fn run(args: Args) -> Result<()> {
     let mut prefetch = Prefetch::from_state(Arc::new(train_set), cfg.train.batch, sampler_state)?;
     let preview_n = 8.min(test_set.len());
     let preview_x = test_set.batch(&(0..preview_n).collect::<Vec<_>>());
-    let mut preview = if cfg.model.generator { Some(Sampler::new(&gpu, &mut trainer.store, &trainer.model, preview_n, &cfg.langevin, 12345)?) } else { None };
+    let mut preview = if cfg.model.generator { Some(Sampler::for_target(&gpu, &mut trainer.store, &trainer.model, preview_n, &cfg.langevin, 12345, trainer.target.clone())?) } else { None };
 
     let total = cfg.train.iterations;
     let bar = if args.plain { ProgressBar::hidden() } else { ProgressBar::new(total) };

@@ -3,13 +3,15 @@
 //!
 //! # Variants
 //! A variant is a named tile configuration ([`variants`]). [`Target::gemm_variant`] holds the
-//! name to use; the empty string means [`DEFAULT_VARIANT`] (workgroup-memory tiles that fit
-//! WebGPU's default limits, the usual choice on real GPUs). Lowering keeps no global state: the
-//! name travels in the `Target`. `Target::of` (ops::tuning) fills it from `MMEBM_GEMM_VARIANT`,
-//! else from the tuning file that `cargo run --release --bin bench -- --save` writes (a JSON map
-//! adapter → variant, `ops::tuning::tuning_path`), else a CPU-adapter default. The bench times
-//! every variant on the adapter, checks each against the CPU references first, and prints the
-//! winner as `gemm_variant = "<name>"`.
+//! name to use for every problem; when it is empty, [`Target::gemm_classes`] may name one per
+//! [`ShapeClass`] (what autotuning on first use saves), and a class it does not name gets
+//! [`DEFAULT_VARIANT`] (workgroup-memory tiles that fit WebGPU's default limits, the usual choice
+//! on real GPUs). Lowering keeps no global state: the names travel in the `Target`. `Target::of`
+//! (ops::tuning) fills them from `MMEBM_GEMM_VARIANT`, else from the adapter's entry in the
+//! tuning file (`bench --save`'s one variant, or `train`/`sample`'s autotuned one per class:
+//! `crate::autotune`), else a CPU-adapter default. The bench times every variant on the adapter,
+//! checks each against the CPU references first, and prints the winner as
+//! `gemm_variant = "<name>"`.
 //! A subgroup variant named on a target without subgroups falls back to the default.
 //!
 //! On lavapipe (2 cores) the subgroup variants win by far (sg32/sg64: ~45-50 GFLOP/s at 1024³ on
@@ -131,9 +133,67 @@ pub fn variant_named(name: &str) -> Option<Variant> {
     variants().into_iter().find(|v| v.name == name)
 }
 
-/// The variant `target` asks for (see the module docs), checked against its limits.
-pub fn select_variant(target: &Target) -> Result<Variant> {
-    let name = if target.gemm_variant.is_empty() { DEFAULT_VARIANT } else { target.gemm_variant.as_str() };
+/// GEMM problems by size, so that a tuning entry can hold one variant per size: the work
+/// M·N·K·batch (multiply-adds of one dispatch) decides. Small problems (a linear layer at a
+/// training batch) have too few output tiles to fill a GPU, where smaller tiles or split k win;
+/// large ones (the EBM's 3x3 convolutions on 28x28 images at batch 64, 1.8e9) are bound by
+/// arithmetic and memory traffic, where the biggest tiles win; medium is in between (the
+/// 3-channel first convolution, 4e7). Bounds at 2^20 and 2^26 multiply-adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShapeClass {
+    Small,
+    Medium,
+    Large,
+}
+
+impl ShapeClass {
+    pub const ALL: [ShapeClass; 3] = [ShapeClass::Small, ShapeClass::Medium, ShapeClass::Large];
+
+    /// The class of an M x N x K product repeated `nz` times.
+    pub fn of(m: usize, n: usize, k: usize, nz: usize) -> ShapeClass {
+        let work = (m as u128) * (n as u128) * (k as u128) * (nz.max(1) as u128);
+        match work {
+            w if w < 1 << 20 => ShapeClass::Small,
+            w if w < 1 << 26 => ShapeClass::Medium,
+            _ => ShapeClass::Large,
+        }
+    }
+
+    /// Its name in the tuning file and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShapeClass::Small => "small",
+            ShapeClass::Medium => "medium",
+            ShapeClass::Large => "large",
+        }
+    }
+
+    /// The class of a GEMM dispatch (`gemm_common.wgsl`'s `Params` start with m, n, k, batch),
+    /// for the autotuner, which finds the model's problems in lowered ops. Exact for a dispatch
+    /// of a non-subgroup variant (the autotuner lowers with the default): a subgroup variant's
+    /// ROW4 path pads k.
+    pub fn of_dispatch(d: &Dispatch) -> Option<ShapeClass> {
+        let gemm = matches!(d.shader, "gemm" | "gemm_subgroup") && matches!(d.entry, "gemm" | "gemm_sg");
+        match d.params[..] {
+            [m, n, k, nz, ..] if gemm => Some(ShapeClass::of(m as usize, n as usize, k as usize, nz as usize)),
+            _ => None,
+        }
+    }
+}
+
+/// The name of the variant `target` gives problems of `class` (see the module docs).
+pub fn variant_name(target: &Target, class: ShapeClass) -> &str {
+    if !target.gemm_variant.is_empty() {
+        return &target.gemm_variant;
+    }
+    target.gemm_classes.get(&class).map(|s| s.as_str()).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_VARIANT)
+}
+
+/// The variant `target` asks for on problems of `class` (see the module docs), checked against
+/// its limits.
+pub fn select_variant(target: &Target, class: ShapeClass) -> Result<Variant> {
+    let name = variant_name(target, class);
     let mut v = variant_named(name).ok_or_else(|| {
         let all: Vec<&str> = variants().iter().map(|v| v.name).collect();
         Error::Config(format!("unknown gemm variant '{name}': expected one of {}", all.join(", ")))
@@ -259,7 +319,8 @@ struct Geometry {
 /// Lowers `g` with operands in `a`, `b` (and `bias`), writing `Slot::Output`: the weight
 /// re-layouts it needs, the GEMM dispatch, and with split k the dispatch that adds the parts.
 pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Option<Slot>) -> Result<Lowered> {
-    let var = select_variant(target)?;
+    // The class of the problem as given, before ROW4 pads k.
+    let var = select_variant(target, ShapeClass::of(g.m, g.n, g.k, g.nz))?;
     // A short-K stride-1 convolution on lavapipe (a first layer on 3 channels, K = 27): each row
     // of 4 taps of x read as one window, the weights padded to 4 taps per row.
     let row4 = var.kind == Kind::Subgroup && g.mode == 1 && g.unit && (2..=4).contains(&g.conv.kw) && g.k <= 64;
@@ -495,7 +556,8 @@ pub(crate) fn thin_ok(c: &ConvGeo) -> bool {
 pub(crate) fn lower_thin(g: &Gemm, target: &Target, w: Slot, dy: Slot, bias: Option<Slot>) -> Result<Lowered> {
     let c = &g.conv;
     // A subgroup tile variant gets the entry that shares weight loads (gemm_subgroup.wgsl).
-    let shader = if select_variant(target)?.kind == Kind::Subgroup { "gemm_subgroup" } else { "gemm" };
+    let class = ShapeClass::of(g.m, g.n, g.k, g.nz);
+    let shader = if select_variant(target, class)?.kind == Kind::Subgroup { "gemm_subgroup" } else { "gemm" };
     debug_assert!(thin_ok(c));
     let params = gemm_params(g, 1)?;
     let mut low = Lowered::default();

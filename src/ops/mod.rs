@@ -95,8 +95,13 @@ pub struct Target {
     /// A CPU implementation (lavapipe): workgroup barriers cost a switch between subgroups,
     /// serial loops per thread are cheap.
     pub cpu: bool,
-    /// Name of the GEMM tile variant (see `ops::gemm`); chosen per adapter by the bench.
+    /// Name of the GEMM tile variant for every problem (see `ops::gemm`): `MMEBM_GEMM_VARIANT`,
+    /// the bench's pick or an adapter default; empty to use `gemm_classes`.
     pub gemm_variant: String,
+    /// With `gemm_variant` empty: the variant per problem size (autotuning's choice); a class
+    /// missing here gets `gemm::DEFAULT_VARIANT`. Empty for the browser, so plans exported for
+    /// `webgpu()` do not depend on any adapter.
+    pub gemm_classes: std::collections::BTreeMap<gemm::ShapeClass, String>,
 }
 
 impl Target {
@@ -110,6 +115,7 @@ impl Target {
             subgroups: false,
             cpu: false,
             gemm_variant: String::new(),
+            gemm_classes: Default::default(),
         }
     }
 }

@@ -106,6 +106,20 @@ pub fn evaluations(steps: &[Step]) -> u32 {
     steps.iter().map(|s| if matches!(s.phase, Phase::Noise { .. }) { 0 } else { s.times }).sum()
 }
 
+/// The graphs of the phases generation spends its time in for `n` examples (the chains and the
+/// decoder; the EBM's chain alone for an EBM-alone model), uncompiled: the GEMM problems that
+/// autotuning times (`crate::autotune::target_for`).
+pub fn tuning_graphs(model: &Model, n: usize, langevin: &LangevinConfig) -> Result<Vec<Graph>> {
+    let all: Vec<usize> = (0..model.modalities()).collect();
+    let mut phases = vec![Phase::LangevinX { moving: all.clone() }];
+    if model.cfg.generator {
+        phases.extend([Phase::LangevinZ { given: all.clone() }, Phase::Decode { targets: all }]);
+    }
+    let mut model = model.clone();
+    let mut ph = Phases { model: &mut model, n, langevin: langevin.clone(), vars: SAMPLING };
+    phases.iter().map(|p| p.build(&mut ph)).collect()
+}
+
 /// Compiled sampling phases bound to a store that holds the model's weights; plans are compiled
 /// on first use and kept.
 pub struct Sampler {

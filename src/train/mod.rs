@@ -10,6 +10,7 @@
 //! All five go into one command buffer: one submit per iteration, no readback but the metrics.
 pub mod checkpoint;
 
+use crate::autotune::{self, Autotune, Report};
 use crate::error::{Error, Result};
 use crate::graph::{replay, Executable, Graph, Store};
 use crate::model::phases::{Phases, TRAINING};
@@ -54,6 +55,52 @@ pub struct Trainer {
     power_iteration: Option<Executable>,
     /// Iterations completed.
     pub iteration: u64,
+    /// What the phases were compiled for (the training previews' sampler uses it too).
+    pub target: Target,
+    /// What autotuning did while building, when it was considered.
+    pub autotune: Option<Report>,
+}
+
+/// The graphs of the phases, built (in this order: it is the order parameters are registered)
+/// before any is compiled, so that autotuning sees every GEMM problem first.
+struct PhaseGraphs {
+    init_z: Option<Graph>,
+    langevin_z: Option<Graph>,
+    prior: Graph,
+    langevin_x: Graph,
+    diagnostics: Graph,
+    update: Graph,
+    power_iteration: Option<Graph>,
+}
+
+impl PhaseGraphs {
+    fn new(cfg: &Config, model: &mut Model) -> Result<PhaseGraphs> {
+        let all: Vec<usize> = (0..model.modalities()).collect();
+        let mut ph = Phases { model, n: cfg.train.batch, langevin: cfg.langevin.clone(), vars: TRAINING };
+        // 1. ẑ₀ ~ q(z | x); 2. one posterior Langevin step (replayed K_z times).
+        let (init_z, langevin_z) = if cfg.model.generator { (Some(ph.encode(&all, false)?), Some(ph.langevin_z(&all)?)) } else { (None, None) };
+        // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ U[-1, 1).
+        let prior = if cfg.model.generator { ph.prior()? } else { ph.noise(&all)? };
+        // 4. one EBM Langevin step over all modalities jointly (replayed K_x times).
+        let langevin_x = ph.langevin_x(&all)?;
+        let diagnostics = diagnostics_graph(&mut ph, cfg.model.generator)?;
+        // 5. the three updates.
+        let update = update_graph(&mut ph, cfg)?;
+        let power_iteration = if cfg.model.spectral_norm {
+            let mut g = Graph::new();
+            ph.model.ebm.power_iteration(&mut g)?;
+            Some(g)
+        } else {
+            None
+        };
+        Ok(PhaseGraphs { init_z, langevin_z, prior, langevin_x, diagnostics, update, power_iteration })
+    }
+
+    fn all(&self) -> Vec<&Graph> {
+        let mut v: Vec<&Graph> = [&self.init_z, &self.langevin_z, &self.power_iteration].into_iter().flatten().collect();
+        v.extend([&self.prior, &self.langevin_x, &self.diagnostics, &self.update]);
+        v
+    }
 }
 
 fn scalar(g: &mut Graph, t: Tid) -> Result<Tid> {
@@ -63,9 +110,16 @@ fn scalar(g: &mut Graph, t: Tid) -> Result<Tid> {
 impl Trainer {
     /// Builds and compiles every phase for the modalities `kinds`, and uploads fresh
     /// parameters, optimiser state and RNG state for `cfg.train.seed`.
+    /// GEMM variants from `Target::of` (no timing).
     pub fn new(gpu: &Gpu, cfg: &Config, kinds: &[Modality]) -> Result<Trainer> {
+        Trainer::with_autotune(gpu, cfg, kinds, &Autotune::off())
+    }
+
+    /// As [`Trainer::new`], timing GEMM variants on the phases' problems first when `tune` asks
+    /// for it (`train` passes `Autotune::cli`).
+    pub fn with_autotune(gpu: &Gpu, cfg: &Config, kinds: &[Modality], tune: &Autotune) -> Result<Trainer> {
         let model = Model::new(&cfg.model, kinds)?;
-        let mut t = Trainer::build(gpu, cfg, model)?;
+        let mut t = Trainer::build(gpu, cfg, model, tune)?;
         t.reset(gpu)?;
         Ok(t)
     }
@@ -110,33 +164,19 @@ impl Trainer {
         self.estimate_spectral_norms(gpu)
     }
 
-    fn build(gpu: &Gpu, cfg: &Config, mut model: Model) -> Result<Trainer> {
-        let target = Target::of(gpu);
+    fn build(gpu: &Gpu, cfg: &Config, mut model: Model, tune: &Autotune) -> Result<Trainer> {
+        let g = PhaseGraphs::new(cfg, &mut model)?;
+        let (target, autotune) = autotune::target_for(gpu, &g.all(), tune)?;
         let mut store = Store::new();
         let mut compile = |g: Graph| -> Result<Executable> { Executable::new(gpu, &g.compile(&target)?, &mut store) };
-        let all: Vec<usize> = (0..model.modalities()).collect();
-        let mut ph = Phases { model: &mut model, n: cfg.train.batch, langevin: cfg.langevin.clone(), vars: TRAINING };
-        // 1. ẑ₀ ~ q(z | x); 2. one posterior Langevin step (replayed K_z times).
-        let (init_z, langevin_z) = if cfg.model.generator {
-            (Some(compile(ph.encode(&all, false)?)?), Some(compile(ph.langevin_z(&all)?)?))
-        } else {
-            (None, None)
-        };
-        // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ U[-1, 1).
-        let prior = compile(if cfg.model.generator { ph.prior()? } else { ph.noise(&all)? })?;
-        // 4. one EBM Langevin step over all modalities jointly (replayed K_x times).
-        let langevin_x = compile(ph.langevin_x(&all)?)?;
-        let diagnostics = compile(diagnostics_graph(&mut ph, cfg.model.generator)?)?;
-        // 5. the three updates.
-        let update = compile(update_graph(&mut ph, cfg)?)?;
-        let power_iteration = if cfg.model.spectral_norm {
-            let mut g = Graph::new();
-            ph.model.ebm.power_iteration(&mut g)?;
-            Some(compile(g)?)
-        } else {
-            None
-        };
-        Ok(Trainer { cfg: cfg.clone(), model, store, init_z, langevin_z, prior, langevin_x, update, diagnostics, power_iteration, iteration: 0 })
+        let init_z = g.init_z.map(&mut compile).transpose()?;
+        let langevin_z = g.langevin_z.map(&mut compile).transpose()?;
+        let prior = compile(g.prior)?;
+        let langevin_x = compile(g.langevin_x)?;
+        let diagnostics = compile(g.diagnostics)?;
+        let update = compile(g.update)?;
+        let power_iteration = g.power_iteration.map(&mut compile).transpose()?;
+        Ok(Trainer { cfg: cfg.clone(), model, store, init_z, langevin_z, prior, langevin_x, update, diagnostics, power_iteration, iteration: 0, target, autotune })
     }
 
     /// Uploads one batch (one tensor per modality, `Modality::batch_shape`).
