@@ -23,7 +23,9 @@ impl Model {
         for &(m, x) in xs {
             let h = self.latent().decoder_input(g, z, m)?;
             let gx = self.decode(g, m, h)?;
-            let err = nn::lin(g, x, 1.0, gx, -1.0)?;
+            // g − x rather than x − g (the same square, bit for bit): the gradient reaches the
+            // decoder output as is, with no dispatch negating it.
+            let err = nn::lin(g, gx, 1.0, x, -1.0)?;
             let sq = nn::reduce(g, ReduceKind::SumSq, err, 0)?;
             total = Some(match total {
                 Some(t) => nn::lin(g, t, 1.0, sq, inv)?,

@@ -301,9 +301,11 @@ pub struct StepSize {
 /// One Langevin step on `states` ascending `objective` (a scalar summed over independent
 /// chains): `s ← clamp(s + a ∇_s objective + b ε)` for each state, then the RNG state ticks.
 /// Used for both revisions: `langevin_z` (states: the latent, objective: log p(x_S, z)) and
-/// `langevin_x` (states: the moving modalities, objective: Σ f(x)). Replay it K times.
+/// `langevin_x` (states: the moving modalities, objective: Σ f(x)). Replay it K times: the graph
+/// is marked as repeated, so its plan computes what no step changes once, before the K steps.
 pub fn langevin(g: &mut Graph, rng: Tid, states: &[Tid], objective: Tid, size: StepSize, stream: u32, clamp: Option<(f32, f32)>) -> Result<()> {
     use crate::ops::random::LangevinStep;
+    g.repeats();
     let grads = g.grad(objective, states)?;
     for (k, (&s, gr)) in states.iter().zip(grads).enumerate() {
         let mut step = LangevinStep::new(size.a, size.b, stream + k as u32).named(size.names[0], size.names[1]);
