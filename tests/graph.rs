@@ -105,3 +105,85 @@ fn layers_add_bias_and_activation_in_the_epilogue() {
         assert_eq!(ops.iter().filter(|o| o.contains("LeakyRelu") || o.contains("Tanh") || o.contains("Relu")).count(), 3, "{ops:?}");
     }
 }
+
+/// A training chain phase of the tiny model (5 modalities of 3×28×28, `n` examples): the graph
+/// `nn::langevin` marked as repeated, and the same graph without the mark.
+fn chain_graphs(x_chain: bool, n: usize) -> (Graph, Graph) {
+    use mmebm::model::phases::{Phases, TRAINING};
+    use mmebm::model::{Config, Model};
+    let cfg = Config::load(std::path::Path::new("configs/tiny.toml")).unwrap();
+    let mut model = Model::new(&cfg.model, &mmebm::Modality::images(5, [3, 28, 28])).unwrap();
+    let mut ph = Phases { model: &mut model, n, langevin: cfg.langevin.clone(), vars: TRAINING };
+    let all: Vec<usize> = (0..5).collect();
+    let g = if x_chain { ph.langevin_x(&all) } else { ph.langevin_z(&all) }.unwrap();
+    assert!(g.hoist, "nn::langevin marks its graph as repeated");
+    let mut plain = g.clone();
+    plain.hoist = false;
+    (g, plain)
+}
+
+/// A store with the tiny model's initial weights and seeded values for every other variable of
+/// `plan` (data, chains, latents, RNG state).
+fn seeded_store(plan: &Plan) -> Store {
+    use mmebm::model::{Config, Model};
+    let cfg = Config::load(std::path::Path::new("configs/tiny.toml")).unwrap();
+    let weights: HashMap<String, Host> = Model::new(&cfg.model, &mmebm::Modality::images(5, [3, 28, 28])).unwrap().init(3).into_iter().collect();
+    let mut store = Store::new();
+    for b in plan.buffers.iter().filter(|b| b.kind == BufferKind::Var) {
+        // Seeded by name: plans with and without a prelude list their buffers in other orders.
+        let seed = b.name.bytes().fold(100u64, |h, c| h.wrapping_mul(31).wrapping_add(c as u64));
+        let v = match weights.get(&b.name) {
+            Some(w) => w.clone(),
+            None if b.name == "rng" => mmebm::ops::random::rng_state(11),
+            None => rand_host(&b.shape, seed, -1.0, 1.0),
+        };
+        store.set(gpu(), &b.name, &v).unwrap();
+    }
+    store
+}
+
+#[test]
+fn repeated_chains_hoist_what_no_step_changes_and_replay_bit_for_bit() {
+    for x_chain in [true, false] {
+        let (g, plain) = chain_graphs(x_chain, 2);
+        let target = Target::of(gpu());
+        let (hoisted, unhoisted) = (g.compile(&target).unwrap(), plain.compile(&target).unwrap());
+        let what = if x_chain { "langevin_x" } else { "langevin_z" };
+        assert_eq!(unhoisted.prelude, 0, "{what}: no prelude without the mark");
+        assert_eq!(hoisted.dispatches.len(), unhoisted.dispatches.len(), "{what}: the same dispatches, moved");
+        // Every weight re-layout reads weights that no step writes: all of them run once.
+        assert!(hoisted.dispatches[hoisted.prelude..].iter().all(|d| d.entry != "conv_wperm"), "{what}: a weight re-layout repeats");
+        assert!(hoisted.prelude >= 10, "{what}: only {} dispatches hoisted", hoisted.prelude);
+        let back = Plan::from_json(&hoisted.to_json()).unwrap();
+        assert_eq!(back, hoisted, "{what}: the prelude survives JSON");
+        // K = 3 repeats in one replay: the same state, bit for bit, as the plan without prelude.
+        let mut states = Vec::new();
+        for plan in [&hoisted, &unhoisted] {
+            let mut store = seeded_store(plan);
+            let exe = Executable::new(gpu(), plan, &mut store).unwrap();
+            assert_eq!(exe.dispatches(3), plan.prelude + 3 * (plan.dispatches.len() - plan.prelude));
+            exe.run(gpu(), 3).unwrap();
+            let names: Vec<String> = if x_chain { (0..5).map(|m| format!("xt{m}")).collect() } else { vec!["zhat".into()] };
+            let mut bits: Vec<u32> = Vec::new();
+            for name in names.iter().chain(std::iter::once(&"rng".to_string())) {
+                bits.extend(store.get(gpu(), name).unwrap().data.iter().map(|v| v.to_bits()));
+            }
+            states.push(bits);
+        }
+        assert!(states[0] == states[1], "{what}: 3 hoisted repeats differ from 3 plain ones");
+    }
+}
+
+#[test]
+fn chain_steps_dispatch_at_most_the_fused_counts() {
+    // Issue 19: per repeat of the WebGPU plans at tiny.toml's sizes: langevin_x 103 and
+    // langevin_z 96 before the prelude and the pass-through gradients, 73 and 68 with them.
+    for (x_chain, before, most) in [(true, 103, 73), (false, 96, 68)] {
+        let (g, _) = chain_graphs(x_chain, 8);
+        let plan = g.compile(&Target::webgpu()).unwrap();
+        let body = plan.dispatches.len() - plan.prelude;
+        assert!(body <= most, "{} repeats {body} dispatches (was {before}), expected at most {most}", if x_chain { "langevin_x" } else { "langevin_z" });
+        // Gradients of sums pass through: no copies by an identity map.
+        assert!(plan.dispatches.iter().all(|d| d.op != "map Affine(1.0, 0.0)"), "an identity map is dispatched");
+    }
+}

@@ -172,7 +172,9 @@ export class Runner {
         if (err) throw new Error(`plan ${key}: binding ${disp.op} (${disp.shader}.wgsl::${disp.entry}): ${err.message}`);
         steps.push({ pipeline: p, bind, wg: disp.workgroups });
       }
-      this.exes[key] = { steps, uniforms, words, original: words.slice(), params: plan.params || [] };
+      // The first `prelude` steps run once per replay of K repeats (Plan::prelude).
+      const prelude = Math.min(plan.prelude || 0, steps.length);
+      this.exes[key] = { steps, prelude, uniforms, words, original: words.slice(), params: plan.params || [] };
     }
     this.pipelineCount = pipelines.size;
   }
@@ -207,19 +209,24 @@ export class Runner {
   }
 
   // Records [{phase key, times}] into one compute pass and submits once; resolves when done.
+  // Like graph::exec::replay, a plan's prelude runs once, then its other steps `times` times.
   async replay(list) {
     const enc = this.device.createCommandEncoder({ label: 'replay' });
     const pass = enc.beginComputePass({ label: 'replay' });
+    const record = (steps) => {
+      for (const s of steps) {
+        pass.setPipeline(s.pipeline);
+        pass.setBindGroup(0, s.bind);
+        pass.dispatchWorkgroups(s.wg[0], s.wg[1], s.wg[2]);
+      }
+    };
     for (const { key, times } of list) {
       const exe = this.exes[key];
       if (!exe) throw new Error(`the bundle has no plan '${key}'`);
-      for (let t = 0; t < times; t++) {
-        for (const s of exe.steps) {
-          pass.setPipeline(s.pipeline);
-          pass.setBindGroup(0, s.bind);
-          pass.dispatchWorkgroups(s.wg[0], s.wg[1], s.wg[2]);
-        }
-      }
+      if (times <= 0) continue;
+      record(exe.steps.slice(0, exe.prelude));
+      const body = exe.steps.slice(exe.prelude);
+      for (let t = 0; t < times; t++) record(body);
     }
     pass.end();
     this.device.queue.submit([enc.finish()]);

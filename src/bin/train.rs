@@ -418,19 +418,21 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// `--profile`: one row per phase (dispatches per replay, replays and dispatches per iteration,
+/// `--profile`: one row per phase (dispatches once and per repeat, repeats and dispatches per iteration,
 /// milliseconds per replay and per iteration; median of 3 timed runs) and the totals.
 fn print_profile(gpu: &Gpu, trainer: &Trainer) -> Result<()> {
     let rows = trainer.phase_times(gpu, 3)?;
     println!("profile on {}: wall clock per phase, each replayed alone (median of 3)", gpu.info.name);
-    println!("{:<16} {:>10} {:>7} {:>14} {:>11} {:>14}", "phase", "dispatches", "times", "per iteration", "ms/replay", "ms/iteration");
+    println!("{:<16} {:>7} {:>10} {:>7} {:>14} {:>11} {:>14}", "phase", "prelude", "dispatches", "times", "per iteration", "ms/replay", "ms/iteration");
     let (mut dispatches, mut ms) = (0, 0.0);
     for r in &rows {
-        let (d, t) = (r.dispatches * r.times as usize, r.ms_per_replay * r.times as f64);
-        println!("{:<16} {:>10} {:>7} {:>14} {:>11.2} {:>14.2}", r.phase, r.dispatches, r.times, d, r.ms_per_replay, t);
+        // The prelude runs once per iteration, the rest once per repeat.
+        let d = if r.times == 0 { 0 } else { r.prelude + r.dispatches * r.times as usize };
+        let t = r.ms_per_replay * r.times as f64;
+        println!("{:<16} {:>7} {:>10} {:>7} {:>14} {:>11.2} {:>14.2}", r.phase, r.prelude, r.dispatches, r.times, d, r.ms_per_replay, t);
         (dispatches, ms) = (dispatches + d, ms + t);
     }
-    println!("{:<16} {:>10} {:>7} {:>14} {:>11} {:>14.2}", "iteration", "", "", dispatches, "", ms);
+    println!("{:<16} {:>7} {:>10} {:>7} {:>14} {:>11} {:>14.2}", "iteration", "", "", "", dispatches, "", ms);
     Ok(())
 }
 

@@ -97,6 +97,8 @@ pub struct Executable {
     _buffers: Vec<Arc<wgpu::Buffer>>,
     uniforms: wgpu::Buffer,
     params: Vec<PlanParam>,
+    /// The first `prelude` steps run once per replay of K repeats ([`Plan::prelude`]).
+    prelude: usize,
 }
 
 impl Executable {
@@ -139,6 +141,7 @@ impl Executable {
             _buffers: buffers,
             uniforms,
             params: plan.params.clone(),
+            prelude: plan.prelude.min(plan.dispatches.len()),
         })
     }
 
@@ -152,16 +155,33 @@ impl Executable {
         true
     }
 
+    /// Dispatches of one replay, the prelude's included.
     pub fn len(&self) -> usize {
         self.steps.len()
+    }
+
+    /// Dispatches that run once before the repeats (see [`Plan::prelude`]).
+    pub fn prelude(&self) -> usize {
+        self.prelude
+    }
+
+    /// Dispatches of a replay of `times` repeats.
+    pub fn dispatches(&self, times: u32) -> usize {
+        if times == 0 { 0 } else { self.prelude + (self.steps.len() - self.prelude) * times as usize }
     }
 
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
 
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
-        for s in &self.steps {
+    /// Records the prelude once, then the other steps `times` times (nothing for 0).
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>, times: u32) {
+        if times == 0 {
+            return;
+        }
+        let (prelude, body) = self.steps.split_at(self.prelude);
+        let repeats = std::iter::repeat_n(body, times as usize);
+        for s in std::iter::once(prelude).chain(repeats).flatten() {
             s.record(pass);
         }
     }
@@ -218,16 +238,15 @@ impl Executable {
     }
 }
 
-/// Records each `(executable, times)` in order into one compute pass and submits once. Does not
-/// wait: the next readback (or `gpu.wait()`) does.
+/// Records each `(executable, times)` in order into one compute pass and submits once (an
+/// executable's prelude once, then the rest `times` times). Does not wait: the next readback
+/// (or `gpu.wait()`) does.
 pub fn replay(gpu: &Gpu, runs: &[(&Executable, u32)]) -> Result<()> {
     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("replay") });
     {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("replay"), timestamp_writes: None });
         for (exe, times) in runs {
-            for _ in 0..*times {
-                exe.record(&mut pass);
-            }
+            exe.record(&mut pass, *times);
         }
     }
     gpu.queue.submit([enc.finish()]);

@@ -43,6 +43,9 @@ pub struct Graph {
     vars: HashMap<String, Tid>,
     /// Tensors to keep after a replay, readable from the store under these names.
     pub outputs: Vec<(String, Tid)>,
+    /// The plan is replayed many times in a row (a Langevin step, see [`Graph::repeats`]):
+    /// `compile` moves what is the same on every repeat into [`Plan::prelude`].
+    pub hoist: bool,
 }
 
 impl Graph {
@@ -100,6 +103,13 @@ impl Graph {
             return Err(Error::Shape(format!("reshape {from:?} to {shape:?}: element counts differ")));
         }
         Ok(self.push_node(NodeKind::Reshape, vec![t], shape.to_vec()))
+    }
+
+    /// Marks the graph as one step of a loop that is replayed K times in a row: its compiled
+    /// plan computes once, in a prelude, what no repeat changes (weight re-layouts, constants,
+    /// anything computed only from variables the plan does not write).
+    pub fn repeats(&mut self) {
+        self.hoist = true;
     }
 
     pub fn shape_of(&self, t: Tid) -> &[usize] {

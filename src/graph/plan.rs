@@ -4,7 +4,7 @@
 use super::{Graph, NodeKind};
 use crate::error::{Error, Result};
 use crate::gpu::pack_uniforms;
-use crate::ops::{numel, Dispatch, Op, Slot, Target};
+use crate::ops::{numel, Dispatch, Lowered, Op, Slot, Target};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +51,11 @@ pub struct Plan {
     /// and `web/runner.js` set it without compiling again.
     #[serde(default)]
     pub params: Vec<PlanParam>,
+    /// The first `prelude` dispatches compute what is the same on every repeat of a plan that
+    /// is replayed K times in a row (see [`Graph::repeats`]): a replay of K repeats runs them
+    /// once, then the others K times. 0 for plans without one (older plans too).
+    #[serde(default)]
+    pub prelude: usize,
 }
 
 /// A named runtime parameter of a plan (`x_step`, `z_noise`, ...) and the uniform words (f32
@@ -91,22 +96,30 @@ impl Graph {
     pub fn compile(&self, target: &Target) -> Result<Plan> {
         let life = Lifetimes::of(self);
         let mut low = Lowering::new(self, target, &life);
-        for i in (0..self.nodes.len()).filter(|&i| life.live[i]) {
+        for &i in &life.order {
             low.node(i)?;
         }
         Ok(low.finish())
     }
 }
 
-/// Which node owns each buffer, which nodes run, and when each buffer is read for the last time:
-/// everything buffer reuse needs to know before the first dispatch is emitted.
+/// Which node owns each buffer, which nodes run in which order, and when each buffer is read
+/// for the last time: everything buffer reuse needs to know before the first dispatch is emitted.
 struct Lifetimes {
     /// Buffer owner of each node: a reshape shares its input's buffer.
     root: Vec<usize>,
-    /// Effects, outputs, and everything they read.
-    live: Vec<bool>,
-    /// Last live node reading each buffer owner (indexed by owner).
+    /// Live nodes (effects, outputs, and everything they read) in the order they are lowered:
+    /// the invariant ones first (the prelude), then the others, each part in node order, so
+    /// every node still follows its inputs.
+    order: Vec<usize>,
+    /// Same value on every repeat (only with [`Graph::hoist`]; see [`invariants`]).
+    invariant: Vec<bool>,
+    /// Position of each live node in `order`.
+    pos: Vec<usize>,
+    /// Position in `order` of the last node reading each buffer owner (indexed by owner).
     last_use: Vec<usize>,
+    /// Owners computed in the prelude and read by the repeated part: never reused.
+    pinned: Vec<bool>,
 }
 
 impl Lifetimes {
@@ -120,14 +133,20 @@ impl Lifetimes {
             }
         }
         let live = Lifetimes::live(g);
-        let mut last_use = vec![0usize; n];
-        for i in (0..n).filter(|&i| live[i]) {
-            last_use[root[i]] = last_use[root[i]].max(i);
+        let invariant = if g.hoist { invariants(g, &live, &root) } else { vec![false; n] };
+        let order: Vec<usize> = first_then_rest(n, |i| invariant[i]).into_iter().filter(|&i| live[i]).collect();
+        let (mut last_use, mut pinned, mut pos) = (vec![0usize; n], vec![false; n], vec![0usize; n]);
+        for (k, &i) in order.iter().enumerate() {
+            pos[i] = k;
+            last_use[root[i]] = last_use[root[i]].max(k);
             for t in &g.nodes[i].inputs {
-                last_use[root[t.0]] = last_use[root[t.0]].max(i);
+                let r = root[t.0];
+                last_use[r] = last_use[r].max(k);
+                // Written once before the repeats, read by each of them.
+                pinned[r] |= invariant[r] && !invariant[i];
             }
         }
-        Lifetimes { root, live, last_use }
+        Lifetimes { root, order, invariant, pos, last_use, pinned }
     }
 
     /// Marks effects (ops that write variables) and outputs, then everything they read,
@@ -156,6 +175,42 @@ impl Lifetimes {
     }
 }
 
+/// `0..n` with the indices where `first` holds moved to the front, each part in order.
+fn first_then_rest(n: usize, first: impl Fn(usize) -> bool) -> Vec<usize> {
+    let (mut front, mut rest): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| first(i));
+    front.append(&mut rest);
+    front
+}
+
+/// The nodes of `g` whose value is the same on every repeat of its plan: variables that no live
+/// op writes, and ops without effects (and not outputs, which the host reads after the replay)
+/// whose inputs are all such nodes. Ops are pure functions of their bindings (random draws read
+/// the RNG state, which the chain's tick writes), so computing these once is exact.
+fn invariants(g: &Graph, live: &[bool], root: &[usize]) -> Vec<bool> {
+    let n = g.nodes.len();
+    let mut fixed = vec![true; n];
+    for (node, _) in g.nodes.iter().zip(live).filter(|(_, &l)| l) {
+        if let NodeKind::Op(op) = &node.kind {
+            for w in op.writes() {
+                fixed[root[node.inputs[w].0]] = false;
+            }
+        }
+    }
+    for (_, t) in &g.outputs {
+        fixed[root[t.0]] = false;
+    }
+    let mut inv = vec![false; n];
+    for (i, node) in g.nodes.iter().enumerate() {
+        let inputs = node.inputs.iter().all(|t| inv[t.0]);
+        inv[i] = match &node.kind {
+            NodeKind::Var(_) => fixed[i],
+            NodeKind::Reshape => inputs,
+            NodeKind::Op(op) => fixed[i] && op.writes().is_empty() && inputs,
+        };
+    }
+    inv
+}
+
 /// An error unless a binding of `bytes` fits the target's storage binding limit.
 fn check_binding(target: &Target, what: &str, bytes: u64) -> Result<()> {
     if bytes > target.max_binding_bytes {
@@ -182,6 +237,8 @@ struct Lowering<'a> {
     dispatches: Vec<PlanDispatch>,
     /// Uniform block of each dispatch.
     blocks: Vec<Vec<u32>>,
+    /// Whether each dispatch goes to the prelude.
+    early: Vec<bool>,
     /// Named runtime parameters: (name, index into `dispatches`, word of its block).
     named: Vec<(String, usize, usize)>,
 }
@@ -190,7 +247,7 @@ impl<'a> Lowering<'a> {
     /// An empty plan for `graph`, lowered for `target`.
     fn new(graph: &'a Graph, target: &'a Target, life: &'a Lifetimes) -> Lowering<'a> {
         let n = graph.nodes.len();
-        Lowering { graph, target, life, buffers: Vec::new(), buf_of: vec![None; n], free: Vec::new(), dispatches: Vec::new(), blocks: Vec::new(), named: Vec::new() }
+        Lowering { graph, target, life, buffers: Vec::new(), buf_of: vec![None; n], free: Vec::new(), dispatches: Vec::new(), blocks: Vec::new(), early: Vec::new(), named: Vec::new() }
     }
 
     /// Gives node `i` its buffer and, for an op, emits its dispatches.
@@ -219,11 +276,13 @@ impl<'a> Lowering<'a> {
         let low = op.lower(&in_shapes, &node.shape, self.target)?;
         let out = self.output_buffer(i, op)?;
         self.buf_of[i] = out;
+        let (early, kept) = self.hoisted_preps(i, &low);
         let mut scratch = Vec::new();
         for (k, s) in low.scratch.iter().enumerate() {
             let b = (*s * 4) as u64;
             check_binding(self.target, &format!("scratch {k} of {}", op.name()), b)?;
-            scratch.push(self.alloc_temp(b));
+            // A hoisted re-layout's result is read by every repeat: a buffer of its own.
+            scratch.push(if kept[k] { self.new_temp(b) } else { self.alloc_temp(b) });
         }
         let first = self.dispatches.len();
         self.named.extend(op.named_words().into_iter().map(|(name, d, w)| (name, first + d, w)));
@@ -249,11 +308,36 @@ impl<'a> Lowering<'a> {
             });
             self.blocks.push(d.params.clone());
         }
-        for s in scratch {
+        self.early.extend(early);
+        for (s, _) in scratch.into_iter().zip(&kept).filter(|(_, &k)| !k) {
             self.free.push((s, self.buffers[s].bytes));
         }
         self.release_after(i);
         Ok(())
+    }
+
+    /// Which dispatches of op node `i` (lowered as `low`) go to the prelude, and which of its
+    /// scratch buffers they leave for the repeats: all of an invariant node's (its scratch dies
+    /// in the prelude), else the input preparations ([`Lowered::prep`]) that read only
+    /// invariant inputs or earlier hoisted preparations.
+    fn hoisted_preps(&self, i: usize, low: &Lowered) -> (Vec<bool>, Vec<bool>) {
+        let (n, life) = (low.dispatches.len(), self.life);
+        let mut kept = vec![false; low.scratch.len()];
+        if life.invariant[i] {
+            return (vec![true; n], kept);
+        }
+        let inputs = &self.graph.nodes[i].inputs;
+        let mut early = vec![false; n];
+        for (k, d) in low.dispatches.iter().enumerate().take(low.prep) {
+            let Some((&Slot::Scratch(dst), srcs)) = d.bindings.split_last() else { continue };
+            let fixed = srcs.iter().all(|s| match *s {
+                Slot::Input(x) => life.invariant[life.root[inputs[x].0]],
+                Slot::Scratch(j) => kept[j],
+                Slot::Output => false,
+            });
+            (early[k], kept[dst]) = (fixed, fixed);
+        }
+        (early, kept)
     }
 
     /// The buffer op node `i` writes: a named output, nothing for an effect without output, or
@@ -279,6 +363,11 @@ impl<'a> Lowering<'a> {
         if let Some(b) = take_free(&mut self.free, bytes) {
             return b;
         }
+        self.new_temp(bytes)
+    }
+
+    /// A new temp of `bytes`, shared with no tensor lowered before.
+    fn new_temp(&mut self, bytes: u64) -> usize {
         let buffers = &mut self.buffers;
         buffers.push(BufferSpec { name: format!("temp{}", buffers.len()), kind: BufferKind::Temp, shape: vec![(bytes / 4) as usize], bytes });
         buffers.len() - 1
@@ -302,10 +391,11 @@ impl<'a> Lowering<'a> {
     /// last reader was node `i`.
     fn release_after(&mut self, i: usize) {
         let (root, last_use) = (&self.life.root, &self.life.last_use);
+        let at = self.life.pos[i];
         let mut released: Vec<usize> = Vec::new();
         for t in self.graph.nodes[i].inputs.iter().map(|t| t.0).chain(std::iter::once(i)) {
             let r = root[t];
-            if last_use[r] == i && !released.contains(&r) {
+            if last_use[r] == at && !self.life.pinned[r] && !released.contains(&r) {
                 released.push(r);
                 if let Some(b) = self.buf_of[r] {
                     if self.buffers[b].kind == BufferKind::Temp {
@@ -316,23 +406,31 @@ impl<'a> Lowering<'a> {
         }
     }
 
-    /// Packs the uniform blocks into one buffer, points each dispatch and named parameter at
-    /// its words, and returns the plan.
-    fn finish(self) -> Plan {
-        let refs: Vec<&[u32]> = self.blocks.iter().map(|b| b.as_slice()).collect();
+    /// Moves the prelude's dispatches to the front (each part keeps its order), packs the
+    /// uniform blocks into one buffer, points each dispatch and named parameter at its words,
+    /// and returns the plan.
+    fn finish(mut self) -> Plan {
+        let order = first_then_rest(self.early.len(), |d| self.early[d]);
+        let (n, prelude) = (order.len(), self.early.iter().filter(|&&e| e).count());
+        let mut at = vec![0usize; n];
+        for (k, &d) in order.iter().enumerate() {
+            at[d] = k;
+        }
+        let blocks: Vec<Vec<u32>> = order.iter().map(|&d| std::mem::take(&mut self.blocks[d])).collect();
+        let refs: Vec<&[u32]> = blocks.iter().map(|b| b.as_slice()).collect();
         let (uniforms, offsets) = pack_uniforms(&refs);
         let mut params: Vec<PlanParam> = Vec::new();
         for (name, d, w) in self.named {
-            let word = (offsets[d] / 4) as usize + w;
+            let word = (offsets[at[d]] / 4) as usize + w;
             match params.iter_mut().find(|p| p.name == name) {
                 Some(p) => p.words.push(word),
                 None => params.push(PlanParam { name, words: vec![word] }),
             }
         }
-        let mut dispatches = self.dispatches;
+        let mut dispatches: Vec<PlanDispatch> = order.iter().map(|&d| self.dispatches[d].clone()).collect();
         for (d, off) in dispatches.iter_mut().zip(offsets) {
             d.uniform_offset = off;
         }
-        Plan { buffers: self.buffers, dispatches, uniforms, params }
+        Plan { buffers: self.buffers, dispatches, uniforms, params, prelude }
     }
 }

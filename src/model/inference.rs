@@ -29,7 +29,9 @@ impl Model {
                 let xl = nn::mul(g, x, ls)?;
                 (nn::reduce(g, ReduceKind::Sum, xl, 0)?, -1.0)
             } else {
-                let err = nn::lin(g, x, 1.0, out, -1.0)?;
+                // g − x rather than x − g (the same square, bit for bit): the gradient reaches
+                // the decoder output as is, with no dispatch negating it.
+                let err = nn::lin(g, out, 1.0, x, -1.0)?;
                 (nn::reduce(g, ReduceKind::SumSq, err, 0)?, inv)
             };
             total = Some(match total {

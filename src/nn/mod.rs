@@ -312,9 +312,11 @@ pub struct StepSize {
 /// chains): `s ← clamp(s + a ∇_s objective + b ε)` for each state (clamped to its own range,
 /// if any), then the RNG state ticks. Used for both revisions: `langevin_z` (states: the latent,
 /// objective: log p(x_S, z)) and `langevin_x` (states: the moving modalities, objective: Σ f(x)).
-/// Replay it K times.
+/// Replay it K times: the graph is marked as repeated, so its plan computes what no step
+/// changes once, before the K steps.
 pub fn langevin(g: &mut Graph, rng: Tid, states: &[(Tid, Option<(f32, f32)>)], objective: Tid, size: StepSize, stream: u32) -> Result<()> {
     use crate::ops::random::LangevinStep;
+    g.repeats();
     let tids: Vec<Tid> = states.iter().map(|&(s, _)| s).collect();
     let grads = g.grad(objective, &tids)?;
     for (k, (&(s, clamp), gr)) in states.iter().zip(grads).enumerate() {

@@ -91,7 +91,7 @@ impl Op for Concat {
             }
             off += cx;
         }
-        Ok(Lowered { dispatches, scratch: vec![] })
+        Ok(Lowered { dispatches, scratch: vec![], prep: 0 })
     }
     fn cpu(&self, i: &[&Host]) -> Vec<Host> {
         let shapes: Vec<&[usize]> = i.iter().map(|h| h.shape.as_slice()).collect();

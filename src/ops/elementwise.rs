@@ -141,6 +141,15 @@ fn ew(entry: &'static str, fnc: u32, params: Vec<u32>, bindings: Vec<Slot>, n: u
     })
 }
 
+/// `a * dout`: `dout` itself for a = 1 (the gradient of a sum passes through unchanged; no
+/// dispatch that copies it).
+pub(crate) fn scaled(b: &mut dyn Builder, a: f32, dout: Tid) -> Tid {
+    if a == 1.0 {
+        return dout;
+    }
+    b.push(Arc::new(Map(MapFn::Affine(a, 0.0))), &[dout])
+}
+
 /// `y = f(x)`.
 #[derive(Clone, Debug)]
 pub struct Map(pub MapFn);
@@ -163,7 +172,7 @@ impl Op for Map {
     }
     fn vjp(&self, b: &mut dyn Builder, i: &[Tid], out: Tid, dout: Tid) -> Vec<Option<Tid>> {
         if let MapFn::Affine(a, _) = self.0 {
-            return vec![Some(b.push(Arc::new(Map(MapFn::Affine(a, 0.0))), &[dout]))];
+            return vec![Some(scaled(b, a, dout))];
         }
         let xy = if self.0.grad_from_output() { out } else { i[0] };
         vec![Some(b.push(Arc::new(MapGrad(self.0)), &[xy, dout]))]
@@ -259,10 +268,7 @@ impl Op for Zip {
     }
     fn vjp(&self, b: &mut dyn Builder, i: &[Tid], _o: Tid, dout: Tid) -> Vec<Option<Tid>> {
         match *self {
-            Zip::Lin(a, c) => vec![
-                Some(b.push(Arc::new(Map(MapFn::Affine(a, 0.0))), &[dout])),
-                Some(b.push(Arc::new(Map(MapFn::Affine(c, 0.0))), &[dout])),
-            ],
+            Zip::Lin(a, c) => vec![Some(scaled(b, a, dout)), Some(scaled(b, c, dout))],
             Zip::Mul(a) => vec![
                 Some(b.push(Arc::new(Zip::Mul(a)), &[dout, i[1]])),
                 Some(b.push(Arc::new(Zip::Mul(a)), &[dout, i[0]])),

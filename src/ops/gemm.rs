@@ -335,6 +335,7 @@ pub(crate) fn lower_gemm(g: &Gemm, target: &Target, a: Slot, b: Slot, bias: Opti
     let params = gemm_params(g, geo.ksplit)?;
     let mut low = Lowered::default();
     let a = prepare_weights(&mut low, g, &geo, &params, a);
+    low.prep = low.dispatches.len();
     let split = geo.ksplit > 1;
     let out = if split {
         low.scratch.push(geo.ksplit * g.nz * g.m * g.n.next_multiple_of(4));
@@ -562,6 +563,7 @@ pub(crate) fn lower_thin(g: &Gemm, target: &Target, w: Slot, dy: Slot, bias: Opt
     let params = gemm_params(g, 1)?;
     let mut low = Lowered::default();
     wperm(&mut low, GemmConstants { thin: Some(true), ..Default::default() }, &params, w, c.co * c.kh * c.kw * 4);
+    low.prep = 1;
     // Window quads [TW0, TW1) of each dy row a thread loads (of TQ + 2, dy columns x0 - 4 + 4i
     // ..): when one block spans the row (x0 = 0), quad 0 and those from OW on hold no real column.
     let window = |tq: usize| {

@@ -74,11 +74,15 @@ pub struct Lowered {
     pub dispatches: Vec<Dispatch>,
     /// Sizes, in f32 elements, of scratch buffers.
     pub scratch: Vec<usize>,
+    /// How many leading dispatches only prepare an input (the weight re-layouts of
+    /// `ops::gemm`): each reads its other bindings and writes its last, a scratch buffer. A plan
+    /// that repeats hoists those whose inputs do not change (`graph::plan`, `Plan::prelude`).
+    pub prep: usize,
 }
 
 impl Lowered {
     pub fn one(d: Dispatch) -> Lowered {
-        Lowered { dispatches: vec![d], scratch: vec![] }
+        Lowered { dispatches: vec![d], scratch: vec![], prep: 0 }
     }
 }
 

@@ -100,7 +100,12 @@ impl Op for Reduce {
         let s = b.shape(i[0]);
         let (_, m, _) = self.view(&s);
         let scale = if self.kind == ReduceKind::Mean { 1.0 / m as f32 } else { 1.0 };
-        let spread = b.push(Arc::new(Broadcast { start: self.start, end: self.end, shape: s, scale }), &[dout]);
+        // A sum over axes of size 1 is a copy: its gradient passes through.
+        let spread = if m == 1 && scale == 1.0 && b.shape(dout) == s {
+            dout
+        } else {
+            b.push(Arc::new(Broadcast { start: self.start, end: self.end, shape: s, scale }), &[dout])
+        };
         if self.kind == ReduceKind::SumSq {
             // d/dx sum x^2 = 2 x dout
             return vec![Some(b.push(Arc::new(super::elementwise::Zip::Mul(2.0)), &[spread, i[0]]))];
@@ -151,6 +156,6 @@ impl Op for Broadcast {
     }
     fn vjp(&self, b: &mut dyn Builder, _i: &[Tid], _o: Tid, dout: Tid) -> Vec<Option<Tid>> {
         let g = b.push(Arc::new(Reduce::sum(self.start, self.end)), &[dout]);
-        vec![Some(b.push(Arc::new(super::elementwise::Map(super::elementwise::MapFn::Affine(self.scale, 0.0))), &[g]))]
+        vec![Some(super::elementwise::scaled(b, self.scale, g))]
     }
 }

@@ -32,10 +32,13 @@ pub const METRICS: [&str; 6] = ["loss_ebm", "f_data", "f_revised", "loss_gen", "
 #[derive(Clone, Debug)]
 pub struct PhaseTime {
     pub phase: &'static str,
-    /// Dispatches per replay of the phase.
+    /// Dispatches that run once per iteration before the repeats (the plan's prelude).
+    pub prelude: usize,
+    /// Dispatches per repeat of the phase.
     pub dispatches: usize,
-    /// Replays per iteration (K_z, K_x or 1).
+    /// Repeats per iteration (K_z, K_x or 1).
     pub times: u32,
+    /// Milliseconds per repeat, the prelude's share included.
     pub ms_per_replay: f64,
 }
 
@@ -329,7 +332,7 @@ impl Trainer {
                 ms.push(t.elapsed().as_secs_f64() * 1e3 / times.max(1) as f64);
             }
             ms.sort_by(f64::total_cmp);
-            out.push(PhaseTime { phase: name, dispatches: exe.len(), times, ms_per_replay: ms[ms.len() / 2] });
+            out.push(PhaseTime { phase: name, prelude: exe.prelude(), dispatches: exe.len() - exe.prelude(), times, ms_per_replay: ms[ms.len() / 2] });
         }
         Ok(out)
     }
