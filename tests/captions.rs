@@ -188,3 +188,28 @@ fn cub_loader_names_the_broken_file() {
         let _ = std::fs::remove_dir_all(&root);
     }
 }
+
+#[test]
+fn captions_are_drawn_with_the_built_in_font() {
+    use mmebm::data::font::{draw, glyph, wrap, ADVANCE};
+    // Every character of the birds' captions and the special tokens has its own glyph.
+    let (train, _) = birds(50, 0, 0);
+    let unknown = glyph('?');
+    for c in train.captions.iter().flatten().flat_map(|c| c.chars()).chain("<unk><end>|".chars()) {
+        assert!(c == '?' || glyph(c) != unknown, "no glyph for {c:?}");
+    }
+    assert_eq!(glyph('a'), glyph('A'));
+    assert_eq!(wrap("a small red bird", 9), vec!["a small", "red bird"]);
+    assert_eq!(wrap("unbelievable x", 4), vec!["unbe", "x"]);
+    assert!(wrap("   ", 5).is_empty());
+    // "IT" at (1, 2) in a 20×10 image: the two glyphs' pixels, the second one advance to the right.
+    let (w, h) = (20, 10);
+    let mut img = vec![255u8; w * h * 3];
+    draw(&mut img, w, (1, 2), "IT", [0, 0, 0]);
+    let ink: usize = img.chunks(3).filter(|p| p[0] == 0).count();
+    let bits = |c| glyph(c).iter().map(|r: &u8| r.count_ones() as usize).sum::<usize>();
+    assert_eq!(ink, bits('I') + bits('T'));
+    assert_eq!(&img[(2 * w + 1 + ADVANCE.0) * 3..(2 * w + 1 + ADVANCE.0) * 3 + 3], &[0, 0, 0], "T's top-left pixel");
+    // Clipped at the border, never out of bounds.
+    draw(&mut img, w, (18, 8), "WWW", [0, 0, 0]);
+}

@@ -6,6 +6,7 @@ mod common;
 
 /// (field, value) pairs that are valid settings, not mistakes.
 const ALLOWED: &[(&str, &str)] = &[
+    ("data.image_side", "0"),
     ("data.seed", "0"),
     ("data.seed", "1e30"),
     ("model.latent_w", "0"),

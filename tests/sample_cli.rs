@@ -121,9 +121,12 @@ fn an_ebm_alone_model_samples_from_noise() {
     fails_with(&["interpolate", "--checkpoint", c, "--out", o, "--from", "0", "--to", "1"], "EBM-alone");
 }
 
+/// Width of the caption panel beside a grid (40 characters of 6 pixels and a margin).
+const CAPTIONS: u32 = 40 * 6 + 4;
+
 /// Captions (issue 18) on the tiny birds run: images from a typed caption, captions from a
 /// dataset image or a PNG (printed and written beside the grid), unconditional image–caption
-/// pairs; and one clear line for a caption given to a model without text or a PNG given for the
+/// pairs (captions written beside the images and in a text file); and one clear line for a caption given to a model without text or a PNG given for the
 /// text modality.
 #[test]
 fn captions_in_and_out() {
@@ -139,7 +142,7 @@ fn captions_in_and_out() {
     // Text → image: one 16×16 image per sample beside the given caption (as the vocabulary
     // reads it: the tiny run's 40 birds may lack a word).
     run(&["cross", "--checkpoint", c, "--out", o, "--caption", "a small red bird with a short bill", "--count", "3"]);
-    assert_eq!(png_size(&out.join("cross_from_m1.png")), (16 + 2, 3 * 17 + 1));
+    assert_eq!(png_size(&out.join("cross_from_m1.png")), (16 + 2 + CAPTIONS, 3 * 17 + 1));
     let given = std::fs::read_to_string(out.join("cross_from_m1.txt")).unwrap();
     assert_eq!(given.lines().count(), 3);
     assert!(given.lines().all(|l| l.starts_with("a small red bird with a short")), "{given}");
@@ -157,7 +160,7 @@ fn captions_in_and_out() {
     // Unconditional pairs: images in the grid, their captions in the text file, row by row.
     run(&["unconditional", "--checkpoint", c, "--out", o, "--count", "3", "--kx", "1"]);
     for name in ["generator", "revised"] {
-        assert_eq!(png_size(&out.join(format!("{name}.png"))), (16 + 2, 3 * 17 + 1));
+        assert_eq!(png_size(&out.join(format!("{name}.png"))), (16 + 2 + CAPTIONS, 3 * 17 + 1));
         assert_eq!(std::fs::read_to_string(out.join(format!("{name}.txt"))).unwrap().lines().count(), 3);
     }
     fails_with(&["cross", "--checkpoint", checkpoint().to_str().unwrap(), "--out", o, "--caption", "a red bird"], "no text modality");

@@ -36,21 +36,23 @@ fn metric_lines(out: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// `train --profile`'s table: every phase of an iteration with its replays (tiny.toml: K_z = K_x
-/// = 2), dispatches per iteration = dispatches x times, and the iteration row their sum.
+/// `train --profile`'s table: every phase of an iteration with its prelude (run once per replay
+/// group) and its replays (tiny.toml: K_z = K_x = 2), dispatches per iteration = prelude +
+/// dispatches x times, and the iteration row their sum.
 fn check_profile(out: &str) {
     let rows: Vec<Vec<&str>> = out.lines().skip(2).map(|l| l.split_whitespace().collect()).collect();
     let phases: Vec<&str> = rows.iter().map(|r| r[0]).collect();
     assert_eq!(phases, ["init_z", "langevin_z", "prior", "langevin_x", "update", "iteration"], "{out}");
     let mut total = 0;
     for r in &rows[..5] {
-        let (d, t, per): (usize, usize, usize) = (r[1].parse().unwrap(), r[2].parse().unwrap(), r[3].parse().unwrap());
-        assert!(d > 0 && per == d * t, "{out}");
-        assert!(r[4].parse::<f64>().unwrap() > 0.0, "{out}");
+        let n = |k: usize| -> usize { r[k].parse().unwrap() };
+        let (prelude, d, t, per) = (n(1), n(2), n(3), n(4));
+        assert!(d > 0 && per == prelude + d * t, "{out}");
+        assert!(r[5].parse::<f64>().unwrap() > 0.0, "{out}");
         total += per;
     }
-    assert_eq!(rows[1][2], "2", "{out}");
-    assert_eq!(rows[3][2], "2", "{out}");
+    assert_eq!((rows[1][3], rows[3][3]), ("2", "2"), "{out}");
+    assert!(rows[1][1] != "0" && rows[3][1] != "0", "the chains hoist their weight re-layouts: {out}");
     assert_eq!(rows[5][1].parse::<usize>().unwrap(), total, "{out}");
 }
 

@@ -111,7 +111,7 @@ struct Common {
     /// Also write each image as a PNG and all float values to values.safetensors.
     #[arg(long)]
     raw: bool,
-    /// PolyMNIST folder the examples come from; default: the built-in set of the checkpoint's config.
+    /// PolyMNIST (or CUB) folder the examples come from; default: the built-in set of the checkpoint's config.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Split the examples come from: test or train.

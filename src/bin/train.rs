@@ -30,7 +30,7 @@ struct Args {
     /// TOML config (see configs/); default: configs/quick.toml.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// PolyMNIST folder (train/m0..m4, test/...); default: the built-in synthetic dataset.
+    /// PolyMNIST folder (train/m0..m4, test/...), or a CUB folder with data.dataset = "cub"; default: the config's built-in data.
     #[arg(long)]
     data: Option<PathBuf>,
     /// Output folder for metrics, sample grids and checkpoints; default: runs/<config name>.

@@ -1,5 +1,5 @@
 //! PNG grids of samples: one row per example, one column per modality.
-use super::unit_to_byte;
+use super::{font, unit_to_byte};
 use crate::error::{Error, Result};
 use crate::ops::Host;
 use crate::files::write_atomic;
@@ -23,25 +23,52 @@ pub fn save_grid(path: &Path, columns: &[Host]) -> Result<()> {
 }
 
 /// Writes generated modalities: the image columns (`[B, C, H, W]`) as a grid at `path` and, when
-/// there are token-row columns (`[B, L, V]`), their captions to `path` with extension `txt`, one
-/// line per row of the grid (columns separated by ` | `). Returns the captions by row.
+/// there are token-row columns (`[B, L, V]`), their captions beside each row of the grid (as many
+/// lines as the images' height holds) and whole in `path` with extension `txt`, one line per row
+/// (columns separated by ` | `). Returns the captions by row.
 pub fn save_samples(path: &Path, columns: &[Host], vocab: Option<&super::text::Vocab>) -> Result<Vec<Vec<String>>> {
-    let (images, texts): (Vec<&Host>, Vec<&Host>) = columns.iter().partition(|c| c.shape.len() == 4);
-    if !images.is_empty() {
-        let images: Vec<Host> = images.into_iter().cloned().collect();
-        save_grid(path, &images)?;
-    }
+    let (images, texts): (Vec<Host>, Vec<&Host>) = {
+        let (i, t): (Vec<&Host>, Vec<&Host>) = columns.iter().partition(|c| c.shape.len() == 4);
+        (i.into_iter().cloned().collect(), t)
+    };
     if texts.is_empty() {
-        return Ok(vec![]);
+        return save_grid(path, &images).map(|_| vec![]);
     }
     let Some(vocab) = vocab else {
         return Err(Error::Data(format!("{}: captions to write but no vocabulary", path.display())));
     };
     let per_col: Vec<Vec<String>> = texts.iter().map(|t| super::text::captions_of(t, vocab)).collect();
     let rows: Vec<Vec<String>> = (0..per_col[0].len()).map(|r| per_col.iter().map(|c| c[r].clone()).collect()).collect();
+    if !images.is_empty() {
+        let (img, gw, gh) = with_captions(render_grid(&images)?, &rows, images[0].shape[2]);
+        save_png(path, &img, gw, gh)?;
+    }
     let text: String = rows.iter().map(|r| format!("{}\n", r.join(" | "))).collect();
     write_atomic(&path.with_extension("txt"), text.as_bytes())?;
     Ok(rows)
+}
+
+/// Characters per caption line beside a grid.
+const CAPTION_CHARS: usize = 40;
+
+/// The grid `(rgb, width, height)` (rows of `h`-pixel images) with each row's captions written
+/// to its right, wrapped to as many lines as the row's height holds.
+fn with_captions((grid, gw, gh): (Vec<u8>, usize, usize), rows: &[Vec<String>], h: usize) -> (Vec<u8>, usize, usize) {
+    let panel = CAPTION_CHARS * font::ADVANCE.0 + 4;
+    let w = gw + panel;
+    let mut img = vec![SEPARATOR; w * gh * 3];
+    for y in 0..gh {
+        img[y * w * 3..(y * w + gw) * 3].copy_from_slice(&grid[y * gw * 3..(y + 1) * gw * 3]);
+    }
+    let fits = (h / font::ADVANCE.1).max(1);
+    for (r, caps) in rows.iter().enumerate() {
+        let lines = font::wrap(&caps.join(" | "), CAPTION_CHARS);
+        for (k, line) in lines.iter().take(fits).enumerate() {
+            let y = 1 + r * (h + 1) + 1 + k * font::ADVANCE.1;
+            font::draw(&mut img, w, (gw + 3, y), line, [0, 0, 0]);
+        }
+    }
+    (img, w, gh)
 }
 
 /// Writes RGB bytes (`w × h × 3`) as a PNG, atomically.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 pub mod birds;
 pub mod cub;
+pub mod font;
 pub mod grid;
 pub mod polymnist;
 pub mod prefetch;
