@@ -113,12 +113,13 @@ impl Dataset {
             return Err(Error::Data(format!("{}: image {i} has {} captions, image 0 has {per}", data.name, data.captions[i].len())));
         }
         let tokens = data.captions.iter().flatten().flat_map(|c| vocab.encode(c)).map(|id| id as u16).collect();
-        let labels: Vec<u8> = match &data.birds {
-            Some(birds) => birds.iter().flat_map(|b| std::iter::repeat(b.body as u8).take(per)).collect(),
-            None => vec![0; data.len() * per],
+        let image_labels: Vec<u8> = match &data.birds {
+            Some(birds) => birds.iter().map(|b| b.body as u8).collect(),
+            None => vec![0; data.len()],
         };
-        let mut ds = Dataset::new(&data.name, data.shape, labels[..data.len()].to_vec(), vec![data.images.clone()])?;
-        ds.labels = labels;
+        // Checked as one example per image; then every caption of an image is an example.
+        let mut ds = Dataset::new(&data.name, data.shape, image_labels, vec![data.images.clone()])?;
+        ds.labels = ds.labels.iter().flat_map(|&l| std::iter::repeat_n(l, per)).collect();
         ds.captions = Some(Captions { vocab, per, labelled: data.birds.is_some(), tokens });
         Ok(ds)
     }
