@@ -329,8 +329,10 @@ fn run(args: Args) -> Result<()> {
         .map_err(|e| Error::Io(format!("{}: {e}", metrics_path.display())))?;
 
     let mut prefetch = Prefetch::from_state(Arc::new(train_set), cfg.train.batch, sampler_state)?;
-    let preview_n = 8.min(test_set.len());
-    let preview_x = test_set.batch(&(0..preview_n).collect::<Vec<_>>());
+    // Distinct images: caption data holds each image once per caption.
+    let stride = test_set.captions().map_or(1, |c| c.per);
+    let preview_n = 8.min(test_set.len().div_ceil(stride));
+    let preview_x = test_set.batch(&(0..preview_n).map(|i| i * stride).collect::<Vec<_>>());
     let mut preview = if cfg.model.generator { Some(Sampler::for_target(&gpu, &mut trainer.store, &trainer.model, preview_n, &cfg.langevin, 12345, trainer.target.clone())?) } else { None };
 
     let total = cfg.train.iterations;
