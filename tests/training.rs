@@ -242,10 +242,16 @@ fn larger_images_and_captions_train() {
     let (generated, revised) = s.unconditional(gpu, &mut t.store, 1).unwrap();
     for (x, kind) in generated.iter().chain(&revised).zip(kinds.iter().cycle()) {
         assert_eq!(x.shape, kind.batch_shape(2));
-        let (lo, hi) = kind.range();
+        // Stated here, not read from `Modality::range`, so a wrong range fails the test.
+        let (lo, hi) = if kind.is_text() { (0.0, 1.0) } else { (-1.0, 1.0) };
         assert!(x.data.iter().all(|v| v.is_finite() && (lo..=hi).contains(v)), "{kind:?}");
     }
     assert!(generated[1].data.chunks(vocab).all(|r| (r.iter().sum::<f32>() - 1.0).abs() < 1e-4), "softmax rows");
+    // A step far too large drives the chains into their clamps: caption rows stop at 0 and 1.
+    s.set_step_param(gpu, "x_step", 1e6).unwrap();
+    let (_, pushed) = s.unconditional(gpu, &mut t.store, 1).unwrap();
+    let (lo, hi) = pushed[1].data.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    assert_eq!((lo, hi), (0.0, 1.0), "caption rows clamped to [0, 1]");
     // The checkpoint keeps the modalities and the vocabulary (and refuses text without one).
     let dir = std::env::temp_dir().join(format!("mmebm_captions_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
