@@ -125,10 +125,15 @@ pub fn captions_of(rows: &Host, vocab: &Vocab) -> Vec<String> {
     rows.data
         .chunks(l * v)
         .map(|ex| {
-            let ids: Vec<usize> = ex.chunks(v).map(|r| r.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0).collect();
+            let ids: Vec<usize> = ex.chunks(v).map(argmax).collect();
             vocab.decode(&ids)
         })
         .collect()
+}
+
+/// The index of the largest value (the first on ties; 0 for an empty slice).
+pub fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
 }
 
 /// `caption` as one-hot rows `[1, MAX_TOKENS, V]`.

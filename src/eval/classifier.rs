@@ -4,7 +4,7 @@
 //! built-in birds, the exact reading of the caption (`birds::parse_caption`: the body colour it
 //! states, the birds' class). They judge generated samples (coherence).
 use crate::data::birds::parse_caption;
-use crate::data::text::{captions_of, Vocab};
+use crate::data::text::{argmax, captions_of, Vocab};
 use crate::data::{prefetch::epoch_order, Dataset};
 use crate::modality::Modality;
 use crate::error::{Error, Result};
@@ -264,8 +264,4 @@ fn classify(gpu: &Gpu, store: &mut Store, eval: &Executable, m: usize, x: &Host)
 
 fn onehot(labels: &[u8]) -> Host {
     Host::new(&[labels.len(), CLASSES], labels.iter().flat_map(|&l| (0..CLASSES).map(move |c| (c == l as usize) as u8 as f32)).collect())
-}
-
-pub fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
 }
