@@ -9,10 +9,13 @@
 //! - `plans/<phase key>.json`: one [`Plan`] per phase the demo runs (encode m, langevin_z m,
 //!   decode the others, langevin_x the others, for every m; prior; langevin_x of all), compiled
 //!   for [`Target::webgpu`] at `n` examples;
-//! - `examples.bin`: `examples` test examples, `[example][modality][C][H][W]` bytes;
-//! - `styles.bin`: for the built-in data, each of those examples' backgrounds without the glyph
-//!   (same layout), with the glyph colours in `model.json` (drawn digits are composited onto them
-//!   as the dataset composites its glyphs: `bg + (glyph − bg)·coverage`).
+//! - `examples.bin`: `examples` test examples, `[example][image modality][C][H][W]` bytes; their
+//!   captions, for a caption model, are token ids in `model.json` (`examples.tokens`), beside
+//!   the vocabulary (`vocab`) the page encodes typed captions with (`web/text.js`, the same rule
+//!   as `data::text::Vocab::encode`);
+//! - `styles.bin`: for the built-in PolyMNIST, each of those examples' backgrounds without the
+//!   glyph (same layout), with the glyph colours in `model.json` (drawn digits are composited onto
+//!   them as the dataset composites its glyphs: `bg + (glyph − bg)·coverage`).
 //!
 //! The step lists (`recipes`) are [`cross_modal_steps`] and [`unconditional_steps`] serialised, so
 //! the page does not re-implement the recipe: sliders only set `times`. Step sizes are runtime
@@ -31,7 +34,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Bumped when the bundle's layout changes incompatibly.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 
 #[derive(Clone, Debug)]
@@ -62,7 +65,12 @@ struct Manifest {
     iteration: u64,
     config: String,
     modalities: usize,
-    image: [usize; 3],
+    /// One entry per modality, in the model's order.
+    kinds: Vec<KindEntry>,
+    /// `[C, H, W]` of the image modalities (all share it).
+    image: Option<[usize; 3]>,
+    /// The text modalities' words in id order (`data::text::Vocab`), for typed captions.
+    vocab: Option<Vec<String>>,
     n: usize,
     latent_total: usize,
     langevin: LangevinConfig,
@@ -77,6 +85,20 @@ struct Manifest {
     /// `byte_to_unit(b)` for b in 0..256 as f32 bits: the page maps bytes to [-1, 1] through
     /// this table, so its inputs are bit-identical to the native ones.
     byte_to_unit_bits: Vec<u32>,
+}
+
+/// A [`Modality`](crate::Modality) for the page: `kind` "image" with `shape` `[C, H, W]`, or
+/// "text" with `shape` `[L, V]` (token positions, vocabulary).
+#[derive(Serialize)]
+struct KindEntry {
+    kind: &'static str,
+    shape: Vec<usize>,
+}
+
+impl KindEntry {
+    fn of(m: &crate::Modality) -> KindEntry {
+        KindEntry { kind: if m.is_text() { "text" } else { "image" }, shape: m.shape() }
+    }
 }
 
 #[derive(Serialize)]
@@ -110,10 +132,24 @@ struct Examples {
     file: &'static str,
     split: &'static str,
     count: usize,
+    /// The test example each shipped one is (`sample --index`).
+    indices: Vec<usize>,
     labels: Vec<u8>,
-    /// `null` unless the data is the built-in synthetic set.
+    /// `tokens[example][text modality]`: the caption's token ids (`MAX_TOKENS` of them).
+    tokens: Vec<Vec<Vec<u16>>>,
+    /// `null` unless the data is the built-in synthetic PolyMNIST.
     styles_file: Option<&'static str>,
-    /// `glyph[example][modality]`: RGB 0–255.
+    /// `glyph[example][modality]`: RGB 0–255 (with the styles only).
+    glyph: Vec<Vec<[f32; 3]>>,
+}
+
+/// The test examples a bundle ships: `bytes` = `[example][image modality][C][H][W]`.
+struct Shipped {
+    indices: Vec<usize>,
+    labels: Vec<u8>,
+    bytes: Vec<u8>,
+    tokens: Vec<Vec<Vec<u16>>>,
+    styles: Option<Vec<u8>>,
     glyph: Vec<Vec<[f32; 3]>>,
 }
 
@@ -162,9 +198,6 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
     use crate::model::config::{check_count, MAX_BATCH};
     check_count("export --count", opts.n as u64, 1, MAX_BATCH)?;
     check_count("export --examples", opts.examples as u64, 1, crate::model::config::MAX_EXAMPLES)?;
-    let Some(image) = trained.model.images_only() else {
-        return Err(Error::Config(format!("export: the browser demo takes image modalities; this model has {} (captions in the demo: issue 18)", crate::Modality::describe_all(&trained.model.kinds))));
-    };
     let mm = trained.model.modalities();
     let langevin = trained.cfg.langevin.clone();
     let mut files = Vec::new();
@@ -204,29 +237,12 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
     }
     shaders.sort();
 
-    // Test examples (and their styles, for drawing).
-    let data = &trained.cfg.data;
-    let test = crate::data::synthetic::synthetic_split(Split::Test, opts.examples.min(data.test_size), data.seed);
-    let count = test.len();
-    let [c, h, w] = image;
-    if test.image_shape() != [c, h, w] || test.modalities() != mm {
-        return Err(Error::Config("export: the model was not trained on the built-in data's shape; cannot ship its test examples".into()));
+    // Test examples (and, for the built-in PolyMNIST, their styles for drawing).
+    let shipped = test_examples(trained, opts.examples)?;
+    write("examples.bin", &shipped.bytes, &mut files)?;
+    if let Some(styles) = &shipped.styles {
+        write("styles.bin", styles, &mut files)?;
     }
-    let mut ex = Vec::with_capacity(count * mm * c * h * w);
-    let mut styles = Vec::with_capacity(ex.capacity());
-    let mut glyph = Vec::new();
-    for i in 0..count {
-        let mut g = Vec::new();
-        for m in 0..mm {
-            ex.extend_from_slice(test.image_bytes(m, i).expect("in range"));
-            let s = render_style(Split::Test, i, m, data.seed);
-            styles.extend(s.background.iter().map(|v| (v.max(0.0) + 0.5) as u8));
-            g.push(s.glyph);
-        }
-        glyph.push(g);
-    }
-    write("examples.bin", &ex, &mut files)?;
-    write("styles.bin", &styles, &mut files)?;
 
     let manifest = Manifest {
         format: FORMAT,
@@ -234,7 +250,9 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
         iteration: trained.iteration,
         config: trained.cfg.to_toml(),
         modalities: mm,
-        image,
+        kinds: trained.model.kinds.iter().map(KindEntry::of).collect(),
+        image: trained.model.image(),
+        vocab: trained.vocab.as_ref().map(|v| (0..v.len()).map(|i| v.word(i).unwrap_or_default().to_string()).collect()),
         n: opts.n,
         latent_total: trained.model.latent().total(),
         langevin,
@@ -248,10 +266,12 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
         examples: Examples {
             file: "examples.bin",
             split: "test",
-            count,
-            labels: test.labels().to_vec(),
-            styles_file: Some("styles.bin"),
-            glyph,
+            count: shipped.indices.len(),
+            indices: shipped.indices,
+            labels: shipped.labels,
+            tokens: shipped.tokens,
+            styles_file: shipped.styles.as_ref().map(|_| "styles.bin"),
+            glyph: shipped.glyph,
         },
         byte_to_unit_bits: (0..=255u8).map(|b| crate::data::byte_to_unit(b).to_bits()).collect(),
     };
@@ -259,4 +279,66 @@ pub fn export(trained: &Trained, out: &Path, opts: &ExportOptions) -> Result<Sum
     write("model.json", json.as_bytes(), &mut files)?;
     crate::files::replace_folder(out, &bundle)?;
     Ok(Summary { plans: phases.len(), dispatches, files })
+}
+
+/// Up to `count` test examples of the built-in data the model was trained on: the synthetic
+/// PolyMNIST with each example's background (to draw on), or the built-in birds, one caption of
+/// each of `count` different birds. A model trained on other data is refused: the bundle ships
+/// built-in examples only (no dataset travels with it).
+fn test_examples(trained: &Trained, count: usize) -> Result<Shipped> {
+    let data = &trained.cfg.data;
+    let kinds = &trained.model.kinds;
+    let refuse = |have: &[crate::Modality]| {
+        Error::Config(format!(
+            "export: the model takes {}, the built-in {} data has {}; the bundle ships built-in test examples only",
+            crate::Modality::describe_all(kinds),
+            data.dataset,
+            crate::Modality::describe_all(have)
+        ))
+    };
+    if data.dataset != "cub" {
+        let test = crate::data::synthetic::synthetic_split(Split::Test, count.min(data.test_size), data.seed);
+        if &test.kinds() != kinds {
+            return Err(refuse(&test.kinds()));
+        }
+        return Ok(polymnist_examples(&test, data.seed));
+    }
+    let (_, test) = crate::data::load(&data.source(None))?;
+    let captions = test.captions().expect("cub data has captions");
+    if &test.kinds() != kinds || Some(captions.vocab.as_ref()) != trained.vocab.as_ref() {
+        return Err(refuse(&test.kinds()));
+    }
+    let indices: Vec<usize> = (0..test.len()).step_by(captions.per).take(count).collect();
+    let images = kinds.iter().filter(|k| !k.is_text()).count();
+    let mut bytes = Vec::new();
+    for &i in &indices {
+        for m in 0..images {
+            bytes.extend_from_slice(test.image_bytes(m, i).expect("in range"));
+        }
+    }
+    Ok(Shipped {
+        bytes,
+        tokens: indices.iter().map(|&i| vec![captions.ids(i).to_vec()]).collect(),
+        labels: indices.iter().map(|&i| test.labels()[i]).collect(),
+        indices,
+        styles: None,
+        glyph: vec![],
+    })
+}
+
+/// The synthetic PolyMNIST examples with their backgrounds and glyph colours.
+fn polymnist_examples(test: &crate::data::Dataset, seed: u64) -> Shipped {
+    let (mm, count) = (test.modalities(), test.len());
+    let (mut bytes, mut styles, mut glyph) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..count {
+        let mut g = Vec::new();
+        for m in 0..mm {
+            bytes.extend_from_slice(test.image_bytes(m, i).expect("in range"));
+            let s = render_style(Split::Test, i, m, seed);
+            styles.extend(s.background.iter().map(|v| (v.max(0.0) + 0.5) as u8));
+            g.push(s.glyph);
+        }
+        glyph.push(g);
+    }
+    Shipped { indices: (0..count).collect(), labels: test.labels().to_vec(), bytes, tokens: vec![vec![]; count], styles: Some(styles), glyph }
 }

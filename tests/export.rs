@@ -39,6 +39,9 @@ fn bundle_has_every_plan_and_named_step_sizes() {
     let params: usize = t.weights().iter().map(|(_, h)| h.data.len()).sum();
     assert_eq!(std::fs::metadata(out.join("weights.bin")).unwrap().len(), 4 * params as u64);
     assert_eq!(m["examples"]["count"], 12, "at most the test split");
+    assert_eq!(m["examples"]["indices"], serde_json::json!((0..12).collect::<Vec<_>>()));
+    assert_eq!(m["kinds"], serde_json::json!(vec![serde_json::json!({"kind": "image", "shape": [3, 28, 28]}); 5]));
+    assert_eq!(m["vocab"], serde_json::Value::Null, "no caption modality, no vocabulary");
     assert_eq!(std::fs::metadata(out.join("examples.bin")).unwrap().len(), 12 * 5 * 3 * 28 * 28);
     assert_eq!(m["n"], 2);
     let recipes = m["recipes"]["cross"].as_array().unwrap().iter().chain(std::iter::once(&m["recipes"]["unconditional"]));

@@ -9,7 +9,7 @@
 // page's requests; runner.js replays plans.
 import { Runner } from './runner.js';
 import { controls } from './controls.js';
-import { generation, exampleBytes } from './generate.js';
+import { generation, exampleInput, captionIds } from './generate.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -49,27 +49,40 @@ async function main() {
   const r = await Runner.create({ bundle: BUNDLE, shaders: SHADERS });
   const s = sharedState(r);
   $('app').hidden = false;
-  $('about').textContent = `Model: ${s.M.modalities} modalities of ${s.C}×${s.H}×${s.W}, latent ${s.M.latent_total}, ` +
+  const what = s.shape.map((sh, m) => (s.isText[m] ? `a caption of ${sh[0]} tokens over ${sh[1]} words` : `an image of ${sh.join('×')}`));
+  $('about').textContent = `Model: ${s.M.modalities} modalities (${what.join(', ')}), latent ${s.M.latent_total}, ` +
     `iteration ${s.M.iteration}; ${Object.keys(s.M.plans).length} plans, ${r.pipelineCount} pipelines ` +
     `compiled in ${r.compileMs.toFixed(0)} ms.`;
   // No control fires before `gen` is set: all of this runs in one task.
   const ui = controls(s, (what) => gen.request(what));
   const gen = generation(s, ui, recordRun);
   testHooks(s, gen);
-  status('Ready: pick an example, draw a digit, or ask for unconditional samples.');
+  status(s.isText.includes(true) ? 'Ready: pick an example, type a caption, or ask for unconditional samples.'
+    : 'Ready: pick an example, draw a digit, or ask for unconditional samples.');
   // ?auto=0 skips the generation on load.
   if (params.get('auto') !== '0') await gen.request({ kind: 'example' });
   return { webgpu: true, compileMs: r.compileMs, loadMs: r.loadMs, pipelines: r.pipelineCount, plans: Object.keys(s.M.plans).length, shaders: s.M.shaders };
 }
 
-// The state controls.js and generate.js share: the runner, the model and its image shape
-// (C×H×W, `per` values an image, `n` images a batch, `lut` byte → unit value), the URL's
-// parameters, `status`, and the selected test example (`index`, set by the gallery).
+// The state controls.js and generate.js share: the runner, the model, its modalities (`shape[m]`:
+// [C, H, W] or a caption's [L, V]; `size[m]` values an example; `isText[m]`; `slot[m]`: m's place
+// among the image or among the text modalities), the images' shape (C×H×W, `per` values an
+// image, `images` image modalities), `n` examples a batch, `lut` byte → unit value, the URL's
+// parameters, `status`, and the selected shipped example (`index`, set by the gallery).
 function sharedState(r) {
   const M = r.manifest;
-  const [C, H, W] = M.image;
+  // Format 2 bundles (images only) name no kinds and no example indices.
+  const kinds = M.kinds ?? Array.from({ length: M.modalities }, () => ({ kind: 'image', shape: M.image }));
+  M.examples.indices ??= [...Array(M.examples.count).keys()];
+  const isText = kinds.map((k) => k.kind === 'text');
+  const slot = isText.map((t, m) => isText.slice(0, m).filter((u) => u === t).length);
+  const [C, H, W] = M.image ?? [0, 0, 0];
   const lut = new Float32Array(new Uint32Array(M.byte_to_unit_bits).buffer);
-  return { r, M, C, H, W, per: C * H * W, n: M.n, lut, params, status, index: 0 };
+  return {
+    r, M, C, H, W, per: C * H * W, n: M.n, lut, params, status, index: 0,
+    shape: kinds.map((k) => k.shape), size: kinds.map((k) => k.shape.reduce((a, b) => a * b, 1)),
+    isText, slot, images: isText.filter((t) => !t).length,
+  };
 }
 
 // Every run, the page's and the hooks', ends here.
@@ -80,10 +93,14 @@ function recordRun(result) {
 }
 
 // The test's runs: the page's, with explicit settings instead of the controls'.
-// `sizes`: step sizes ({x_step, z_step, ...}) instead of the sliders'.
+// `sizes`: step sizes ({x_step, z_step, ...}) instead of the sliders'; `caption`: a typed
+// caption given to text modality `given` instead of shipped example `index`'s.
 function testHooks(s, gen) {
-  demo.cross = ({ given, index, seed, kz, kx, live = false, sizes }) =>
-    gen.cross({ given, bytes: exampleBytes(s, index, given), seed, kz, kx, live, sizes, label: `test example ${index}` });
+  demo.cross = ({ given, index, caption, seed, kz, kx, live = false, sizes }) => {
+    const input = caption === undefined ? exampleInput(s, index, given) : captionIds(s, given, caption);
+    const label = caption === undefined ? `test example ${s.M.examples.indices[index]}` : 'typed';
+    return gen.cross({ given, input, seed, kz, kx, live, sizes, label });
+  };
   demo.unconditional = ({ seed, kx, live = false, sizes }) => gen.unconditional({ seed, kx, live, sizes });
   demo.idle = () => gen.idle();
 }

@@ -1,9 +1,11 @@
-// The page's controls: the modality selector, the chain sliders, the gallery of test examples
-// and the drawing pad. `controls(s, request)` builds them (`s`: app.js's shared state; the
-// gallery sets `s.index`) and returns what a run reads from them: `given()`, `settings()`,
-// `stepSizes()` and `drawnBytes(index, m)`. A new modality, a click on an example or a button,
-// or a finished stroke calls `request({ kind })` (generate.js).
-import { paint, exampleBytes } from './generate.js';
+// The page's controls: the modality selector, the chain sliders, the gallery of test examples,
+// the drawing pad (built-in PolyMNIST) and the caption box (a model with a caption modality).
+// `controls(s, request)` builds them (`s`: app.js's shared state; the gallery sets `s.index`)
+// and returns what a run reads from them: `given()`, `settings()`, `stepSizes()`,
+// `drawnBytes(index, m)` and `caption()`. A new modality, a click on an example or a button, a
+// finished stroke or Enter in the caption box calls `request({ kind })` (generate.js).
+import { paint, exampleBytes, exampleInput, captionOf } from './generate.js';
+import { oneHot } from './text.js';
 
 const $ = (id) => document.getElementById(id);
 const STYLE_NAMES = ['stripes', 'checkerboard', 'noise', 'gradient', 'dots'];
@@ -11,13 +13,25 @@ const STYLE_NAMES = ['stripes', 'checkerboard', 'noise', 'gradient', 'dots'];
 export function controls(s, request) {
   const sel = modalitySelect(s);
   const stepSizes = chainSliders(s.M.langevin);
-  const fillGallery = gallery(s, sel, request);
+  const caption = captionBox(s, request);
+  const fillGallery = gallery(s, sel, request, caption.set);
   sel.addEventListener('change', () => { fillGallery(); request({ kind: 'example' }); });
   fillGallery();
-  const drawnBytes = drawingPad(s, request);
+  $('drawbox').hidden = !s.r.styles;
+  const drawnBytes = s.r.styles ? drawingPad(s, request) : null;
   $('go').addEventListener('click', () => request({ kind: 'example' }));
   $('uncond').addEventListener('click', () => request({ kind: 'unconditional' }));
-  return { given: () => +sel.value, settings, stepSizes, drawnBytes };
+  return { given: () => +sel.value, settings, stepSizes, drawnBytes, caption: caption.get };
+}
+
+// The caption box, shown when the model has a caption modality: Enter or its button asks for
+// images from the typed caption. Returns { get, set } of its text.
+function captionBox(s, request) {
+  const box = $('caption');
+  $('captionbox').hidden = !s.isText.includes(true);
+  box.addEventListener('keydown', (e) => { if (e.key === 'Enter') request({ kind: 'caption' }); });
+  $('fromcaption').addEventListener('click', () => request({ kind: 'caption' }));
+  return { get: () => box.value, set: (text) => { box.value = text; } };
 }
 
 // The chain settings a run from the page uses.
@@ -27,7 +41,8 @@ function settings() {
 
 function modalitySelect(s) {
   const sel = $('modality');
-  for (let m = 0; m < s.M.modalities; m++) sel.add(new Option(`m${m}${STYLE_NAMES[m] ? ' · ' + STYLE_NAMES[m] : ''}`, m));
+  const name = (m) => (s.isText[m] ? 'caption' : s.r.styles ? STYLE_NAMES[m] : s.isText.includes(true) ? 'image' : '');
+  for (let m = 0; m < s.M.modalities; m++) sel.add(new Option(`m${m}${name(m) ? ' · ' + name(m) : ''}`, m));
   // ?m=1 picks the observed modality.
   sel.value = String(Math.min(Math.max(+(s.params.get('m') || 0), 0), s.M.modalities - 1));
   return sel;
@@ -61,22 +76,30 @@ function chainSliders(L) {
   };
 }
 
-// The test examples of the selected modality; returns fill(), which redraws them.
-function gallery(s, sel, request) {
+// The shipped test examples, drawn in the selected modality (a caption's examples by their
+// image); returns fill(), which redraws them. Picking one also puts its caption in the caption
+// box (`setCaption`).
+function gallery(s, sel, request, setCaption) {
   const el = $('gallery');
+  const textOf = (i) => {
+    const t = s.isText.indexOf(true);
+    return t < 0 ? '' : captionOf(s, t, oneHot(exampleInput(s, i, t), s.shape[t][1], 1));
+  };
   const fill = () => {
     el.textContent = '';
-    const m = +sel.value;
+    const m = s.isText[+sel.value] ? s.isText.indexOf(false) : +sel.value;
     for (let i = 0; i < s.M.examples.count; i++) {
       const c = document.createElement('canvas');
       const b = exampleBytes(s, i, m);
       paint(s, c, (k) => b[k]);
-      c.title = `test example ${i} (digit ${s.M.examples.labels[i]})`;
+      const text = textOf(i);
+      c.title = `test example ${s.M.examples.indices[i]} (class ${s.M.examples.labels[i]})${text ? ': ' + text : ''}`;
       if (i === s.index) c.className = 'sel';
-      c.addEventListener('click', () => { s.index = i; fill(); request({ kind: 'example' }); });
+      c.addEventListener('click', () => { s.index = i; setCaption(textOf(i)); fill(); request({ kind: 'example' }); });
       el.appendChild(c);
     }
   };
+  setCaption(textOf(s.index));
   return fill;
 }
 

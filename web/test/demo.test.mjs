@@ -10,7 +10,11 @@
 //    `sample` binary: Sampler::for_target(.., Target::webgpu())) within 1e-3 per pixel: cross-modal
 //    generation with posterior refinement (K_x = 0), then with EBM revision, and unconditional
 //    generation (generator samples and their revision).
-// 3. The shipped model (web/model): the page works, simulated mouse strokes on the pad produce
+// 3. With --captions-bundle DIR --captions-checkpoint CKPT, an image + caption model: images
+//    from a typed caption (capitals, punctuation, unknown words) and from a shipped caption, a
+//    caption from an image and unconditional pairs equal native (`sample ... --caption`), and
+//    typing into the caption box generates an image (screenshot OUT/demo_captions.png).
+// 4. The shipped model (web/model): the page works, simulated mouse strokes on the pad produce
 //    four generated images, and a screenshot is saved to OUT/demo.png. With
 //    --shipped-checkpoint CKPT (the checkpoint it was exported from; not in git), its
 //    cross-modal generation is compared with native as well.
@@ -30,6 +34,9 @@ const NATIVE = resolve(arg('--native'));
 const OUT = resolve(arg('--out'));
 const SHIPPED = arg('--shipped', 'web/model');
 const SHIPPED_CHECKPOINT = arg('--shipped-checkpoint', '');
+// A model with a caption modality (image + caption) and its bundle, served at /__captions/.
+const CAPTIONS = arg('--captions-bundle', '') && resolve(arg('--captions-bundle'));
+const CAPTIONS_CHECKPOINT = CAPTIONS && resolve(arg('--captions-checkpoint'));
 const TOL = 1e-3;
 mkdirSync(OUT, { recursive: true });
 
@@ -42,9 +49,10 @@ const log = (msg) => console.log(`[${((Date.now() - t00) / 1000).toFixed(1)}s] $
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.wgsl': 'text/plain', '.bin': 'application/octet-stream', '.png': 'image/png' };
 const server = createServer((req, res) => {
   const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-  const file = path.startsWith('/__bundle/') ? join(BUNDLE, path.slice('/__bundle/'.length)) : join(ROOT, path);
+  const served = [['/__bundle/', BUNDLE], ['/__captions/', CAPTIONS]].find(([p, dir]) => dir && path.startsWith(p));
+  const file = served ? join(served[1], path.slice(served[0].length)) : join(ROOT, path);
   try {
-    if (!file.startsWith(ROOT) && !file.startsWith(BUNDLE)) throw new Error('outside');
+    if (![ROOT, BUNDLE, CAPTIONS].some((dir) => dir && file.startsWith(dir))) throw new Error('outside');
     const f = statSync(file).isDirectory() ? join(file, 'index.html') : file;
     const body = readFileSync(f);
     res.writeHead(200, { 'content-type': TYPES[extname(f)] || 'application/octet-stream' });
@@ -98,6 +106,64 @@ function compare(what, got, want) {
   return worst;
 }
 
+// One generation in the page against native: `c.mode` 'cross' (from shipped example `c.index`,
+// whose test index is `c.nativeIndex ?? c.index`, or from a typed `c.caption`) or
+// 'unconditional'; every modality's values compared.
+async function runCase(page, c, checkpoint) {
+  log(`case ${c.name}`);
+  let worst = 0;
+  if (c.mode === 'cross') {
+    const flags = Object.entries(c.sizes || {}).map(([k, v]) => [k.replace('_', '-'), v]);
+    const from = c.caption === undefined ? [['index', c.nativeIndex ?? c.index]] : [['caption', c.caption]];
+    const want = native('cross', c.name, [['given', c.given], ...from, ['kz', c.kz], ['kx', c.kx], ['seed', c.seed], ...flags], checkpoint);
+    const got = await page.evaluate((c) => window.demo.cross(c), c);
+    summary.browser_ms[c.name] = got.ms;
+    got.x.forEach((x, m) => { worst = Math.max(worst, compare(`${c.name} x${m}${m === c.given ? ' (given)' : ''}`, x, pick(want, `x${m}`))); });
+  } else {
+    const want = native('unconditional', c.name, [['kx', c.kx], ['seed', c.seed]], checkpoint);
+    const got = await page.evaluate((c) => window.demo.unconditional(c), c);
+    summary.browser_ms[c.name] = got.ms;
+    for (const part of ['generator', 'revised']) {
+      got[part].forEach((x, m) => { worst = Math.max(worst, compare(`${c.name} ${part}.x${m}`, x, want[`${part}.x${m}`])); });
+    }
+  }
+  summary.diffs[c.name] = worst;
+}
+
+// The caption model: images from a typed caption and from a shipped one, a caption from an
+// image, unconditional pairs, each against native; then the caption box typed into.
+async function captionModel() {
+  log('caption model: loading the page');
+  const { page, errors, ready } = await open(`${BASE}/web/index.html?bundle=/__captions/&auto=0&m=1`);
+  if (ready.error || !ready.webgpu) throw new Error(`the caption page did not start: ${ready.error || 'no WebGPU'}`);
+  const M = JSON.parse(readFileSync(join(CAPTIONS, 'model.json'), 'utf8'));
+  const text = M.kinds.findIndex((k) => k.kind === 'text');
+  const image = M.kinds.findIndex((k) => k.kind === 'image');
+  const cases = [
+    // Capitals, punctuation and words outside the vocabulary: tokenised as data::text does.
+    { name: 'caption_typed', mode: 'cross', given: text, caption: 'A small RED bird, with a short black bill and zebra-stripes!', seed: 5, kz: 3, kx: 2 },
+    { name: 'caption_example', mode: 'cross', given: text, index: 2, nativeIndex: M.examples.indices[2], seed: 8, kz: 2, kx: 2 },
+    { name: 'image_to_caption', mode: 'cross', given: image, index: 1, nativeIndex: M.examples.indices[1], seed: 9, kz: 2, kx: 3 },
+    { name: 'caption_unconditional', mode: 'unconditional', seed: 4, kx: 2 },
+  ];
+  for (const c of cases) await runCase(page, c, CAPTIONS_CHECKPOINT);
+  // The caption box: type, press Enter, and the image forms.
+  const before = await page.evaluate(() => window.demo.generations);
+  await page.fill('#caption', 'a large blue bird with a yellow belly');
+  await page.press('#caption', 'Enter');
+  await page.waitForFunction((b) => window.demo.generations > b, before, { timeout: 120000 });
+  await page.evaluate(() => window.demo.idle());
+  const last = await page.evaluate(() => window.demo.last);
+  const img = last.x[image];
+  const shown = await page.textContent('#out figure.given p.caption');
+  if (last.kind === 'cross' && last.given === text && img.every(Number.isFinite) && Math.max(...img) - Math.min(...img) > 0.1 && shown === 'a large blue bird with a yellow belly') {
+    console.log(`  ok   the caption box produced an image (given caption shown as "${shown}")`);
+  } else fail(`the caption box: kind ${last.kind}, given ${last.given}, shown "${shown}"`);
+  await page.screenshot({ path: join(OUT, 'demo_captions.png'), fullPage: true });
+  checkErrors('caption model page', errors);
+  await page.close();
+}
+
 // ---- the browser ----
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -139,31 +205,12 @@ try {
     { name: 'cross_revised', mode: 'cross', given: 2, index: 5, seed: 12345, kz: 3, kx: 4 },
     { name: 'unconditional', mode: 'unconditional', seed: 99, kx: 4 },
   ];
-  for (const c of cases) {
-    log(`case ${c.name}`);
-    if (c.mode === 'cross') {
-      const flags = Object.entries(c.sizes || {}).map(([k, v]) => [k.replace('_', '-'), v]);
-      const want = native('cross', c.name, [['given', c.given], ['index', c.index], ['kz', c.kz], ['kx', c.kx], ['seed', c.seed], ...flags]);
-      const got = await page.evaluate((c) => window.demo.cross(c), c);
-      summary.browser_ms[c.name] = got.ms;
-      let worst = 0;
-      got.x.forEach((x, m) => { worst = Math.max(worst, compare(`${c.name} x${m}${m === c.given ? ' (given)' : ''}`, x, pick(want, `x${m}`))); });
-      summary.diffs[c.name] = worst;
-    } else {
-      const want = native('unconditional', c.name, [['kx', c.kx], ['seed', c.seed]]);
-      const got = await page.evaluate((c) => window.demo.unconditional(c), c);
-      summary.browser_ms[c.name] = got.ms;
-      let worst = 0;
-      for (const part of ['generator', 'revised']) {
-        got[part].forEach((x, m) => { worst = Math.max(worst, compare(`${c.name} ${part}.x${m}`, x, want[`${part}.x${m}`])); });
-      }
-      summary.diffs[c.name] = worst;
-    }
-  }
+  for (const c of cases) await runCase(page, c, CHECKPOINT);
   checkErrors('tiny model page', errors);
   await page.close();
+  if (CAPTIONS) await captionModel();
 
-  // 3. The shipped model: the UI, drawing, screenshot.
+  // 4. The shipped model: the UI, drawing, screenshot.
   log(`shipped model (${SHIPPED}): loading the page`);
   const shipped = SHIPPED.replace(/^\/+|\/+$/g, '');
   const q0 = '?auto=0&m=1';

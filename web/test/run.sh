@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The browser test of the WebGPU demo: takes the suite's tiny run (configs/tiny.toml; trains one
-# when run alone), exports it with `export`, then web/test/demo.test.mjs compares headless
+# The browser test of the WebGPU demo: takes the suite's tiny runs (configs/tiny.toml, and its
+# image + caption variant; trains them when run alone), exports them with `export`, then web/test/demo.test.mjs compares headless
 # Chromium's generations with the native ones (the `sample` binary with --target webgpu --raw)
 # and exercises the shipped model's page. Needs /usr/bin/chromium and `npm ci` (scripts/setup.sh). Outputs in $OUT (default
 # <target>/web-test): the screenshot demo.png and summary.json. Arguments go to demo.test.mjs
@@ -21,5 +21,14 @@ if [ -z "$RUN" ] || [ ! -f "$RUN/checkpoint.safetensors" ]; then
   "$BIN/train" --plain --config configs/tiny.toml --out "$RUN" > "$OUT/train.log"
 fi
 "$BIN/export" --checkpoint "$RUN/checkpoint.safetensors" --out "$OUT/bundle" --examples 8
+# The image + caption model (tests/common's TinyRun::Captions; trained here when run alone).
+CAP=${MMEBM_TINY_RUNS:+$MMEBM_TINY_RUNS/captions}
+if [ -z "$CAP" ] || [ ! -f "$CAP/checkpoint.safetensors" ]; then
+  CAP=$OUT/captions
+  "$BIN/train" --plain --config configs/tiny.toml --out "$CAP" --set data.dataset=cub --set data.image_side=16 \
+    --set data.train_size=40 --set data.test_size=10 --set model.text_width=16 > "$OUT/train-captions.log"
+fi
+"$BIN/export" --checkpoint "$CAP/checkpoint.safetensors" --out "$OUT/captions-bundle" --examples 8
 node web/test/demo.test.mjs --bundle "$OUT/bundle" --checkpoint "$RUN/checkpoint.safetensors" \
+  --captions-bundle "$OUT/captions-bundle" --captions-checkpoint "$CAP/checkpoint.safetensors" \
   --native "$BIN/sample" --out "$OUT" "$@"
