@@ -1,6 +1,6 @@
-// The body shared by gemm.wgsl and gemm_subgroup.wgsl (they include it): constants, Params,
-// geometry of the four MODEs, loaders and the epilogue, and the body of conv_thin. No entry points
-// of its own.
+// The body shared by gemm.wgsl, gemm_subgroup.wgsl and gemm_coop.wgsl (they include it):
+// constants, Params, geometry of the four MODEs, loaders and the epilogue, and the body of
+// conv_thin. No entry points of its own.
 // #include map_fn
 
 override MODE: u32 = 0u;
