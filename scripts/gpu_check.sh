@@ -5,7 +5,9 @@
 # phase (`train --profile`) and seconds per iteration.
 #
 #   scripts/gpu_check.sh            uses target/release/{train,bench} when present, else builds them
-#   BIN=DIR scripts/gpu_check.sh    binaries from DIR (built on another x86-64 machine and carried)
+#   BIN=DIR scripts/gpu_check.sh    binaries from DIR (built on another x86-64 machine and carried;
+#                                   DIR/ops_gemm, a copy of target/release/deps/ops_gemm-*, adds the
+#                                   cooperative-matrix GEMM test)
 #
 # Each stage has its own time limit, so one slow stage cannot eat the others' time; a stage that
 # hits its limit says so and the script goes on. Outputs go to a temporary folder.
@@ -33,6 +35,16 @@ stage() {
 }
 echo "== machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+# The cooperative-matrix GEMM against the CPU references (tests/ops_gemm.rs; it prints a SKIP line
+# where the adapter offers no 8x8 f32 cooperative matrices). From a carried test binary, else
+# built here when cargo is at hand.
+if [ -x "$BIN/ops_gemm" ]; then
+  stage 120 "cooperative-matrix GEMM test" "$BIN/ops_gemm" coop --nocapture
+elif command -v cargo > /dev/null; then
+  stage 400 "cooperative-matrix GEMM test" cargo test --release --test ops_gemm coop -- --nocapture
+else
+  echo "== cooperative-matrix GEMM test: skipped (no $BIN/ops_gemm and no cargo)"
+fi
 # Autotuning on first use (docs/GPU.md): its line and the set-up time ("phases compiled in").
 MMEBM_TUNING="$out/fresh-tuning.json" stage 60 "autotune on first use (quick.toml, 2 iterations)" "$BIN/train" --plain \
   --config configs/quick.toml --iterations 2 --out "$out/autotune"

@@ -46,16 +46,6 @@ override TB: u32 = 1u;
 var<workgroup> As: array<vec4<f32>, 512>;
 var<workgroup> Bs: array<vec4<f32>, 512>;
 
-// A block of a step for rows m..m+3: result[r] = A(m+r, k..k+3).
-fn a_block(zb: u32, m: u32, kk: array<KS, 4>, ke: u32) -> array<vec4<f32>, 4> {
-    if (MODE == 0u && TRANS_A) {
-        let r = row_at(zb, m);
-        return tr4(array<vec4<f32>, 4>(a_m4(r, kk[0], ke), a_m4(r, kk[1], ke), a_m4(r, kk[2], ke), a_m4(r, kk[3], ke)));
-    }
-    return array<vec4<f32>, 4>(a_k4(row_at(zb, m), kk, ke), a_k4(row_at(zb, m + 1u), kk, ke),
-                               a_k4(row_at(zb, m + 2u), kk, ke), a_k4(row_at(zb, m + 3u), kk, ke));
-}
-
 // Rows 4 mq..4 mq+3 of the A tile at k quad q, and k rows 4q..4q+3 of the B tile at column
 // quad nq (row length bn4 quads).
 fn tile_a(mq: u32, q: u32, bq: u32) -> array<vec4<f32>, 4> {
@@ -63,10 +53,6 @@ fn tile_a(mq: u32, q: u32, bq: u32) -> array<vec4<f32>, 4> {
 }
 fn tile_b(nq: u32, q: u32, bn4: u32) -> array<vec4<f32>, 4> {
     return array<vec4<f32>, 4>(Bs[(4u * q) * bn4 + nq], Bs[(4u * q + 1u) * bn4 + nq], Bs[(4u * q + 2u) * bn4 + nq], Bs[(4u * q + 3u) * bn4 + nq]);
-}
-
-fn put4x4(zb: u32, kz: u32, m: u32, c: Col, acc: array<vec4<f32>, 4>, bc: vec4<f32>) {
-    for (var r = 0u; r < 4u; r++) { put4(zb, kz, row_at(zb, m + r), c, acc[r], bc); }
 }
 
 @compute @workgroup_size(WGX, WGY)

@@ -1,6 +1,6 @@
-// The body shared by gemm.wgsl and gemm_subgroup.wgsl (they include it): constants, Params,
-// geometry of the four MODEs, loaders and the epilogue, and the body of conv_thin. No entry points
-// of its own.
+// The body shared by gemm.wgsl, gemm_subgroup.wgsl and gemm_coop.wgsl (they include it):
+// constants, Params, geometry of the four MODEs, loaders and the epilogue, and the body of
+// conv_thin. No entry points of its own.
 // #include map_fn
 
 override MODE: u32 = 0u;
@@ -466,6 +466,16 @@ fn b_block(c: Col, ks: array<KS, 4>, ke: u32) -> array<vec4<f32>, 4> {
     return r;
 }
 
+// A block of a step for rows m..m+3: result[r] = A(m+r, k..k+3).
+fn a_block(zb: u32, m: u32, kk: array<KS, 4>, ke: u32) -> array<vec4<f32>, 4> {
+    if (MODE == 0u && TRANS_A) {
+        let r = row_at(zb, m);
+        return tr4(array<vec4<f32>, 4>(a_m4(r, kk[0], ke), a_m4(r, kk[1], ke), a_m4(r, kk[2], ke), a_m4(r, kk[3], ke)));
+    }
+    return array<vec4<f32>, 4>(a_k4(row_at(zb, m), kk, ke), a_k4(row_at(zb, m + 1u), kk, ke),
+                               a_k4(row_at(zb, m + 2u), kk, ke), a_k4(row_at(zb, m + 3u), kk, ke));
+}
+
 // acc[r] += sum_kk ar[r][kk] * bb[kk]   (4 rows x 4 k x 4 columns)
 fn mma4(acc: ptr<function, array<vec4<f32>, 4>>, ar: array<vec4<f32>, 4>, bb: array<vec4<f32>, 4>) {
     for (var r = 0u; r < 4u; r++) {
@@ -520,6 +530,11 @@ fn put4(zb: u32, kz: u32, r: Row, c: Col, v: vec4<f32>, bc: vec4<f32>) {
             out[i / 4u][i % 4u] = x[j];
         }
     }
+}
+
+// Rows m..m+3 of a quad of C (put4 each).
+fn put4x4(zb: u32, kz: u32, m: u32, c: Col, acc: array<vec4<f32>, 4>, bc: vec4<f32>) {
+    for (var r = 0u; r < 4u; r++) { put4(zb, kz, row_at(zb, m + r), c, acc[r], bc); }
 }
 
 // Thin transposed convolution: conv2d backward-data (MODE 2 geometry) with stride 1 and at most

@@ -12,7 +12,7 @@
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::graph::{eager, Executable, Graph, NodeKind, Store};
-use crate::ops::gemm::{select_variant, variant_name, variants, Kind, ShapeClass};
+use crate::ops::gemm::{select_variant, variant_name, variants, ShapeClass};
 use crate::ops::tuning::{self, Choice, TuningFile};
 use crate::ops::{numel, Host, Op, Target};
 use std::collections::{BTreeMap, HashMap};
@@ -273,7 +273,7 @@ fn candidates(base: &Target, class: ShapeClass, opts: &Autotune) -> Vec<String> 
     let first = select_variant(base, class).map(|v| v.name.to_string()).unwrap_or_else(|_| variant_name(base, class).to_string());
     let mut names = vec![first.clone()];
     for v in variants() {
-        let runs = v.kind != Kind::Subgroup || base.subgroups;
+        let runs = v.runs_on(base);
         let named = opts.variants.as_ref().is_none_or(|w| w.iter().any(|n| n == v.name));
         if runs && named && v.name != first {
             names.push(v.name.to_string());

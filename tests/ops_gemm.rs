@@ -53,37 +53,49 @@ matrix_tests!(matmul_all_variants_and_transposes, matmul_every_variant_and_trans
 fn matmul_transposes(mx: Matrix) {
     for (vi, t) in variant_targets().into_iter().enumerate() {
         for (si, &(m, n, k)) in SHAPES.iter().enumerate().filter(|(si, _)| mx.has(&t, vi, *si)) {
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let a = rand_host(&stored(ta, &[], m, k), 10 + si as u64, -1.0, 1.0);
-                let b = rand_host(&stored(tb, &[], k, n), 20 + si as u64, -1.0, 1.0);
-                check(&t, &MatMul::new(ta, tb), &[&a, &b], k);
-            }
+            transposes(&t, si, (m, n, k));
         }
+    }
+}
+
+/// Shape `si` of [`SHAPES`] with each operand stored plain or transposed.
+fn transposes(t: &Target, si: usize, (m, n, k): (usize, usize, usize)) {
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let a = rand_host(&stored(ta, &[], m, k), 10 + si as u64, -1.0, 1.0);
+        let b = rand_host(&stored(tb, &[], k, n), 20 + si as u64, -1.0, 1.0);
+        check(t, &MatMul::new(ta, tb), &[&a, &b], k);
     }
 }
 
 // Both shapes on the default variants, one of them on each other variant.
 matrix_tests!(matmul_bias_activation_batch, matmul_bias_activation_batch_every_variant, matmul_bias_batch, 2);
 
+const BIAS_SHAPES: [(usize, usize, usize); 2] = [(7, 13, 5), (33, 64, 20)];
+
 fn matmul_bias_batch(mx: Matrix) {
     for (vi, t) in variant_targets().into_iter().enumerate() {
-        for (si, &(m, n, k)) in [(7, 13, 5), (33, 64, 20)].iter().enumerate().filter(|(si, _)| mx.has(&t, vi, *si)) {
-            let bias = rand_host(&[n], 3, -1.0, 1.0);
-            for (ai, act) in [None, Some(MapFn::Relu), Some(MapFn::LeakyRelu(0.2)), Some(MapFn::Tanh), Some(MapFn::Exp)].into_iter().enumerate() {
-                let (ta, tb) = (ai % 2 == 1, ai >= 2);
-                let a = rand_host(&stored(ta, &[], m, k), 30 + si as u64, -1.0, 1.0);
-                let b = rand_host(&stored(tb, &[], k, n), 40 + si as u64, -1.0, 1.0);
-                let op = MatMul::new(ta, tb).with_act(act);
-                check(&t, &op, &[&a, &b, &bias], k);
-            }
-            // Batched, and batched against a shared (unbatched) operand on either side.
-            for (la, lb) in [(vec![3], vec![3]), (vec![2, 2], vec![]), (vec![], vec![3])] {
-                let a = rand_host(&stored(false, &la, m, k), 50, -1.0, 1.0);
-                let b = rand_host(&stored(true, &lb, k, n), 51, -1.0, 1.0);
-                check(&t, &MatMul::new(false, true), &[&a, &b], k);
-                check(&t, &MatMul::new(false, true).with_act(Some(MapFn::Relu)), &[&a, &b, &bias], k);
-            }
+        for (si, &(m, n, k)) in BIAS_SHAPES.iter().enumerate().filter(|(si, _)| mx.has(&t, vi, *si)) {
+            bias_batch(&t, si, (m, n, k));
         }
+    }
+}
+
+/// Shape `si` of [`BIAS_SHAPES`] with a bias and each fused activation, then batched.
+fn bias_batch(t: &Target, si: usize, (m, n, k): (usize, usize, usize)) {
+    let bias = rand_host(&[n], 3, -1.0, 1.0);
+    for (ai, act) in [None, Some(MapFn::Relu), Some(MapFn::LeakyRelu(0.2)), Some(MapFn::Tanh), Some(MapFn::Exp)].into_iter().enumerate() {
+        let (ta, tb) = (ai % 2 == 1, ai >= 2);
+        let a = rand_host(&stored(ta, &[], m, k), 30 + si as u64, -1.0, 1.0);
+        let b = rand_host(&stored(tb, &[], k, n), 40 + si as u64, -1.0, 1.0);
+        let op = MatMul::new(ta, tb).with_act(act);
+        check(t, &op, &[&a, &b, &bias], k);
+    }
+    // Batched, and batched against a shared (unbatched) operand on either side.
+    for (la, lb) in [(vec![3], vec![3]), (vec![2, 2], vec![]), (vec![], vec![3])] {
+        let a = rand_host(&stored(false, &la, m, k), 50, -1.0, 1.0);
+        let b = rand_host(&stored(true, &lb, k, n), 51, -1.0, 1.0);
+        check(t, &MatMul::new(false, true), &[&a, &b], k);
+        check(t, &MatMul::new(false, true).with_act(Some(MapFn::Relu)), &[&a, &b, &bias], k);
     }
 }
 
@@ -94,14 +106,109 @@ matrix_tests!(matmul_split_k_and_huge_k, matmul_split_k_and_huge_k_every_variant
 /// second dispatch. K = 270000 also needs more than 65535 steps of 4 in one loop otherwise.
 fn matmul_split_k(mx: Matrix) {
     for (vi, t) in variant_targets().into_iter().enumerate() {
-        for (_, &(m, n, k)) in [(8, 8, 2048), (5, 3, 1500), (1, 1, 270000)].iter().enumerate().filter(|(si, _)| mx.has(&t, vi, *si)) {
-            for tb in [false, true] {
-                let a = rand_host(&[m, k], 60, -1.0, 1.0);
-                let b = rand_host(&stored(tb, &[], k, n), 61, -1.0, 1.0);
-                let bias = rand_host(&[n], 62, -1.0, 1.0);
-                check(&t, &MatMul::new(false, tb).with_act(Some(MapFn::Tanh)), &[&a, &b, &bias], k);
-            }
+        for (_, &(m, n, k)) in SPLIT_SHAPES.iter().enumerate().filter(|(si, _)| mx.has(&t, vi, *si)) {
+            split_k(&t, (m, n, k));
         }
+    }
+}
+
+const SPLIT_SHAPES: [(usize, usize, usize); 3] = [(8, 8, 2048), (5, 3, 1500), (1, 1, 270000)];
+
+fn split_k(t: &Target, (m, n, k): (usize, usize, usize)) {
+    for tb in [false, true] {
+        let a = rand_host(&[m, k], 60, -1.0, 1.0);
+        let b = rand_host(&stored(tb, &[], k, n), 61, -1.0, 1.0);
+        let bias = rand_host(&[n], 62, -1.0, 1.0);
+        check(t, &MatMul::new(false, tb).with_act(Some(MapFn::Tanh)), &[&a, &b, &bias], k);
+    }
+}
+
+/// Whether the adapter `gpu()` opened offers 8x8 f32 cooperative matrices and subgroups (what
+/// `coop32` needs), asked of wgpu here rather than through `mmebm::gpu`, so that a gating bug
+/// there fails [`coop_variant_matches_cpu`] instead of skipping it.
+fn adapter_offers_coop() -> bool {
+    let backends = std::env::var("MMEBM_BACKEND").map_or(Ok(wgpu::Backends::all()), |b| mmebm::gpu::parse_backend(&b)).unwrap();
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle() });
+    let opts = wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
+    let adapter = pollster::block_on(instance.request_adapter(&opts)).expect("the adapter gpu() opened");
+    assert_eq!(adapter.get_info().name, gpu().info.name, "the same adapter as gpu()");
+    let f32_8x8 = adapter.cooperative_matrix_properties().iter().any(|p| {
+        (p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type) == (8, 8, 8, wgpu::CooperativeScalarType::F32, wgpu::CooperativeScalarType::F32)
+    });
+    f32_8x8 && adapter.features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SUBGROUP)
+}
+
+/// The cooperative-matrix variant (`coop32`, shaders/gemm_coop.wgsl) on every shape the other
+/// variants meet, each on its own (not the short tier's share): odd sizes, 1x1x1, sizes that are
+/// not multiples of 8 or of its 32x32 tiles, batch 1 and batches against shared operands, every
+/// transpose, bias and each fused activation, split k; and the three convolution GEMMs (MODE 1-3)
+/// at odd image sizes. Tolerance: the f32 one of every variant ([`tol_atol`], module docs): its
+/// 8x8 tiles take f32 inputs and accumulate in f32, so only the order of additions differs (an
+/// adapter that rounded inputs inside, as an f16 or tf32 path would, fails here: docs/GPU.md).
+/// Skips with a line on stderr only where the adapter itself does not offer them
+/// ([`adapter_offers_coop`]; lavapipe does not); where it does, the device must have them on.
+#[test]
+fn coop_variant_matches_cpu() {
+    if !adapter_offers_coop() {
+        eprintln!("SKIP coop_variant_matches_cpu: adapter '{}' offers no 8x8 f32 cooperative matrices with subgroups", gpu().info.name);
+        return;
+    }
+    assert!(gpu().has_cooperative_matrix(), "the adapter offers 8x8 f32 cooperative matrices but the device did not enable them");
+    let t = Target { gemm_variant: "coop32".into(), ..Target::of(gpu()) };
+    assert_eq!(select_variant(&t, ShapeClass::Large).unwrap().kind, Kind::Coop);
+    assert!(variant_targets().iter().any(|v| v.gemm_variant == "coop32"), "the other tests' variants include coop32");
+    for (si, &shape) in SHAPES.iter().enumerate() {
+        transposes(&t, si, shape);
+    }
+    for (si, &shape) in BIAS_SHAPES.iter().enumerate() {
+        bias_batch(&t, si, shape);
+    }
+    for shape in SPLIT_SHAPES {
+        split_k(&t, shape);
+    }
+    coop_convolutions(&t);
+}
+
+/// Forward (stride 1 and 2), backward-data with 6 input channels (more than `conv_thin` takes)
+/// and backward-weight, on 9x10 and 9x9 images.
+fn coop_convolutions(t: &Target) {
+    use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
+    let x = rand_host(&[2, 3, 9, 10], 80, -1.0, 1.0);
+    let w = rand_host(&[5, 3, 3, 3], 81, -1.0, 1.0);
+    let dy = rand_host(&[2, 5, 9, 10], 82, -1.0, 1.0);
+    check(t, &Conv2d::new(1, 1).with_act(Some(MapFn::Relu)), &[&x, &w], 27);
+    let x2 = rand_host(&[1, 3, 9, 9], 83, -1.0, 1.0);
+    check(t, &Conv2d::new(2, 1), &[&x2, &w], 27);
+    let w6 = rand_host(&[5, 6, 3, 3], 84, -1.0, 1.0);
+    let dy2 = rand_host(&[2, 5, 5, 5], 85, -1.0, 1.0);
+    check(t, &Conv2dBackwardData::backward_data(2, 1, [9, 9], [3, 3]), &[&dy2, &w6], 45);
+    check(t, &Conv2dBackwardWeight { stride: 1, pad: 1, kernel: [3, 3] }, &[&x, &dy], 180);
+}
+
+/// Where the device has no cooperative matrices, naming `coop32` is one line of error from the
+/// lowering (never a panic or a validation dump), it is in no candidate list, and a saved pick of
+/// it (a tuning file written on a device that had them) is passed over for the default.
+#[test]
+fn coop_variant_is_refused_in_one_line_without_cooperative_matrices() {
+    use mmebm::ops::tuning::{adapter_default, Choice};
+    let t = Target { gemm_variant: "coop32".into(), ..Target::webgpu() };
+    let e = select_variant(&t, ShapeClass::Small).unwrap_err().to_string();
+    assert!(e.contains("coop32") && e.contains("cooperative matrices") && !e.contains('\n'), "{e}");
+    let e = MatMul::new(false, false).lower(&[&[3, 4], &[4, 6]], &[3, 6], &t).unwrap_err().to_string();
+    assert!(e.contains("coop32") && !e.contains('\n'), "{e}");
+    if gpu().has_cooperative_matrix() {
+        return;
+    }
+    let base = Target::of(gpu());
+    assert!(!variant_targets().iter().any(|v| v.gemm_variant == "coop32"));
+    let (a, b) = (rand_host(&[3, 4], 1, -1.0, 1.0), rand_host(&[4, 6], 2, -1.0, 1.0));
+    let e = run_guarded(&Target { gemm_variant: "coop32".into(), ..base }, &MatMul::new(false, false), &[&a, &b]).unwrap_err();
+    assert!(e.contains("coop32") && e.contains("does not offer") && !e.contains('\n'), "{e}");
+    if std::env::var_os("MMEBM_GEMM_VARIANT").is_none() {
+        let saved = Target::with_choice(gpu(), Some(&Choice::One("coop32".into())));
+        assert_eq!(saved.gemm_variant, adapter_default(gpu()));
+        let by_class = Target::with_choice(gpu(), Some(&Choice::ByClass([(ShapeClass::Large, "coop32".to_string())].into())));
+        assert_ne!(select_variant(&by_class, ShapeClass::Large).unwrap().name, "coop32");
     }
 }
 

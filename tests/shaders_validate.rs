@@ -138,3 +138,86 @@ fn rust_override_constants_match_the_wgsl() {
         }
     }
 }
+
+/// The dispatches of the cooperative-matrix GEMM variant for matrix products and convolutions at
+/// awkward sizes (odd M, N, K; transposes; batches; split k; bias and activation; every MODE),
+/// lowered for a target that has cooperative matrices.
+fn coop_dispatches() -> Vec<mmebm::ops::Dispatch> {
+    use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
+    use mmebm::ops::elementwise::MapFn;
+    use mmebm::ops::gemm::MatMul;
+    use mmebm::ops::{Op, Target};
+    let t = Target { gemm_variant: "coop32".into(), cooperative_matrix: true, subgroups: true, ..Target::webgpu() };
+    let relu = Some(MapFn::Relu);
+    type Case = (Box<dyn Op>, Vec<Vec<usize>>);
+    let cases: Vec<Case> = vec![
+        (Box::new(MatMul::new(false, false)), vec![vec![37, 29], vec![29, 45]]),
+        (Box::new(MatMul::new(true, true).with_act(relu)), vec![vec![3, 29, 37], vec![3, 45, 29], vec![45]]),
+        (Box::new(MatMul::new(false, true)), vec![vec![5, 3000], vec![7, 3000]]), // split k
+        (Box::new(Conv2d::new(1, 1).with_act(relu)), vec![vec![2, 3, 9, 10], vec![5, 3, 3, 3]]),
+        (Box::new(Conv2d::new(2, 1)), vec![vec![2, 3, 9, 9], vec![5, 3, 3, 3]]),
+        (Box::new(Conv2dBackwardData::backward_data(2, 1, [9, 9], [3, 3])), vec![vec![2, 5, 5, 5], vec![5, 6, 3, 3]]),
+        (Box::new(Conv2dBackwardWeight { stride: 1, pad: 1, kernel: [3, 3] }), vec![vec![2, 3, 9, 10], vec![2, 5, 9, 10]]),
+    ];
+    let mut out = Vec::new();
+    for (op, shapes) in cases {
+        let sh: Vec<&[usize]> = shapes.iter().map(|s| s.as_slice()).collect();
+        let low = op.lower(&sh, &op.shape(&sh).unwrap(), &t).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
+        let coop: Vec<_> = low.dispatches.into_iter().filter(|d| d.shader == "gemm_coop").collect();
+        assert_eq!(coop.len(), 1, "{} {shapes:?}: one cooperative-matrix GEMM dispatch", op.name());
+        out.extend(coop);
+    }
+    out
+}
+
+/// No adapter here has cooperative matrices (lavapipe does not offer them), so this is what is
+/// checked without a GPU: `gemm_coop.wgsl` needs naga's COOPERATIVE_MATRIX capability (and
+/// validates with it: `every_shader_parses_and_validates`), and each dispatch the lowering makes of
+/// it, specialised with its override constants as wgpu does, goes through naga's SPIR-V writer (the
+/// Vulkan path: cooperative-matrix instructions under the Vulkan memory model) and its MSL writer
+/// (the Metal path: simdgroup matrices, MSL 2.3). Whether a driver compiles and runs it right needs
+/// a GPU: `tests/ops_gemm.rs` `coop_variant_matches_cpu`.
+#[test]
+fn cooperative_matrix_gemm_goes_through_the_spirv_and_msl_writers() {
+    use naga::back::{msl, spv};
+    let src = mmebm::gpu::shader_source("gemm_coop").unwrap();
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("gemm_coop: {}", e.emit_to_string(&src)));
+    let without = Capabilities::all() - Capabilities::COOPERATIVE_MATRIX;
+    assert!(Validator::new(ValidationFlags::all(), without).validate(&module).is_err(), "gemm_coop must need the capability");
+    let info = Validator::new(ValidationFlags::all(), Capabilities::all()).validate(&module).unwrap();
+    let stage = naga::ShaderStage::Compute;
+    let dispatches = coop_dispatches();
+    for d in &dispatches {
+        let mut constants = naga::back::PipelineConstants::default();
+        constants.extend(d.constants.iter().cloned());
+        let (m, i) = naga::back::pipeline_constants::process_overrides(&module, &info, Some((stage, d.entry)), &constants)
+            .unwrap_or_else(|e| panic!("overrides {:?}: {e}", d.constants));
+        // SPIR-V 1.3: subgroup builtins (wgpu asks for at least that on Vulkan 1.1+).
+        let spv_opts = spv::Options { lang_version: (1, 3), ..Default::default() };
+        let words = spv::write_vec(&m, &i, &spv_opts, Some(&spv::PipelineOptions { shader_stage: stage, entry_point: d.entry.into() }))
+            .unwrap_or_else(|e| panic!("SPIR-V of gemm_coop with {:?}: {e}", d.constants));
+        let opcodes = spirv_opcodes(&words);
+        for (op, name) in [(4456, "OpTypeCooperativeMatrixKHR"), (4457, "OpCooperativeMatrixLoadKHR"), (4458, "OpCooperativeMatrixStoreKHR"), (4459, "OpCooperativeMatrixMulAddKHR")] {
+            assert!(opcodes.contains(&op), "SPIR-V of gemm_coop with {:?} has no {name}", d.constants);
+        }
+        let msl_opts = msl::Options { lang_version: (2, 3), ..Default::default() };
+        let pipe = msl::PipelineOptions { entry_point: Some((stage, d.entry.into())), ..Default::default() };
+        let (text, _) = msl::write_string(&m, &i, &msl_opts, &pipe).unwrap_or_else(|e| panic!("MSL of gemm_coop with {:?}: {e}", d.constants));
+        assert!(text.contains("simdgroup_multiply_accumulate") && text.contains("simdgroup_float8x8"), "MSL of gemm_coop with {:?}", d.constants);
+    }
+    let constant = |d: &mmebm::ops::Dispatch, name: &str| d.constants.iter().find(|(k, _)| k == name).map(|(_, v)| *v as u32);
+    let modes: std::collections::BTreeSet<Option<u32>> = dispatches.iter().map(|d| constant(d, "MODE")).collect();
+    assert_eq!(modes.len(), 4, "every MODE written: {modes:?}");
+    assert!(dispatches.iter().any(|d| constant(d, "SPLIT") == Some(1)), "a split-k dispatch written");
+}
+
+/// The opcodes of a SPIR-V module's instructions (after the 5-word header).
+fn spirv_opcodes(words: &[u32]) -> Vec<u32> {
+    let mut ops = Vec::new();
+    let mut i = 5;
+    while i < words.len() {
+        ops.push(words[i] & 0xffff);
+        i += (words[i] >> 16).max(1) as usize;
+    }
+    ops
+}

@@ -15,7 +15,7 @@
 use clap::Parser;
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::ops::conv::{Conv2d, Conv2dBackwardData, Conv2dBackwardWeight};
-use mmebm::ops::gemm::{variants, Kind, MatMul, Variant};
+use mmebm::ops::gemm::{variants, MatMul, Variant};
 use mmebm::autotune::{self, Prepared};
 use mmebm::graph::{eager, replay};
 use mmebm::ops::elementwise::Fill;
@@ -146,8 +146,8 @@ impl Bench {
         let gpu = Gpu::new(&GpuOptions::default())?;
         let base = Target::of(&gpu);
         println!(
-            "adapter: {} ({:?}); subgroups: {}; CPU yardstick: matrixmultiply::sgemm, 1 thread",
-            gpu.info.name, gpu.info.backend, base.subgroups
+            "adapter: {} ({:?}); subgroups: {}; cooperative matrices: {}; CPU yardstick: matrixmultiply::sgemm, 1 thread",
+            gpu.info.name, gpu.info.backend, base.subgroups, base.cooperative_matrix
         );
         if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
             // lavapipe shares the CPU with everything else: a busy machine halves its numbers.
@@ -492,7 +492,7 @@ fn run(args: Args) -> Result<()> {
 
 /// The variants this adapter runs, or those `--variants` names (an error for any it does not run).
 fn select_variants(base: &Target, list: Option<&[String]>) -> Result<Vec<Variant>> {
-    let mut vs: Vec<_> = variants().into_iter().filter(|v| v.kind != Kind::Subgroup || base.subgroups).collect();
+    let mut vs: Vec<_> = variants().into_iter().filter(|v| v.runs_on(base)).collect();
     if let Some(want) = list {
         if let Some(bad) = want.iter().find(|w| !vs.iter().any(|v| v.name == w.as_str())) {
             let names: Vec<&str> = vs.iter().map(|v| v.name).collect();

@@ -112,6 +112,20 @@ fn memory_budget(info: &wgpu::AdapterInfo) -> Result<Option<(u64, String)>> {
     Ok(available_kb.map(|kb| (kb * 1024 / 10 * 9, "90% of the memory available to this CPU adapter; MMEBM_MEMORY_LIMIT sets it".to_string())))
 }
 
+/// Whether `adapter` can run `shaders/gemm_coop.wgsl`: wgpu's experimental cooperative matrices
+/// with an 8x8x8 configuration of f32 inputs and accumulator (the only one the kernel uses; a
+/// Vulkan driver may list only f16 or 16x16 ones, as NVIDIA's do, and wgpu then still offers the
+/// feature), and subgroups (the kernel shares its tiles out by `subgroup_id`).
+fn offers_cooperative_matrix(adapter: &wgpu::Adapter) -> bool {
+    let f32_8x8 = |p: &wgpu::CooperativeMatrixProperties| {
+        (p.m_size, p.n_size, p.k_size) == (8, 8, 8)
+            && p.ab_type == wgpu::CooperativeScalarType::F32
+            && p.cr_type == wgpu::CooperativeScalarType::F32
+    };
+    adapter.features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SUBGROUP)
+        && adapter.cooperative_matrix_properties().iter().any(f32_8x8)
+}
+
 const NO_ADAPTER_HELP: &str = "wgpu found no adapter. On Linux without a GPU install Mesa's \
 software Vulkan driver: `sudo apt-get install -y mesa-vulkan-drivers` (then `vulkaninfo --summary` \
 lists llvmpipe); otherwise update your GPU driver, or choose a backend with MMEBM_BACKEND=vulkan|metal|dx12|gl";
@@ -150,16 +164,29 @@ impl Gpu {
         let info = adapter.get_info();
         let best = adapter.limits();
         let limits = if opts.webgpu_limits { wgpu::Limits::default() } else { best.clone() };
-        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
+        if offers_cooperative_matrix(&adapter) {
+            wanted |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+        }
         // Under WebGPU limits, also none of the optional features a browser may lack.
         let features = if opts.webgpu_limits { wgpu::Features::empty() } else { adapter.features() & wanted };
+        let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            // SAFETY: wgpu asks callers of experimental features to accept that their
+            // implementation may still have bugs. The feature is used by one shader only
+            // (gemm_coop.wgsl, chosen only by name or by the autotuner, which checks its results
+            // against another variant's); the SPIR-V of every other shader does not change
+            // (naga switches to the Vulkan memory model only in modules with cooperative types).
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("mmebm"),
                 required_features: features,
                 required_limits: limits.clone(),
                 memory_hints: wgpu::MemoryHints::Performance,
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                experimental_features: experimental,
                 trace: wgpu::Trace::Off,
             })
             .await
@@ -200,6 +227,12 @@ impl Gpu {
 
     pub fn has_subgroups(&self) -> bool {
         self.features.contains(wgpu::Features::SUBGROUP)
+    }
+
+    /// 8x8 f32 cooperative matrices and subgroups, so the `coop32` GEMM variant runs: requested
+    /// when the adapter offers them, never under WebGPU limits (no browser has them).
+    pub fn has_cooperative_matrix(&self) -> bool {
+        self.features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SUBGROUP)
     }
 
     pub fn has_timestamps(&self) -> bool {

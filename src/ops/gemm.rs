@@ -1,5 +1,6 @@
-//! Matrix products over the GEMM kernel family in `shaders/gemm.wgsl` (and its subgroup variant
-//! `shaders/gemm_subgroup.wgsl`), which `ops::conv` also lowers to.
+//! Matrix products over the GEMM kernel family in `shaders/gemm.wgsl` (and its subgroup and
+//! cooperative-matrix variants `shaders/gemm_subgroup.wgsl`, `shaders/gemm_coop.wgsl`), which
+//! `ops::conv` also lowers to.
 //!
 //! # Variants
 //! A variant is a named tile configuration ([`variants`]). [`Target::gemm_variant`] holds the
@@ -12,7 +13,10 @@
 //! `crate::autotune`), else a CPU-adapter default. The bench times every variant on the adapter,
 //! checks each against the CPU references first, and prints the winner as
 //! `gemm_variant = "<name>"`.
-//! A subgroup variant named on a target without subgroups falls back to the default.
+//! A subgroup variant named on a target without subgroups falls back to the default; a
+//! cooperative-matrix variant named on a target without them is an error (a silent fallback would
+//! test or time another kernel under its name), and only such targets list it
+//! ([`Variant::runs_on`]).
 //!
 //! On lavapipe (2 cores) the subgroup variants win by far (sg32/sg64: ~45-50 GFLOP/s at 1024³ on
 //! a quiet machine, about half of one core of `matrixmultiply::sgemm`; register tiles ~20,
@@ -34,9 +38,9 @@ crate::uniform_params!(
 );
 
 crate::override_constants!(
-    /// The override constants of the GEMM entries (`gemm`, `gemm_sg`, `gemm_sum`, `conv_wperm`),
+    /// The override constants of the GEMM entries (`gemm`, `gemm_sg`, `gemm_coop`, `gemm_sum`, `conv_wperm`),
     /// in the order a dispatch lists them; their meaning is documented in gemm_common.wgsl.
-    GemmConstants for ["gemm", "gemm_subgroup"] {
+    GemmConstants for ["gemm", "gemm_subgroup", "gemm_coop"] {
         mode: u32, trans_a: bool, trans_b: bool, vec_a: bool, vec_b: bool, vec_c: bool, unit: bool, flat: bool,
         row4: bool, bias: u32, act: u32, split: bool, wgx: u32, row4_kw: u32, row4_r: i32, tm: u32, wide: bool,
         wgy: u32, variant: u32, bk: u32, rm: u32, cn: u32, wpad: bool, thin: bool, tb: u32,
@@ -59,6 +63,8 @@ pub enum Kind {
     Reg,
     /// `gemm_subgroup.wgsl`: a workgroup shares its rows; A goes through `subgroupBroadcast`.
     Subgroup,
+    /// `gemm_coop.wgsl`: 8x8 f32 cooperative matrices, A, B and C tiles in workgroup memory.
+    Coop,
 }
 
 /// A named tile configuration of the GEMM kernels.
@@ -66,37 +72,59 @@ pub enum Kind {
 pub struct Variant {
     pub name: &'static str,
     pub kind: Kind,
-    /// Threads along n (all of them for `Subgroup`).
+    /// Threads along n (all of them for `Subgroup` and `Coop`).
     pub wgx: u32,
-    /// Threads along m (1 for `Subgroup`).
+    /// Threads along m (1 for `Subgroup` and `Coop`).
     pub wgy: u32,
-    /// Rows per thread (`Reg`, `Tiled`: 4 or 8) or per workgroup (`Subgroup`: 8, 16, 32 or 64).
+    /// Rows per thread (`Reg`, `Tiled`: 4 or 8) or per workgroup (`Subgroup`: 8, 16, 32 or 64;
+    /// `Coop`: 32).
     pub tm: u32,
-    /// Columns per thread (`Reg`: 4 or 8; `Tiled`: equal to `tm`; `Subgroup`: 4).
+    /// Columns per thread (`Reg`: 4 or 8; `Tiled`: equal to `tm`; `Subgroup`: 4) or per
+    /// workgroup (`Coop`: 32).
     pub tn: u32,
-    /// k per workgroup-memory stage (`Tiled`), else 4.
+    /// k per workgroup-memory stage (`Tiled`, `Coop`), else 4.
     pub bk: u32,
 }
 
 impl Variant {
     pub fn rows_per_group(&self) -> u32 {
         match self.kind {
-            Kind::Subgroup => self.tm,
+            Kind::Subgroup | Kind::Coop => self.tm,
             _ => self.wgy * self.tm,
         }
     }
     pub fn cols_per_group(&self) -> u32 {
-        self.wgx * self.tn
+        match self.kind {
+            Kind::Coop => self.tn,
+            _ => self.wgx * self.tn,
+        }
     }
     pub fn invocations(&self) -> u32 {
         self.wgx * self.wgy
     }
-    /// Workgroup memory in bytes (the tiled kernel declares two 8 KiB arrays).
+    /// Workgroup memory in bytes (the tiled kernel declares two 8 KiB arrays; the coop kernel
+    /// one of 3 x 32 x 32 floats).
     pub fn workgroup_bytes(&self) -> u32 {
-        if self.kind == Kind::Tiled { 16384 } else { 0 }
+        match self.kind {
+            Kind::Tiled => 16384,
+            Kind::Coop => 12288,
+            _ => 0,
+        }
     }
     fn k_step(&self) -> usize {
-        if self.kind == Kind::Tiled { self.bk as usize } else { 4 }
+        match self.kind {
+            Kind::Tiled | Kind::Coop => self.bk as usize,
+            _ => 4,
+        }
+    }
+    /// Whether `target` has what the variant's shader needs (the candidates of the autotuner,
+    /// the bench and the tests): subgroups, or cooperative matrices.
+    pub fn runs_on(&self, target: &Target) -> bool {
+        match self.kind {
+            Kind::Subgroup => target.subgroups,
+            Kind::Coop => target.cooperative_matrix,
+            _ => true,
+        }
     }
 }
 
@@ -126,6 +154,9 @@ pub fn variants() -> Vec<Variant> {
         v("sg32w128", Kind::Subgroup, 128, 1, 32, 4, 4),
         v("sg64", Kind::Subgroup, 64, 1, 64, 4, 4),
         v("sg64w32", Kind::Subgroup, 32, 1, 64, 4, 4),
+        // 32x32 tiles of 8x8 f32 cooperative matrices, 64 threads, k stages of 32 (the
+        // constants of gemm_coop.wgsl).
+        v("coop32", Kind::Coop, 64, 1, 32, 32, 32),
     ]
 }
 
@@ -174,7 +205,7 @@ impl ShapeClass {
     /// of a non-subgroup variant (the autotuner lowers with the default): a subgroup variant's
     /// ROW4 path pads k.
     pub fn of_dispatch(d: &Dispatch) -> Option<ShapeClass> {
-        let gemm = matches!(d.shader, "gemm" | "gemm_subgroup") && matches!(d.entry, "gemm" | "gemm_sg");
+        let gemm = matches!(d.shader, "gemm" | "gemm_subgroup" | "gemm_coop") && matches!(d.entry, "gemm" | "gemm_sg" | "gemm_coop");
         match d.params[..] {
             [m, n, k, nz, ..] if gemm => Some(ShapeClass::of(m as usize, n as usize, k as usize, nz as usize)),
             _ => None,
@@ -200,6 +231,12 @@ pub fn select_variant(target: &Target, class: ShapeClass) -> Result<Variant> {
     })?;
     if v.kind == Kind::Subgroup && !target.subgroups {
         v = variant_named(DEFAULT_VARIANT).unwrap();
+    }
+    if !v.runs_on(target) {
+        return Err(Error::Config(format!(
+            "gemm variant '{}' needs cooperative matrices (wgpu's EXPERIMENTAL_COOPERATIVE_MATRIX with 8x8 f32 tiles, and subgroups), which this adapter does not offer",
+            v.name
+        )));
     }
     if v.invocations() > target.max_invocations || v.workgroup_bytes() > target.max_workgroup_storage {
         return Err(Error::Limit(format!(
@@ -373,7 +410,7 @@ fn geometry(g: &Gemm, var: Variant, row4: bool) -> Result<Geometry> {
     let wide = subgroup && tm <= 32 && g.k <= 64 && g.mode == 0;
     let per = if wide { 2 } else { 1 };
     let wgx = if subgroup { subgroup_width(g, &var, per) } else { var.wgx };
-    let cols = (wgx * var.tn) as usize * per;
+    let cols = if subgroup { (wgx * var.tn) as usize * per } else { var.cols_per_group() as usize };
     let (gx, gy) = (g.n.div_ceil(cols).max(1), g.m.div_ceil(rows).max(1));
     let ksplit = split_k(g, &var, gx * gy * g.nz);
     let groups = [gx, gy, g.nz * ksplit];
@@ -495,6 +532,13 @@ fn gemm_constants(g: &Gemm, geo: &Geometry, act: u32) -> Result<(&'static str, &
         Kind::Reg => {
             (c.wgy, c.variant, c.rm, c.cn) = (Some(var.wgy), Some(1), Some(var.tm), Some(var.tn));
             ("gemm", "gemm")
+        }
+        Kind::Coop => {
+            // The tile is fixed in the shader (its constants CO_T, CO_BK and 64 threads).
+            if (var.tm, var.tn, var.bk, var.invocations()) != (32, 32, 32, 64) {
+                return Err(Error::Config(format!("gemm variant '{}': gemm_coop.wgsl computes 32x32 tiles, k 32 per stage, with 64 threads", var.name)));
+            }
+            ("gemm_coop", "gemm_coop")
         }
     };
     Ok((shader, entry, c.pairs()))

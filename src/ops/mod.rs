@@ -96,6 +96,8 @@ pub struct Target {
     pub max_workgroup_storage: u32,
     pub max_invocations: u32,
     pub subgroups: bool,
+    /// 8x8 f32 cooperative matrices (`Gpu::has_cooperative_matrix`): the `coop32` GEMM variant.
+    pub cooperative_matrix: bool,
     /// A CPU implementation (lavapipe): workgroup barriers cost a switch between subgroups,
     /// serial loops per thread are cheap.
     pub cpu: bool,
@@ -117,6 +119,7 @@ impl Target {
             max_workgroup_storage: 16384,
             max_invocations: 256,
             subgroups: false,
+            cooperative_matrix: false,
             cpu: false,
             gemm_variant: String::new(),
             gemm_classes: Default::default(),

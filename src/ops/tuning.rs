@@ -11,7 +11,7 @@
 //! A plain string is one variant for every problem (`bench --save`, and every file written
 //! before autotuning); an object names one per [`ShapeClass`] (autotuning). Entries this version
 //! cannot read are kept as they are when the file is rewritten.
-use super::gemm::ShapeClass;
+use super::gemm::{variant_named, ShapeClass};
 use super::Target;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -122,6 +122,7 @@ impl Target {
             max_workgroup_storage: gpu.limits.max_compute_workgroup_storage_size,
             max_invocations: gpu.limits.max_compute_invocations_per_workgroup,
             subgroups: gpu.has_subgroups(),
+            cooperative_matrix: gpu.has_cooperative_matrix(),
             cpu: gpu.info.device_type == wgpu::DeviceType::Cpu,
             gemm_variant: adapter_default(gpu).into(),
             gemm_classes: BTreeMap::new(),
@@ -130,13 +131,17 @@ impl Target {
             t.gemm_variant = v;
             return t;
         }
+        // A saved variant this device cannot run is passed over: the file is a cache, and the same
+        // adapter may be opened without a feature (a cooperative-matrix pick under WebGPU limits).
+        let runs = |v: &String| variant_named(v).is_none_or(|v| v.runs_on(&t));
         match choice {
-            Some(Choice::One(v)) => t.gemm_variant = v.clone(),
+            Some(Choice::One(v)) if runs(v) => t.gemm_variant = v.clone(),
             Some(Choice::ByClass(m)) => {
+                let picks: BTreeMap<ShapeClass, String> = m.iter().filter(|(_, v)| runs(v)).map(|(c, v)| (*c, v.clone())).collect();
                 let fallback = std::mem::take(&mut t.gemm_variant);
-                t.gemm_classes = ShapeClass::ALL.iter().map(|c| (*c, m.get(c).cloned().unwrap_or_else(|| fallback.clone()))).collect();
+                t.gemm_classes = ShapeClass::ALL.iter().map(|c| (*c, picks.get(c).cloned().unwrap_or_else(|| fallback.clone()))).collect();
             }
-            None => {}
+            _ => {}
         }
         t
     }

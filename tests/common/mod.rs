@@ -228,13 +228,13 @@ pub fn tiny_run(kind: TinyRun) -> &'static std::path::Path {
 }
 
 /// Every GEMM variant this device can run, each as a target (subgroup variants only where the
-/// device has subgroups).
+/// device has subgroups, the cooperative-matrix one where it has those).
 pub fn variant_targets() -> Vec<Target> {
-    use mmebm::ops::gemm::{variants, Kind};
+    use mmebm::ops::gemm::variants;
     let base = Target::of(gpu());
     variants()
         .into_iter()
-        .filter(|v| v.kind != Kind::Subgroup || base.subgroups)
+        .filter(|v| v.runs_on(&base))
         .map(|v| Target { gemm_variant: v.name.to_string(), ..base.clone() })
         .collect()
 }
