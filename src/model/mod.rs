@@ -70,13 +70,6 @@ impl Model {
         self.kinds.len()
     }
 
-    /// `[C, H, W]` when every modality is an image of that shape (what `eval`'s digit
-    /// classifiers and the browser demo take today).
-    pub fn images_only(&self) -> Option<[usize; 3]> {
-        let first = self.image()?;
-        self.kinds.iter().all(|k| *k == Modality::Image(first)).then_some(first)
-    }
-
     /// The image modalities' `[C, H, W]` (the first one's; they share H and W).
     pub fn image(&self) -> Option<[usize; 3]> {
         self.kinds.iter().find_map(Modality::image)
