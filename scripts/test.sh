@@ -45,7 +45,7 @@ bins=$(cargo test --release --all-targets --no-run --message-format=json-render-
 cargo build --release --quiet --bins --examples
 row "build" "$(secs "$t")"
 
-# The tiny trained runs (configs/tiny.toml) that the CLI tests and the browser test share:
+# The tiny trained runs (configs/tiny.toml, tiny_captions.toml) that the CLI tests and the browser test share:
 # trained once here, not once per test binary (tests/common: tiny_run).
 t=$(now)
 export MMEBM_TINY_RUNS="$TARGET/tmp/tiny-runs"
@@ -53,10 +53,8 @@ rm -rf "$MMEBM_TINY_RUNS"
 "$TARGET/release/train" --plain --config configs/tiny.toml --out "$MMEBM_TINY_RUNS/ours" > /dev/null &
 "$TARGET/release/train" --plain --config configs/tiny.toml --out "$MMEBM_TINY_RUNS/alone" --set model.generator=false > /dev/null
 wait $!
-# tests/common's TinyRun::Captions: the built-in birds with captions, at 16×16.
-"$TARGET/release/train" --plain --config configs/tiny.toml --out "$MMEBM_TINY_RUNS/captions" --set data.dataset=cub \
-  --set data.image_side=16 --set data.train_size=40 --set data.test_size=10 --set model.text_width=16 > /dev/null
-row "tiny runs (configs/tiny.toml)" "$(secs "$t")"
+"$TARGET/release/train" --plain --config configs/tiny_captions.toml --out "$MMEBM_TINY_RUNS/captions" > /dev/null
+row "tiny runs (configs/tiny*.toml)" "$(secs "$t")"
 
 # job NAME CMD...: runs one job, keeps its output, and prints it whole (under a lock) when done;
 # records "NAME seconds rc passed failed log" in $work/jobs.

@@ -118,7 +118,9 @@ fn text_modality_gradients() {
     // two text modalities of awkward sizes beside an image modality, batch 3.
     use mmebm::model::{Model, ModelConfig};
     use mmebm::Modality;
-    let cfg = ModelConfig { latent: 4, ebm_width: 5, gen_width: 3, enc_width: 3, text_embedding: 3, text_width: 6, ..ModelConfig::default() };
+    // text_weight ≠ 1 so that the weighted likelihood's gradient is what is checked; the loss
+    // takes 0.04 of it (0.1 / 2.5) to keep |L|, and so the differences' rounding, as at λ = 1.
+    let cfg = ModelConfig { latent: 4, ebm_width: 5, gen_width: 3, enc_width: 3, text_embedding: 3, text_width: 6, text_weight: 2.5, ..ModelConfig::default() };
     let kinds = [Modality::Image([1, 8, 8]), Modality::Text { len: 5, vocab: 7 }, Modality::Text { len: 3, vocab: 4 }];
     let mut model = Model::new(&cfg, &kinds).unwrap();
     let mut g = Graph::new();
@@ -130,7 +132,7 @@ fn text_modality_gradients() {
     let pairs: Vec<(usize, _)> = xs.iter().copied().enumerate().skip(1).collect();
     let recon = model.recon(&mut g, z, &pairs).unwrap();
     let lq = model.log_q(&mut g, z, &pairs).unwrap();
-    let loss = nn::lin(&mut g, fsum, 1.0, recon, 0.1).unwrap();
+    let loss = nn::lin(&mut g, fsum, 1.0, recon, 0.04).unwrap();
     let loss = nn::lin(&mut g, loss, 1.0, lq, 0.1).unwrap();
     let mut extra = vec![("z".to_string(), rand_host(&[b, 4], 41, -1.0, 1.0))];
     for (m, k) in kinds.iter().enumerate() {
@@ -151,4 +153,31 @@ fn text_modality_gradients() {
     // off, gone with tanh). eps 1e-3 makes that rare; its rounding (~1e-7·|L|/eps, |L| ≈ 10) is
     // what atol 1e-3 covers.
     gradcheck_kinks(&mut g, loss, &wrt, &vars, 1e-3, 2e-2, 1e-3, 12, 0.3);
+}
+
+#[test]
+fn text_weight_scales_the_caption_likelihood_only() {
+    // recon(image, caption) at text_weight λ = recon(image) + λ · recon(caption at λ = 1), on
+    // random weights, z and rows; f32 sums of ~100 terms: 1e-5 relative.
+    use mmebm::model::{Model, ModelConfig};
+    use mmebm::Modality;
+    let kinds = [Modality::Image([3, 8, 8]), Modality::Text { len: 5, vocab: 7 }];
+    let b = 3;
+    let recon = |weight: f32, which: &[usize]| -> f32 {
+        let cfg = ModelConfig { latent: 4, ebm_width: 5, gen_width: 3, enc_width: 3, text_embedding: 3, text_width: 6, text_weight: weight, ..ModelConfig::default() };
+        let mut model = Model::new(&cfg, &kinds).unwrap();
+        let mut g = Graph::new();
+        let z = g.var("z", &[b, 4]).unwrap();
+        let pairs: Vec<(usize, _)> = which.iter().map(|&m| (m, g.var(&format!("x{m}"), &kinds[m].batch_shape(b)).unwrap())).collect();
+        let r = model.recon(&mut g, z, &pairs).unwrap();
+        let mut vars: HashMap<String, Host> = model.networks().iter().flat_map(|ps| init(ps, 7, &[])).collect();
+        vars.insert("z".into(), rand_host(&[b, 4], 41, -1.0, 1.0));
+        vars.insert("x0".into(), rand_host(&kinds[0].batch_shape(b), 50, -1.0, 1.0));
+        vars.insert("x1".into(), rand_host(&kinds[1].batch_shape(b), 51, 0.0, 1.0));
+        g.eval_cpu(&mut vars, Some(r)).unwrap()[r.0].as_ref().unwrap().data[0]
+    };
+    let (image, caption, both) = (recon(1.0, &[0]), recon(1.0, &[1]), recon(3.5, &[0, 1]));
+    assert!(image > 0.0 && caption > 0.0, "both terms are positive: {image} {caption}");
+    let want = image + 3.5 * caption;
+    assert!((both - want).abs() <= 1e-5 * want, "recon at λ = 3.5: {both}, want {image} + 3.5 × {caption} = {want}");
 }

@@ -56,6 +56,11 @@ pub struct ModelConfig {
     pub text_embedding: usize,
     /// Text modalities: hidden width of the EBM branch, encoder and decoder.
     pub text_width: usize,
+    /// Text modalities: weight λ of log p(x_m | z) wherever the likelihood enters (posterior
+    /// chains, generator loss). A caption carries ~10 nats against an image's hundreds, so at
+    /// λ = 1 the posterior chain moves z for the image alone and the caption's words never reach
+    /// z (docs/CAPTIONS.md); multimodal VAEs rescale per-modality likelihoods the same way.
+    pub text_weight: f32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -197,6 +202,7 @@ impl Default for ModelConfig {
             spectral_norm: false,
             text_embedding: 32,
             text_width: 256,
+            text_weight: 1.0,
         }
     }
 }
@@ -365,8 +371,9 @@ impl Config {
             check_count(&format!("{k} ="), v, lo, hi)?;
         }
         // (name, value, lowest allowed, whether the lowest is excluded, highest)
-        let reals: [(&str, f32, f32, bool, f32); 11] = [
+        let reals: [(&str, f32, f32, bool, f32); 12] = [
             ("model.sigma", m.sigma, 0.0, true, 100.0),
+            ("model.text_weight", m.text_weight, 0.0, true, 1e4),
             ("langevin.x_step", l.x_step, 0.0, false, 1e6),
             ("langevin.x_noise", l.x_noise, 0.0, false, 1e3),
             ("langevin.z_step", l.z_step, 0.0, false, 1e6),

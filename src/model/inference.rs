@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 impl Model {
     /// Σ_b Σ_{m∈S} −log p(x_m | z) up to a constant, summed over the batch: ‖x_m − g_m(z)‖² / (2σ²)
-    /// for images, −Σ x_m · log softmax(g_m(z)) for text (the cross-entropy of the true tokens
-    /// for one-hot data, of soft rows for a revised caption).
+    /// for images, −λ Σ x_m · log softmax(g_m(z)) for text (the cross-entropy of the true tokens
+    /// for one-hot data, of soft rows for a revised caption; λ = `text_weight`).
     pub fn recon(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)]) -> Result<Tid> {
         let inv = 1.0 / (2.0 * self.cfg.sigma * self.cfg.sigma);
         let mut total: Option<Tid> = None;
@@ -27,7 +27,7 @@ impl Model {
             let (term, weight) = if self.kinds[m].is_text() {
                 let ls = nn::log_softmax(g, out)?;
                 let xl = nn::mul(g, x, ls)?;
-                (nn::reduce(g, ReduceKind::Sum, xl, 0)?, -1.0)
+                (nn::reduce(g, ReduceKind::Sum, xl, 0)?, -self.cfg.text_weight)
             } else {
                 // g − x rather than x − g (the same square, bit for bit): the gradient reaches
                 // the decoder output as is, with no dispatch negating it.

@@ -25,8 +25,7 @@ fi
 CAP=${MMEBM_TINY_RUNS:+$MMEBM_TINY_RUNS/captions}
 if [ -z "$CAP" ] || [ ! -f "$CAP/checkpoint.safetensors" ]; then
   CAP=$OUT/captions
-  "$BIN/train" --plain --config configs/tiny.toml --out "$CAP" --set data.dataset=cub --set data.image_side=16 \
-    --set data.train_size=40 --set data.test_size=10 --set model.text_width=16 > "$OUT/train-captions.log"
+  "$BIN/train" --plain --config configs/tiny_captions.toml --out "$CAP" > "$OUT/train-captions.log"
 fi
 "$BIN/export" --checkpoint "$CAP/checkpoint.safetensors" --out "$OUT/captions-bundle" --examples 8
 node web/test/demo.test.mjs --bundle "$OUT/bundle" --checkpoint "$RUN/checkpoint.safetensors" \
