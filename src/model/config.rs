@@ -57,9 +57,9 @@ pub struct ModelConfig {
     /// Text modalities: hidden width of the EBM branch, encoder and decoder.
     pub text_width: usize,
     /// Text modalities: weight λ of log p(x_m | z) wherever the likelihood enters (posterior
-    /// chains, generator loss). A caption carries ~10 nats against an image's hundreds, so at
-    /// λ = 1 the posterior chain moves z for the image alone and the caption's words never reach
-    /// z (docs/CAPTIONS.md); multimodal VAEs rescale per-modality likelihoods the same way.
+    /// chains, generator loss). A caption's likelihood is tens of nats against an image's
+    /// hundreds, so at λ = 1 the posterior chain moves z for the image and the caption's words
+    /// barely reach z (docs/CAPTIONS.md); multimodal VAEs rescale per-modality likelihoods alike.
     pub text_weight: f32,
 }
 
