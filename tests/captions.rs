@@ -213,3 +213,32 @@ fn captions_are_drawn_with_the_built_in_font() {
     // Clipped at the border, never out of bounds.
     draw(&mut img, w, (18, 8), "WWW", [0, 0, 0]);
 }
+
+#[test]
+fn attribute_counts_judge_every_stated_attribute_and_chance_matches_the_odds() {
+    use mmebm::eval::metrics::AttributeCounts;
+    // By hand: body red (right), belly white (wrong), size small (right); nothing else stated.
+    let b = Bird { body: 0, wing: 1, head: 2, belly: 3, bill: 4, size: 0, long_bill: true, facing_left: false, perched: false, background: 0 };
+    let said = [parse_caption("a small red bird with a white belly"), parse_caption("this bird this bird")];
+    let c = AttributeCounts::of(&said, &[b, b]);
+    assert_eq!((c.stated, c.agreeing), ([1, 0, 0, 1, 0, 1, 0, 0], [1, 0, 0, 0, 0, 1, 0, 0]));
+    assert_eq!((c.agreement(), c.agreement_of(3), c.agreement_of(1)), (Some(2.0 / 3.0), Some(0.0), None));
+    assert_eq!(c.stated_per_caption(), 1.5);
+    // Real captions agree with their own bird on everything they state; against the next
+    // image's bird (eval's chance) each attribute agrees at its odds: colours 1/10, size 1/3,
+    // bill length 1/2, "on a branch" as often as birds perch (2/3).
+    let (_, test) = birds(400, 400, 5);
+    let truth = test.birds.as_ref().unwrap();
+    let said: Vec<_> = test.captions.iter().flatten().map(|c| parse_caption(c)).collect();
+    let own: Vec<Bird> = (0..said.len()).map(|i| truth[i / CAPTIONS_PER_IMAGE]).collect();
+    let next: Vec<Bird> = (0..said.len()).map(|i| truth[(i / CAPTIONS_PER_IMAGE + 1) % truth.len()]).collect();
+    assert_eq!(AttributeCounts::of(&said, &own).agreement(), Some(1.0));
+    let chance = AttributeCounts::of(&said, &next);
+    let odds = [0.1, 0.1, 0.1, 0.1, 0.1, 1.0 / 3.0, 0.5, 2.0 / 3.0];
+    for (k, p) in odds.iter().enumerate() {
+        let n = chance.stated[k] as f64;
+        let tol = 4.0 * (p * (1.0 - p) / n).sqrt();
+        let got = chance.agreement_of(k).unwrap();
+        assert!((got - p).abs() < tol, "attribute {k}: {got:.3} against odds {p:.3} ± {tol:.3} over {n} captions");
+    }
+}

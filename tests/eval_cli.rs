@@ -67,3 +67,35 @@ fn eval_reports_ours_and_the_ebm_alone_ablation() {
     assert!(svg.contains("<polyline") || svg.contains("<path"), "no curve in the SVG");
     assert!(svg.contains("loss_ebm"));
 }
+
+#[test]
+fn eval_judges_captions_on_every_attribute_they_state() {
+    let root = tmp("captions");
+    let run = tiny_run(TinyRun::Captions);
+    let r = eval(&run.join("checkpoint.safetensors"), &root.join("birds.safetensors"), &root.join("eval"));
+    // Image → caption, with and without the posterior chain; the caption → image row is judged
+    // by the image classifier only.
+    let rows = r["conditional"]["caption_attributes"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|x| (x["given"].clone(), x["target"].clone(), x["mode"].as_str().unwrap())).collect::<Vec<_>>(), [
+        (serde_json::json!([0]), serde_json::json!(1), "without_langevin"),
+        (serde_json::json!([0]), serde_json::json!(1), "with_langevin"),
+    ]);
+    for x in rows {
+        let per = x["per_attribute"].as_array().unwrap();
+        assert_eq!(per.len(), 8);
+        for p in per {
+            let none = unit(&p["stated"], "fraction of captions stating an attribute") == 0.0;
+            for k in ["agreement", "chance"] {
+                if none {
+                    assert!(p[k].is_null(), "{p}");
+                } else {
+                    unit(&p[k], k);
+                }
+            }
+        }
+        assert!(x["stated_per_caption"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(r["steps"]["z_step"].as_f64().map(|v| v as f32), Some(0.0005), "the checkpoint's step sizes are reported");
+    let md = std::fs::read_to_string(root.join("eval").join("eval.md")).unwrap();
+    assert!(md.contains("Captions judged on every attribute they state"), "{md}");
+}

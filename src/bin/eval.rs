@@ -57,6 +57,18 @@ struct Args {
     /// EBM Langevin steps (default: the checkpoint's langevin.kx).
     #[arg(long)]
     kx: Option<u32>,
+    /// EBM Langevin step size a_x (default: the checkpoint's).
+    #[arg(long)]
+    x_step: Option<f32>,
+    /// EBM Langevin noise b_x.
+    #[arg(long)]
+    x_noise: Option<f32>,
+    /// Posterior Langevin step size a_z.
+    #[arg(long)]
+    z_step: Option<f32>,
+    /// Posterior Langevin noise b_z (with a_z: the chain's temperature b²/2a; √(2a) samples the posterior, smaller is colder).
+    #[arg(long)]
+    z_noise: Option<f32>,
     /// wgpu backend: vulkan, metal, dx12 or gl.
     #[arg(long)]
     backend: Option<String>,
@@ -94,7 +106,8 @@ fn run(a: Args) -> Result<()> {
     };
     o.validate()?;
     check_count("eval --classifier-epochs", a.classifier_epochs, 1, 1000)?;
-    let trained = Trained::load(&a.checkpoint)?;
+    let mut trained = Trained::load(&a.checkpoint)?;
+    trained.cfg.langevin.override_steps([a.x_step, a.x_noise, a.z_step, a.z_noise])?;
     let d = &trained.cfg.data;
     let (train, test) = data::load(&d.source(a.data.as_deref()))?;
     let gpu = Gpu::new(&GpuOptions { backend: a.backend.clone(), verbose: true, ..Default::default() })?;

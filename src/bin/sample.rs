@@ -183,15 +183,7 @@ impl Ctx {
     /// — before the GPU is touched or anything is written.
     fn new(c: &Common, cross: bool, check: impl FnOnce(u32, u32) -> Result<()>) -> Result<Ctx> {
         let mut trained = Trained::load(&c.checkpoint)?;
-        let l = &mut trained.cfg.langevin;
-        for (v, dst, name) in [(c.x_step, &mut l.x_step, "--x-step"), (c.x_noise, &mut l.x_noise, "--x-noise"), (c.z_step, &mut l.z_step, "--z-step"), (c.z_noise, &mut l.z_noise, "--z-noise")] {
-            if let Some(v) = v {
-                if !(v.is_finite() && v >= 0.0) {
-                    return Err(Error::Config(format!("{name} {v}: must be a finite number ≥ 0")));
-                }
-                *dst = v;
-            }
-        }
+        trained.cfg.langevin.override_steps([c.x_step, c.x_noise, c.z_step, c.z_noise])?;
         check_count("--count", c.count as u64, 1, MAX_BATCH)?;
         for (flag, v) in [("--kx", c.kx), ("--kz", c.kz)] {
             check_count(flag, v.unwrap_or(0) as u64, 0, MAX_CHAIN_STEPS)?;

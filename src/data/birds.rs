@@ -243,10 +243,14 @@ pub struct Mentioned {
     pub perched: Option<bool>,
 }
 
+/// The attributes a caption can state, in [`Mentioned::judged`]'s order.
+pub const ATTRIBUTES: [&str; 8] = ["body", "wing", "head", "belly", "bill", "size", "bill length", "perched"];
+
 impl Mentioned {
-    /// (stated, agreeing with `b`) over the attributes this caption states.
-    pub fn agreement(&self, b: &Bird) -> (usize, usize) {
-        let pairs = [
+    /// Per attribute of [`ATTRIBUTES`]: None if this caption does not state it, else whether
+    /// what it states is true of `b`.
+    pub fn judged(&self, b: &Bird) -> [Option<bool>; 8] {
+        [
             self.body.map(|v| v == b.body),
             self.wing.map(|v| v == b.wing),
             self.head.map(|v| v == b.head),
@@ -255,8 +259,13 @@ impl Mentioned {
             self.size.map(|v| v == b.size),
             self.long_bill.map(|v| v == b.long_bill),
             self.perched.map(|v| v == b.perched),
-        ];
-        (pairs.iter().flatten().count(), pairs.iter().flatten().filter(|ok| **ok).count())
+        ]
+    }
+
+    /// (stated, agreeing with `b`) over the attributes this caption states.
+    pub fn agreement(&self, b: &Bird) -> (usize, usize) {
+        let j = self.judged(b);
+        (j.iter().flatten().count(), j.iter().flatten().filter(|ok| **ok).count())
     }
 }
 

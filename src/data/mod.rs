@@ -47,9 +47,9 @@ pub struct Dataset {
 pub struct Captions {
     pub vocab: Arc<text::Vocab>,
     pub per: usize,
-    /// Whether the labels are the birds' body colours (built-in birds) or placeholders (real
-    /// data, whose attributes are not loaded).
-    pub labelled: bool,
+    /// Each image's attributes (built-in birds: the labels are their body colours); None for
+    /// real data, whose attributes are not loaded (labels are placeholders).
+    pub birds: Option<Vec<birds::Bird>>,
     tokens: Vec<u16>,
 }
 
@@ -57,6 +57,11 @@ impl Captions {
     /// The token ids of example `i`.
     pub fn ids(&self, i: usize) -> &[u16] {
         &self.tokens[i * text::MAX_TOKENS..(i + 1) * text::MAX_TOKENS]
+    }
+
+    /// The attributes of example `i`'s bird, where known.
+    pub fn bird(&self, i: usize) -> Option<&birds::Bird> {
+        self.birds.as_ref().and_then(|b| b.get(i / self.per))
     }
 
     /// One-hot rows `[B, L, V]` of examples `indices`.
@@ -120,7 +125,7 @@ impl Dataset {
         // Checked as one example per image; then every caption of an image is an example.
         let mut ds = Dataset::new(&data.name, data.shape, image_labels, vec![data.images.clone()])?;
         ds.labels = ds.labels.iter().flat_map(|&l| std::iter::repeat_n(l, per)).collect();
-        ds.captions = Some(Captions { vocab, per, labelled: data.birds.is_some(), tokens });
+        ds.captions = Some(Captions { vocab, per, birds: data.birds.clone(), tokens });
         Ok(ds)
     }
 

@@ -1,5 +1,6 @@
 //! The numbers `eval` reports, in plain Rust on the CPU: accuracy and coherence, the Fréchet
 //! distance between two sets of feature vectors, and a linear (softmax) probe.
+use crate::data::birds::{Bird, Mentioned, ATTRIBUTES};
 use crate::ops::Host;
 
 /// Fraction of `pred` equal to `labels`.
@@ -31,6 +32,48 @@ pub fn agreed_classes(preds: &[Vec<u8>], classes: usize) -> Vec<usize> {
         h[preds[0][i] as usize] += 1;
     }
     h
+}
+
+/// Captions judged on every attribute they state (not only the body colour): per attribute of
+/// [`ATTRIBUTES`], how many captions state it and how many of those agree with their bird.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttributeCounts {
+    pub captions: usize,
+    pub stated: [usize; ATTRIBUTES.len()],
+    pub agreeing: [usize; ATTRIBUTES.len()],
+}
+
+impl AttributeCounts {
+    /// Caption `mentioned[i]` judged against `birds[i]`.
+    pub fn of(mentioned: &[Mentioned], birds: &[Bird]) -> AttributeCounts {
+        assert_eq!(mentioned.len(), birds.len(), "AttributeCounts: {} captions for {} birds", mentioned.len(), birds.len());
+        let mut c = AttributeCounts { captions: mentioned.len(), ..Default::default() };
+        for (m, b) in mentioned.iter().zip(birds) {
+            for (k, j) in m.judged(b).into_iter().enumerate() {
+                if let Some(ok) = j {
+                    c.stated[k] += 1;
+                    c.agreeing[k] += ok as usize;
+                }
+            }
+        }
+        c
+    }
+
+    /// Attributes stated per caption.
+    pub fn stated_per_caption(&self) -> f64 {
+        self.stated.iter().sum::<usize>() as f64 / self.captions.max(1) as f64
+    }
+
+    /// Fraction of the stated attributes (all kinds pooled) that agree; None if none is stated.
+    pub fn agreement(&self) -> Option<f64> {
+        let stated: usize = self.stated.iter().sum();
+        (stated > 0).then(|| self.agreeing.iter().sum::<usize>() as f64 / stated as f64)
+    }
+
+    /// Fraction of the captions stating attribute `k` that agree; None if none states it.
+    pub fn agreement_of(&self, k: usize) -> Option<f64> {
+        (self.stated[k] > 0).then(|| self.agreeing[k] as f64 / self.stated[k] as f64)
+    }
 }
 
 /// Mean and covariance (unbiased) of the rows of `x` `[n, d]`, in f64.

@@ -5,6 +5,8 @@
 pub mod classifier;
 pub mod metrics;
 
+use crate::data::birds::{parse_caption, Bird, ATTRIBUTES};
+use crate::data::text::{captions_of, Vocab};
 use crate::data::Dataset;
 use crate::modality::Modality;
 use crate::error::{Error, Result};
@@ -15,6 +17,7 @@ use crate::sample::{cross_modal_steps, ebm_alone_steps, evaluations, uncondition
 use crate::train::checkpoint::Trained;
 use classifier::Classifiers;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Clone, Debug)]
@@ -158,6 +161,7 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         "model": if e.generator { "ours (EBM + generator + encoder)" } else { "EBM alone, chains from noise" },
         "kz": e.kz,
         "kx": e.kx,
+        "steps": trained.cfg.langevin.step_params().iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "classifier_accuracy": real.acc.iter().map(|&a| round(a)).collect::<Vec<_>>(),
         "real": {"conditional_coherence": round(real.acc.iter().sum::<f64>() / e.mm as f64), "unconditional_coherence": round(metrics::agreement(&real.preds))},
         "conditional": conditional,
@@ -177,7 +181,7 @@ fn check_inputs(trained: &Trained, train: &Dataset, test: &Dataset, o: &EvalOpti
         let (data, want) = (Modality::describe_all(&test.kinds()), Modality::describe_all(&model.kinds));
         return Err(Error::Data(format!("the data has modalities {data}; the model takes {want}")));
     }
-    if test.captions().is_some_and(|c| !c.labelled) {
+    if test.captions().is_some_and(|c| c.birds.is_none()) {
         return Err(Error::Data(format!("{}: coherence needs each bird's attributes, which the built-in birds have and this caption data does not", test.name())));
     }
     o.validate()?;
@@ -202,11 +206,14 @@ struct Eval<'a> {
     store: Store,
     s: Sampler,
     mm: usize,
+    kinds: Vec<Modality>,
     generator: bool,
     kz: u32,
     kx: u32,
     /// Rows of the cost table, in the order the modes were measured.
     cost: Vec<Value>,
+    /// Rows of the caption-attribute table (caption targets only), likewise.
+    caption_attributes: Vec<Value>,
 }
 
 /// The real test (and training) data: the ceiling of every coherence and the reference of every
@@ -223,6 +230,38 @@ struct RealData {
     acc: Vec<f64>,
     /// Fréchet distance of the test images to as many training images, per image modality.
     fd_train: Vec<Option<f64>>,
+    /// Built-in birds: what judges a generated caption on every attribute it states.
+    truth: Option<CaptionTruth>,
+}
+
+/// The attributes of the conditional examples' birds (`birds[i]`: example i's), and for chance
+/// the bird of another image (`others[i]`: the next test image's, wrapping).
+struct CaptionTruth {
+    vocab: Arc<Vocab>,
+    birds: Vec<Bird>,
+    others: Vec<Bird>,
+}
+
+impl CaptionTruth {
+    fn of(test: &Dataset, examples: usize) -> Option<CaptionTruth> {
+        let c = test.captions()?;
+        let all = c.birds.as_ref().filter(|b| b.len() > 1)?;
+        let birds = (0..examples).map(|i| all[i / c.per]).collect();
+        let others = (0..examples).map(|i| all[(i / c.per + 1) % all.len()]).collect();
+        Some(CaptionTruth { vocab: c.vocab.clone(), birds, others })
+    }
+
+    /// Generated caption rows `x` judged on every attribute they state: the report row for
+    /// `mode`, with chance (the same captions against another image's bird) beside each rate.
+    fn judge(&self, x: &Host, mode: &str, given: &[usize], target: usize) -> Value {
+        let said: Vec<_> = captions_of(x, &self.vocab).iter().map(|c| parse_caption(c)).collect();
+        let (own, chance) = (metrics::AttributeCounts::of(&said, &self.birds), metrics::AttributeCounts::of(&said, &self.others));
+        let rate = |v: Option<f64>| v.map_or(Value::Null, round);
+        let per: Vec<Value> = (0..ATTRIBUTES.len())
+            .map(|k| json!({"attribute": ATTRIBUTES[k], "stated": round(own.stated[k] as f64 / own.captions.max(1) as f64), "agreement": rate(own.agreement_of(k)), "chance": rate(chance.agreement_of(k))}))
+            .collect();
+        json!({"given": given, "target": target, "mode": mode, "stated_per_caption": round(own.stated_per_caption()), "agreement": rate(own.agreement()), "chance": rate(chance.agreement()), "per_attribute": per})
+    }
 }
 
 /// The unconditional section of the report and the Fréchet distances, filled in set by set.
@@ -239,7 +278,7 @@ impl<'a> Eval<'a> {
         trained.upload(gpu, &mut store)?;
         let s = Sampler::for_target(gpu, &mut store, &trained.model, o.batch, &cfg.langevin, o.seed, Target::of(gpu))?;
         let (kz, kx) = (o.kz.unwrap_or(cfg.langevin.kz), o.kx.unwrap_or(cfg.langevin.kx));
-        Ok(Eval { gpu, clf, o, log, store, s, mm: trained.model.modalities(), generator: cfg.model.generator, kz, kx, cost: Vec::new() })
+        Ok(Eval { gpu, clf, o, log, store, s, mm: trained.model.modalities(), kinds: trained.model.kinds.clone(), generator: cfg.model.generator, kz, kx, cost: Vec::new(), caption_attributes: Vec::new() })
     }
 
     /// Classifies the real test data (accuracy, predictions, features) and measures the Fréchet
@@ -261,7 +300,7 @@ impl<'a> Eval<'a> {
         }
         let acc: Vec<f64> = preds.iter().map(|p| metrics::accuracy(p, &test.labels()[..n_ref])).collect();
         (self.log)(&format!("real test data: classifier accuracy {:?}", acc.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()));
-        Ok(RealData { images, labels, examples, preds, feats, acc, fd_train })
+        Ok(RealData { images, labels, examples, preds, feats, acc, fd_train, truth: CaptionTruth::of(test, examples) })
     }
 
     /// The columns of the conditional tables: generator models with and without posterior
@@ -305,7 +344,7 @@ impl<'a> Eval<'a> {
                 r
             })
             .collect();
-        Ok(json!({"examples": real.examples, "columns": modes.iter().map(|m| m.0).collect::<Vec<_>>(), "by_observed": by_observed, "per_subset": subset_rows}))
+        Ok(json!({"examples": real.examples, "columns": modes.iter().map(|m| m.0).collect::<Vec<_>>(), "by_observed": by_observed, "per_subset": subset_rows, "caption_attributes": std::mem::take(&mut self.caption_attributes)}))
     }
 
     /// Generates the unobserved modalities from the `given` ones of the real examples in each
@@ -322,6 +361,9 @@ impl<'a> Eval<'a> {
             for t in (0..mm).filter(|t| !given.contains(t)) {
                 let acc = metrics::accuracy(&self.clf.predict(self.gpu, t, &out[t])?.0, &real.labels);
                 accs.push((t, acc));
+                if let (Some(truth), true) = (&real.truth, self.kinds[t].is_text()) {
+                    self.caption_attributes.push(truth.judge(&out[t], mode, given, t));
+                }
             }
             if given == [0] {
                 self.cost.push(json!({"mode": format!("cross-modal from m0, {mode}"), "evaluations": evaluations(&steps), "seconds_per_sample": sps}));
@@ -407,7 +449,7 @@ impl<'a> Eval<'a> {
 }
 
 const FRECHET_NOTE: &str = "Fréchet distances are computed in the 64-d feature space of this project's own digit classifiers, not Inception FID; they compare runs on the same data, not papers.";
-const CAPTION_NOTE: &str = "Caption data: the class of a bird is its body colour (10 colours, chance 0.1). Images are judged by a classifier trained on the training birds, captions by reading the body colour they state (a caption that states none counts as incoherent; the real captions' rate of stating it is the caption column's ceiling). Fréchet distances are in the image classifier's 64-d features (not Inception FID), and none for captions.";
+const CAPTION_NOTE: &str = "Caption data: the class of a bird is its body colour (10 colours, chance 0.1). Images are judged by a classifier trained on the training birds, captions by reading the body colour they state (a caption that states none counts as incoherent; the real captions' rate of stating it is the caption column's ceiling). Generated captions are also judged on every attribute they state (colours of body, wings, head, belly and bill, size, bill length, perch) against their bird, beside chance: the same captions against another test image's bird. Fréchet distances are in the image classifier's 64-d features (not Inception FID), and none for captions.";
 
 /// The unconditional sample sets `evaluate` reports, in table order.
 const UNCONDITIONAL: [&str; 5] = ["generator", "revised", "fitted_generator", "fitted_revised", "ebm_from_noise"];
@@ -416,16 +458,29 @@ fn num(v: &Value) -> String {
     v.as_f64().map_or("–".into(), |x| format!("{x:.3}"))
 }
 
+/// The caption-attribute rows as a table: every attribute a generated caption states, judged
+/// against its bird, beside chance (the same captions against another image's bird).
+fn caption_attributes_markdown(rows: &Value) -> String {
+    let Some(rows) = rows.as_array().filter(|r| !r.is_empty()) else { return String::new() };
+    let mut s = format!("\n### Captions judged on every attribute they state (agreement / chance)\n\nChance: the same captions judged against another test image's bird. Real captions agree on every attribute they state (1.000).\n\n| from → caption | setting | attributes per caption | all stated | {} |\n|---|---|---|---|{}\n", ATTRIBUTES.join(" | "), "---|".repeat(ATTRIBUTES.len()));
+    for r in rows {
+        let per: Vec<String> = r["per_attribute"].as_array().map(|a| a.iter().map(|p| format!("{} / {} ({})", num(&p["agreement"]), num(&p["chance"]), num(&p["stated"]))).collect()).unwrap_or_default();
+        s += &format!("| {} → m{} | {} | {} | **{}** / {} | {} |\n", r["given"], r["target"], r["mode"].as_str().unwrap_or(""), num(&r["stated_per_caption"]), num(&r["agreement"]), num(&r["chance"]), per.join(" | "));
+    }
+    s + "\nPer attribute: agreement / chance (fraction of captions stating it).\n"
+}
+
 /// The report as Markdown tables.
 pub fn markdown(r: &Value) -> String {
     let mut s = format!(
-        "# Evaluation of `{}` (iteration {})\n\n{} on {}; K_z = {}, K_x = {}.\n\nJudges' accuracy on real test data, per modality (the coherence ceiling): {}.\n\n",
+        "# Evaluation of `{}` (iteration {})\n\n{} on {}; K_z = {}, K_x = {}; step sizes {}.\n\nJudges' accuracy on real test data, per modality (the coherence ceiling): {}.\n\n",
         r["checkpoint"].as_str().unwrap_or(""),
         r["iteration"],
         r["model"].as_str().unwrap_or(""),
         r["dataset"].as_str().unwrap_or(""),
         r["kz"],
         r["kx"],
+        r["steps"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")).unwrap_or_default(),
         r["classifier_accuracy"].as_array().map(|a| a.iter().map(num).collect::<Vec<_>>().join(", ")).unwrap_or_default()
     );
     let rows = r["conditional"]["by_observed"].as_array().cloned().unwrap_or_default();
@@ -445,6 +500,7 @@ pub fn markdown(r: &Value) -> String {
             .collect();
         s += &format!("| m{src} | {} |\n", cells.join(" | "));
     }
+    s += &caption_attributes_markdown(&r["conditional"]["caption_attributes"]);
     let u = &r["unconditional"];
     s += &format!("\n## Unconditional coherence ({} samples; the judges of all {mm} modalities agree)\n\nz from the prior N(0, I), and (fitted_*) from N(μ̂, Σ̂) fitted to z inferred from training data: high fitted and low prior coherence means the inferred latents are not where the prior puts them; low both means the decoders are weak.\n\n| samples | coherence |\n|---|---|\n", u["samples"]);
     for k in UNCONDITIONAL {

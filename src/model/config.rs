@@ -122,6 +122,21 @@ impl LangevinConfig {
         Ok(())
     }
 
+    /// Command-line overrides `--x-step`, `--x-noise`, `--z-step`, `--z-noise` (in that order;
+    /// None keeps a value). A given value is kept as is, noise included, so it changes T.
+    pub fn override_steps(&mut self, values: [Option<f32>; 4]) -> Result<()> {
+        let fields = [(&mut self.x_step, "--x-step"), (&mut self.x_noise, "--x-noise"), (&mut self.z_step, "--z-step"), (&mut self.z_noise, "--z-noise")];
+        for ((dst, flag), v) in fields.into_iter().zip(values) {
+            if let Some(v) = v {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(Error::Config(format!("{flag} {v}: must be a finite number ≥ 0")));
+                }
+                *dst = v;
+            }
+        }
+        Ok(())
+    }
+
     /// The values of [`Self::STEP_PARAMS`], in that order.
     pub fn step_params(&self) -> [(&'static str, f32); 4] {
         [("z_step", self.z_step), ("z_noise", self.z_noise), ("x_step", self.x_step), ("x_noise", self.x_noise)]
