@@ -11,10 +11,11 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-fn eval(ckpt: &Path, clf: &Path, out: &Path) -> serde_json::Value {
+fn eval(ckpt: &Path, clf: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
     let o = Command::new(env!("CARGO_BIN_EXE_eval"))
         .args(["--checkpoint", ckpt.to_str().unwrap(), "--classifiers", clf.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .args(["--classifier-epochs", "1", "--conditional", "30", "--unconditional", "50", "--probe-train", "60", "--probe-test", "30", "--batch", "16"])
+        .args(extra)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -34,7 +35,7 @@ fn eval_reports_ours_and_the_ebm_alone_ablation() {
     let root = tmp("runs");
     let clf = root.join("classifiers.safetensors");
     let ours = tiny_run(TinyRun::Ours);
-    let r = eval(&ours.join("checkpoint.safetensors"), &clf, &root.join("eval-ours"));
+    let r = eval(&ours.join("checkpoint.safetensors"), &clf, &root.join("eval-ours"), &[]);
     assert!(clf.exists(), "classifiers were not saved");
     let by = r["conditional"]["by_observed"].as_array().unwrap();
     assert_eq!(by.len(), 4);
@@ -51,7 +52,7 @@ fn eval_reports_ours_and_the_ebm_alone_ablation() {
     assert!(r["cost"].as_array().unwrap().iter().any(|c| c["mode"] == "unconditional, revised" && c["evaluations"] == 3));
 
     let alone = tiny_run(TinyRun::Alone);
-    let r = eval(&alone.join("checkpoint.safetensors"), &clf, &root.join("eval-alone"));
+    let r = eval(&alone.join("checkpoint.safetensors"), &clf, &root.join("eval-alone"), &[]);
     for row in r["conditional"]["by_observed"].as_array().unwrap() {
         unit(&row["ebm_from_noise"], "EBM-alone coherence");
     }
@@ -72,13 +73,21 @@ fn eval_reports_ours_and_the_ebm_alone_ablation() {
 fn eval_judges_captions_on_every_attribute_they_state() {
     let root = tmp("captions");
     let run = tiny_run(TinyRun::Captions);
-    let r = eval(&run.join("checkpoint.safetensors"), &root.join("birds.safetensors"), &root.join("eval"));
-    // Image → caption, with and without the posterior chain; the caption → image row is judged
-    // by the image classifier only.
+    let r = eval(&run.join("checkpoint.safetensors"), &root.join("birds.safetensors"), &root.join("eval"), &["--conditional-kx", "2"]);
+    assert_eq!(r["conditional"]["columns"], serde_json::json!(["without_langevin", "with_langevin", "revised"]));
+    for row in r["conditional"]["per_subset"].as_array().unwrap() {
+        unit(&row["revised"], "coherence revised by the EBM");
+    }
+    // Encoder, K_z = 2 posterior steps, decoder, 2 EBM steps.
+    assert!(r["cost"].as_array().unwrap().iter().any(|c| c["mode"] == "cross-modal from m0, revised" && c["evaluations"] == 6), "{}", r["cost"]);
+    // Image → caption in each column; the caption → image row is judged by the image
+    // classifier only.
     let rows = r["conditional"]["caption_attributes"].as_array().unwrap();
+    let (from, to) = (serde_json::json!([0]), serde_json::json!(1));
     assert_eq!(rows.iter().map(|x| (x["given"].clone(), x["target"].clone(), x["mode"].as_str().unwrap())).collect::<Vec<_>>(), [
-        (serde_json::json!([0]), serde_json::json!(1), "without_langevin"),
-        (serde_json::json!([0]), serde_json::json!(1), "with_langevin"),
+        (from.clone(), to.clone(), "without_langevin"),
+        (from.clone(), to.clone(), "with_langevin"),
+        (from, to, "revised"),
     ]);
     for x in rows {
         let per = x["per_attribute"].as_array().unwrap();

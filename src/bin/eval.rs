@@ -57,6 +57,10 @@ struct Args {
     /// EBM Langevin steps (default: the checkpoint's langevin.kx).
     #[arg(long)]
     kx: Option<u32>,
+    /// Also revise conditional generation by N EBM Langevin steps on the generated modalities,
+    /// the observed ones held: a third column, "revised" (0: the paper's two columns).
+    #[arg(long, default_value_t = 0)]
+    conditional_kx: u32,
     /// EBM Langevin step size a_x (default: the checkpoint's).
     #[arg(long)]
     x_step: Option<f32>,
@@ -103,6 +107,7 @@ fn run(a: Args) -> Result<()> {
         seed: a.seed,
         kz: a.kz,
         kx: a.kx,
+        conditional_kx: a.conditional_kx,
     };
     o.validate()?;
     check_count("eval --classifier-epochs", a.classifier_epochs, 1, 1000)?;

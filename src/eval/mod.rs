@@ -35,6 +35,9 @@ pub struct EvalOptions {
     /// Chain lengths; default: the checkpoint's config.
     pub kz: Option<u32>,
     pub kx: Option<u32>,
+    /// Conditional generation also revised by this many EBM Langevin steps on the generated
+    /// modalities, the observed ones held (a third column, "revised"); 0: the paper's two columns.
+    pub conditional_kx: u32,
 }
 
 impl EvalOptions {
@@ -45,7 +48,7 @@ impl EvalOptions {
         for (flag, v) in [("--conditional", self.conditional), ("--unconditional", self.unconditional), ("--probe-train", self.probe_train), ("--probe-test", self.probe_test)] {
             check_count(&format!("eval {flag}"), v as u64, 1, MAX_EXAMPLES)?;
         }
-        for (flag, v) in [("--kz", self.kz), ("--kx", self.kx)] {
+        for (flag, v) in [("--kz", self.kz), ("--kx", self.kx), ("--conditional-kx", Some(self.conditional_kx))] {
             check_count(&format!("eval {flag}"), v.unwrap_or(0) as u64, 0, MAX_CHAIN_STEPS)?;
         }
         Ok(())
@@ -54,7 +57,7 @@ impl EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { conditional: 1000, unconditional: 10_000, probe_train: 5000, probe_test: 2000, batch: 100, seed: 0, kz: None, kx: None }
+        EvalOptions { conditional: 1000, unconditional: 10_000, probe_train: 5000, probe_test: 2000, batch: 100, seed: 0, kz: None, kx: None, conditional_kx: 0 }
     }
 }
 
@@ -216,6 +219,14 @@ struct Eval<'a> {
     caption_attributes: Vec<Value>,
 }
 
+/// A column of the conditional tables: its name and chain lengths.
+#[derive(Clone, Copy)]
+struct Mode {
+    name: &'static str,
+    kz: u32,
+    kx: u32,
+}
+
 /// The real test (and training) data: the ceiling of every coherence and the reference of every
 /// Fréchet distance.
 struct RealData {
@@ -304,13 +315,16 @@ impl<'a> Eval<'a> {
     }
 
     /// The columns of the conditional tables: generator models with and without posterior
-    /// Langevin, EBM-alone models from noise; each with its chain length.
-    fn modes(&self) -> Vec<(&'static str, u32)> {
-        if self.generator {
-            vec![("without_langevin", 0), ("with_langevin", self.kz)]
-        } else {
-            vec![("ebm_from_noise", self.kx)]
+    /// Langevin (and revised by the EBM when asked), EBM-alone models from noise.
+    fn modes(&self) -> Vec<Mode> {
+        if !self.generator {
+            return vec![Mode { name: "ebm_from_noise", kz: 0, kx: self.kx }];
         }
+        let mut v = vec![Mode { name: "without_langevin", kz: 0, kx: 0 }, Mode { name: "with_langevin", kz: self.kz, kx: 0 }];
+        if self.o.conditional_kx > 0 {
+            v.push(Mode { name: "revised", kz: self.kz, kx: self.o.conditional_kx });
+        }
+        v
     }
 
     /// Conditional coherence for every observed subset, per target and averaged by the number
@@ -327,35 +341,35 @@ impl<'a> Eval<'a> {
             }
             for (i, t) in (0..mm).filter(|t| !given.contains(t)).enumerate() {
                 let mut row = json!({"given": given, "target": t});
-                for (k, (name, _)) in modes.iter().enumerate() {
+                for (k, Mode { name, .. }) in modes.iter().enumerate() {
                     row[*name] = round(per_mode[k][i].1);
                 }
                 subset_rows.push(row);
             }
-            (self.log)(&format!("conditional coherence from {given:?}: {}", modes.iter().enumerate().map(|(k, (n, _))| format!("{n} {:.3}", per_mode[k].iter().map(|a| a.1).sum::<f64>() / per_mode[k].len() as f64)).collect::<Vec<_>>().join(", ")));
+            (self.log)(&format!("conditional coherence from {given:?}: {}", modes.iter().enumerate().map(|(k, m)| format!("{} {:.3}", m.name, per_mode[k].iter().map(|a| a.1).sum::<f64>() / per_mode[k].len() as f64)).collect::<Vec<_>>().join(", ")));
         }
         let mean = |v: &[f64]| if v.is_empty() { Value::Null } else { round(v.iter().sum::<f64>() / v.len() as f64) };
         let by_observed: Vec<Value> = (1..mm)
             .map(|k| {
                 let mut r = json!({"observed": k});
-                for (j, (name, _)) in modes.iter().enumerate() {
+                for (j, Mode { name, .. }) in modes.iter().enumerate() {
                     r[*name] = mean(&by_size[k][j]);
                 }
                 r
             })
             .collect();
-        Ok(json!({"examples": real.examples, "columns": modes.iter().map(|m| m.0).collect::<Vec<_>>(), "by_observed": by_observed, "per_subset": subset_rows, "caption_attributes": std::mem::take(&mut self.caption_attributes)}))
+        Ok(json!({"examples": real.examples, "columns": modes.iter().map(|m| m.name).collect::<Vec<_>>(), "by_observed": by_observed, "per_subset": subset_rows, "caption_attributes": std::mem::take(&mut self.caption_attributes)}))
     }
 
     /// Generates the unobserved modalities from the `given` ones of the real examples in each
     /// mode, and returns each mode's (target, classifier accuracy) pairs; modality 0 alone also
     /// gives the cost rows of cross-modal generation.
-    fn conditional_subset(&mut self, real: &RealData, given: &[usize], modes: &[(&str, u32)]) -> Result<Vec<Vec<(usize, f64)>>> {
+    fn conditional_subset(&mut self, real: &RealData, given: &[usize], modes: &[Mode]) -> Result<Vec<Vec<(usize, f64)>>> {
         let mm = self.mm;
         let pairs: Vec<(usize, &Host)> = given.iter().map(|&m| (m, &real.images[m])).collect();
         let mut per_mode = Vec::new();
-        for &(mode, steps_k) in modes {
-            let steps = if self.generator { cross_modal_steps(mm, given, steps_k, 0, false) } else { ebm_alone_steps(mm, given, self.kx) };
+        for &Mode { name: mode, kz, kx } in modes {
+            let steps = if self.generator { cross_modal_steps(mm, given, kz, kx, false) } else { ebm_alone_steps(mm, given, kx) };
             let (out, sps) = generate(self.gpu, &mut self.store, &mut self.s, &steps, real.examples, &pairs, None)?;
             let mut accs = Vec::new();
             for t in (0..mm).filter(|t| !given.contains(t)) {
