@@ -11,7 +11,7 @@ use mmebm::eval::classifier::{Classifiers, TrainOptions};
 use mmebm::eval::{evaluate, markdown, EvalOptions};
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::train::checkpoint::Trained;
-use mmebm::model::config::{check_count, DataConfig};
+use mmebm::model::config::{check_count, DataConfig, StepFlags};
 use mmebm::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -61,18 +61,8 @@ struct Args {
     /// the observed ones held: a third column, "revised" (0: the paper's two columns).
     #[arg(long, default_value_t = 0)]
     conditional_kx: u32,
-    /// EBM Langevin step size a_x (default: the checkpoint's).
-    #[arg(long)]
-    x_step: Option<f32>,
-    /// EBM Langevin noise b_x.
-    #[arg(long)]
-    x_noise: Option<f32>,
-    /// Posterior Langevin step size a_z.
-    #[arg(long)]
-    z_step: Option<f32>,
-    /// Posterior Langevin noise b_z (with a_z: the chain's temperature b²/2a; √(2a) samples the posterior, smaller is colder).
-    #[arg(long)]
-    z_noise: Option<f32>,
+    #[command(flatten)]
+    steps: StepFlags,
     /// wgpu backend: vulkan, metal, dx12 or gl.
     #[arg(long)]
     backend: Option<String>,
@@ -112,7 +102,7 @@ fn run(a: Args) -> Result<()> {
     o.validate()?;
     check_count("eval --classifier-epochs", a.classifier_epochs, 1, 1000)?;
     let mut trained = Trained::load(&a.checkpoint)?;
-    trained.cfg.langevin.override_steps([a.x_step, a.x_noise, a.z_step, a.z_noise])?;
+    a.steps.apply(&mut trained.cfg.langevin)?;
     let d = &trained.cfg.data;
     let (train, test) = data::load(&d.source(a.data.as_deref()))?;
     let gpu = Gpu::new(&GpuOptions { backend: a.backend.clone(), verbose: true, ..Default::default() })?;

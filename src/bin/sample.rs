@@ -21,7 +21,7 @@ use mmebm::ops::{Host, Target};
 use mmebm::autotune::{self, Autotune};
 use mmebm::sample::{cross_modal_steps, ebm_alone_steps, evaluations, tuning_graphs, unconditional_steps, Phase, Sampler, Step};
 use mmebm::train::checkpoint::{self, Trained};
-use mmebm::model::config::{check_count, MAX_BATCH, MAX_CHAIN_STEPS};
+use mmebm::model::config::{check_count, StepFlags, MAX_BATCH, MAX_CHAIN_STEPS};
 use mmebm::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -96,18 +96,8 @@ struct Common {
     /// Posterior Langevin steps K_z (default: the checkpoint's langevin.kz).
     #[arg(long)]
     kz: Option<u32>,
-    /// EBM Langevin step size a_x.
-    #[arg(long)]
-    x_step: Option<f32>,
-    /// EBM Langevin noise b_x.
-    #[arg(long)]
-    x_noise: Option<f32>,
-    /// Posterior Langevin step size a_z.
-    #[arg(long)]
-    z_step: Option<f32>,
-    /// Posterior Langevin noise b_z.
-    #[arg(long)]
-    z_noise: Option<f32>,
+    #[command(flatten)]
+    steps: StepFlags,
     /// Also write each image as a PNG and all float values to values.safetensors.
     #[arg(long)]
     raw: bool,
@@ -183,7 +173,7 @@ impl Ctx {
     /// — before the GPU is touched or anything is written.
     fn new(c: &Common, cross: bool, check: impl FnOnce(u32, u32) -> Result<()>) -> Result<Ctx> {
         let mut trained = Trained::load(&c.checkpoint)?;
-        trained.cfg.langevin.override_steps([c.x_step, c.x_noise, c.z_step, c.z_noise])?;
+        c.steps.apply(&mut trained.cfg.langevin)?;
         check_count("--count", c.count as u64, 1, MAX_BATCH)?;
         for (flag, v) in [("--kx", c.kx), ("--kz", c.kz)] {
             check_count(flag, v.unwrap_or(0) as u64, 0, MAX_CHAIN_STEPS)?;

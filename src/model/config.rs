@@ -122,21 +122,6 @@ impl LangevinConfig {
         Ok(())
     }
 
-    /// Command-line overrides `--x-step`, `--x-noise`, `--z-step`, `--z-noise` (in that order;
-    /// None keeps a value). A given value is kept as is, noise included, so it changes T.
-    pub fn override_steps(&mut self, values: [Option<f32>; 4]) -> Result<()> {
-        let fields = [(&mut self.x_step, "--x-step"), (&mut self.x_noise, "--x-noise"), (&mut self.z_step, "--z-step"), (&mut self.z_noise, "--z-noise")];
-        for ((dst, flag), v) in fields.into_iter().zip(values) {
-            if let Some(v) = v {
-                if !(v.is_finite() && v >= 0.0) {
-                    return Err(Error::Config(format!("{flag} {v}: must be a finite number ≥ 0")));
-                }
-                *dst = v;
-            }
-        }
-        Ok(())
-    }
-
     /// The values of [`Self::STEP_PARAMS`], in that order.
     pub fn step_params(&self) -> [(&'static str, f32); 4] {
         [("z_step", self.z_step), ("z_noise", self.z_noise), ("x_step", self.x_step), ("x_noise", self.x_noise)]
@@ -156,6 +141,40 @@ impl LangevinConfig {
         if let Some(t) = self.z_temperature {
             self.z_noise = (2.0 * self.z_step * t).max(0.0).sqrt();
         }
+    }
+}
+
+/// The step-size flags `sample` and `eval` share: each overrides the checkpoint's value as is,
+/// noise included, so it changes the chain's temperature b²/2a.
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub struct StepFlags {
+    /// EBM Langevin step size a_x (default: the checkpoint's).
+    #[arg(long)]
+    pub x_step: Option<f32>,
+    /// EBM Langevin noise b_x.
+    #[arg(long)]
+    pub x_noise: Option<f32>,
+    /// Posterior Langevin step size a_z.
+    #[arg(long)]
+    pub z_step: Option<f32>,
+    /// Posterior Langevin noise b_z (√(2 a_z) samples the posterior; smaller is colder).
+    #[arg(long)]
+    pub z_noise: Option<f32>,
+}
+
+impl StepFlags {
+    /// Writes the given flags into `l`, each checked (one line naming the flag).
+    pub fn apply(&self, l: &mut LangevinConfig) -> Result<()> {
+        let fields = [(&mut l.x_step, self.x_step, "--x-step"), (&mut l.x_noise, self.x_noise, "--x-noise"), (&mut l.z_step, self.z_step, "--z-step"), (&mut l.z_noise, self.z_noise, "--z-noise")];
+        for (dst, v, flag) in fields {
+            if let Some(v) = v {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(Error::Config(format!("{flag} {v}: must be a finite number ≥ 0")));
+                }
+                *dst = v;
+            }
+        }
+        Ok(())
     }
 }
 
