@@ -104,7 +104,7 @@ fn eval_judges_captions_on_every_attribute_they_state() {
         }
         assert!(x["stated_per_caption"].as_f64().unwrap() >= 0.0);
     }
-    assert_eq!(r["steps"]["z_step"].as_f64().map(|v| v as f32), Some(0.0005), "the checkpoint's step sizes are reported");
+    assert_eq!(r["steps"]["z_step"].as_f64(), Some(0.0005), "the checkpoint's step sizes are reported");
     let md = std::fs::read_to_string(root.join("eval").join("eval.md")).unwrap();
     assert!(md.contains("Captions judged on every attribute they state"), "{md}");
 }

@@ -164,7 +164,8 @@ pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, c
         "model": if e.generator { "ours (EBM + generator + encoder)" } else { "EBM alone, chains from noise" },
         "kz": e.kz,
         "kx": e.kx,
-        "steps": trained.cfg.langevin.step_params().iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        // f32 written by its shortest decimal (0.001, not 0.0010000000474974513).
+        "steps": trained.cfg.langevin.step_params().iter().map(|(k, v)| (k.to_string(), json!(v.to_string().parse::<f64>().unwrap_or(f64::NAN)))).collect::<serde_json::Map<_, _>>(),
         "classifier_accuracy": real.acc.iter().map(|&a| round(a)).collect::<Vec<_>>(),
         "real": {"conditional_coherence": round(real.acc.iter().sum::<f64>() / e.mm as f64), "unconditional_coherence": round(metrics::agreement(&real.preds))},
         "conditional": conditional,
