@@ -307,12 +307,18 @@ fn parse_list(s: &str, what: &str, limit: usize) -> Result<Vec<usize>> {
     Ok(v)
 }
 
-fn parse_range(s: &str, len: usize) -> Result<Vec<usize>> {
+/// `--index N` or `A..B` (end excluded) as (start, end).
+fn index_bounds(s: &str) -> Result<(usize, usize)> {
     let (a, b) = match s.split_once("..") {
         Some((a, b)) => (a.trim().parse::<usize>(), b.trim().parse::<usize>()),
-        None => (s.trim().parse::<usize>(), s.trim().parse::<usize>().map(|x| x + 1)),
+        None => (s.trim().parse::<usize>(), s.trim().parse::<usize>().map(|x| x.saturating_add(1))),
     };
     let (Ok(a), Ok(b)) = (a, b) else { return Err(Error::Config(format!("--index '{s}': expected N or A..B"))) };
+    Ok((a, b))
+}
+
+fn parse_range(s: &str, len: usize) -> Result<Vec<usize>> {
+    let (a, b) = index_bounds(s)?;
     if a >= b || b > len {
         return Err(Error::Config(format!("--index '{s}': the split has examples 0..{len} (end excluded); the range must be non-empty and inside it")));
     }
@@ -325,12 +331,8 @@ fn observed_rows(c: &Common, g: &Given) -> Result<u64> {
     let examples = if !g.input.is_empty() || g.caption.is_some() {
         1
     } else {
-        let (a, b) = match g.index.split_once("..") {
-            Some((a, b)) => (a.trim().parse::<u64>(), b.trim().parse::<u64>()),
-            None => (g.index.trim().parse::<u64>(), g.index.trim().parse::<u64>().map(|x| x.saturating_add(1))),
-        };
-        let (Ok(a), Ok(b)) = (a, b) else { return Err(Error::Config(format!("--index '{}': expected N or A..B", g.index))) };
-        b.saturating_sub(a).max(1)
+        let (a, b) = index_bounds(&g.index)?;
+        b.saturating_sub(a).max(1) as u64
     };
     let rows = examples.saturating_mul(c.count as u64);
     check_count(&format!("--index {} × --count {} =", g.index, c.count), rows, 1, MAX_BATCH)?;
