@@ -59,11 +59,6 @@ impl Captions {
         &self.tokens[i * text::MAX_TOKENS..(i + 1) * text::MAX_TOKENS]
     }
 
-    /// The attributes of example `i`'s bird, where known.
-    pub fn bird(&self, i: usize) -> Option<&birds::Bird> {
-        self.birds.as_ref().and_then(|b| b.get(i / self.per))
-    }
-
     /// One-hot rows `[B, L, V]` of examples `indices`.
     fn one_hot(&self, indices: &[usize]) -> Host {
         let (l, v) = (text::MAX_TOKENS, self.vocab.len());
