@@ -75,6 +75,36 @@ fn images_show_the_attributes() {
     assert!(l > s + 60 * 8, "long bills show more of the bill colour: {l} vs {s}");
 }
 
+/// The body is the largest part, as a caption's "mostly {body}" says and as the class label (the
+/// body colour) needs: in every bird whose body, wing, head, belly and bill have five different
+/// colours (none brown on a branch), more pixels lie near the body colour than near any other part's. (A wing drawn over
+/// the middle of the body once showed more than the body did, and no model learned the body
+/// colour while wings, heads and bellies were read above chance.)
+#[test]
+fn the_body_is_the_largest_part() {
+    let mut out = vec![0u8; BIRD_SHAPE.iter().product()];
+    let mut checked = 0;
+    for i in 0..400 {
+        let b = bird(Split::Train, i, 0);
+        let parts = [b.body, b.wing, b.head, b.belly, b.bill];
+        // The branch is near brown: a perched bird's brown part would count it.
+        let brown = COLOURS.iter().position(|c| c.0 == "brown").unwrap();
+        if (1..5).any(|k| parts[..k].contains(&parts[k])) || (b.perched && parts.contains(&brown)) {
+            continue;
+        }
+        render_bird(&b, Split::Train, i, 0, &mut out);
+        // Within the jitter (±12) and rounding of a part's colour: blended edge pixels rarely
+        // pass, as they would with a wider margin (grey is between many pairs).
+        let near = |c: usize| (0..64 * 64).filter(|&p| (0..3).all(|k| (out[k * 4096 + p] as f32 - COLOURS[c].1[k]).abs() <= 13.0)).count();
+        let body = near(b.body);
+        for (part, &c) in ["wing", "head", "belly"].iter().zip(&parts[1..4]) {
+            assert!(body > near(c), "bird {i}: body {} shows {body} pixels, {part} {} {}", COLOURS[b.body].0, COLOURS[c].0, near(c));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 50, "only {checked} birds with five distinct part colours");
+}
+
 #[test]
 fn vocabulary_encodes_and_decodes() {
     let v = Vocab::build(["A small red bird.", "a small blue bird", "small"], 2);

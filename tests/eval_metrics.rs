@@ -86,11 +86,17 @@ fn classifier_metrics_on_real_data() {
     // Saved and loaded classifiers predict the same.
     let path = std::env::temp_dir().join(format!("mmebm-clf-{}.safetensors", std::process::id()));
     clf.save(gpu, &path).unwrap();
-    let mut back = Classifiers::load(gpu, &path, &test).unwrap();
+    let mut back = Classifiers::load(gpu, &path, &train).unwrap();
     assert_eq!(back.predict(gpu, 2, &x[2]).unwrap().0, preds[2]);
     let four = mmebm::data::Dataset::new("four", [3, 28, 28], vec![0], vec![vec![0; 3 * 28 * 28]; 4]).unwrap();
     let e = Classifiers::load(gpu, &path, &four).err().unwrap().to_string();
     assert!(e.contains("image 3x28x28, image 3x28x28, image 3x28x28, image 3x28x28, image 3x28x28; the data has image"), "{e}");
+    // Classifiers of other data with the same modalities (another seed; or the test split) are
+    // refused, as stale ones would judge wrongly.
+    for other in [&synthetic(2000, 1, 1).0, &test] {
+        let e = Classifiers::load(gpu, &path, other).err().unwrap().to_string();
+        assert!(e.contains(&path.display().to_string()) && e.contains("were trained on other data"), "{e}");
+    }
 
     // Unconditional coherence: aligned real examples agree often; modalities drawn
     // independently (each shuffled differently) agree at about the chance rate Σ_c p_c⁵ ≈ 1e-4.

@@ -75,16 +75,18 @@ fn main() {
     }
 }
 
-/// A file-name-safe key for the dataset the classifiers belong to.
+/// A file-name-safe key for the dataset the classifiers belong to, ending in the start of its
+/// fingerprint: data that changes (a new drawing of the built-in birds) gets new classifiers.
 fn dataset_key(d: &DataConfig, dir: Option<&Path>, train: &Dataset) -> String {
-    match (d.dataset.as_str(), dir) {
+    let name = match (d.dataset.as_str(), dir) {
         (set, Some(dir)) => {
             let name = std::fs::canonicalize(dir).unwrap_or(dir.to_path_buf()).display().to_string();
             format!("{set}-{}", name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>().trim_matches('_'))
         }
         ("cub", None) => format!("birds-seed{}-train{}-{}px", d.seed, train.len(), train.image_shape()[1]),
         (_, None) => format!("synthetic-seed{}-train{}", d.seed, train.len()),
-    }
+    };
+    format!("{name}-{}", &train.fingerprint()[..8])
 }
 
 fn run(a: Args) -> Result<()> {

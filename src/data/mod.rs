@@ -247,6 +247,22 @@ impl Dataset {
         indices.iter().map(|&i| self.labels.get(i).copied()).collect()
     }
 
+    /// A hash of every byte of this split (shape, labels, pixels, caption tokens). Files derived
+    /// from the data record it (the eval classifiers), so data that changed under them, such as
+    /// a new drawing of the built-in birds, is noticed instead of judged by stale classifiers.
+    pub fn fingerprint(&self) -> String {
+        let mut h = synthetic::mix(&[self.len() as u64, self.shape[0] as u64, self.shape[1] as u64, self.shape[2] as u64]);
+        let tokens = self.captions.as_ref().map(|c| bytemuck::cast_slice::<u16, u8>(&c.tokens));
+        for bytes in std::iter::once(self.labels.as_slice()).chain(self.pixels.iter().map(Vec::as_slice)).chain(tokens) {
+            for chunk in bytes.chunks(8) {
+                let mut w = [0u8; 8];
+                w[..chunk.len()].copy_from_slice(chunk);
+                h = synthetic::mix(&[h, u64::from_le_bytes(w)]);
+            }
+        }
+        format!("{h:016x}")
+    }
+
     /// The first `n` examples (all when `n >= len()`), e.g. for quick runs.
     pub fn take(&self, n: usize) -> Dataset {
         let n = n.min(self.len());

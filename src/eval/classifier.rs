@@ -85,6 +85,8 @@ pub const UNSTATED: u8 = u8::MAX;
 pub struct Classifiers {
     pub kinds: Vec<Modality>,
     pub dataset: String,
+    /// The training split's [`Dataset::fingerprint`] (empty before training).
+    pub data: String,
     /// Test-split accuracy per modality (for captions: how often a real caption states its
     /// bird's body colour, the ceiling of coherence with that modality).
     pub accuracy: Vec<f64>,
@@ -111,7 +113,7 @@ impl Classifiers {
             };
             judges.push(judge);
         }
-        Ok(Classifiers { kinds: kinds.to_vec(), dataset: dataset.to_string(), accuracy: vec![0.0; kinds.len()], judges, store })
+        Ok(Classifiers { kinds: kinds.to_vec(), dataset: dataset.to_string(), data: String::new(), accuracy: vec![0.0; kinds.len()], judges, store })
     }
 
     /// Trains one classifier per image modality on `train` (softmax cross-entropy, Adam) and
@@ -119,6 +121,7 @@ impl Classifiers {
     pub fn train(gpu: &Gpu, train: &Dataset, test: &Dataset, o: TrainOptions, mut progress: impl FnMut(usize, u64, f32)) -> Result<Classifiers> {
         let vocab = train.captions().map(|c| c.vocab.clone());
         let mut cl = Classifiers::empty(gpu, train.name(), &train.kinds(), vocab.as_ref())?;
+        cl.data = train.fingerprint();
         let b = o.batch.min(train.len());
         if b == 0 {
             return Err(Error::Data("classifiers: the training split is empty".into()));
@@ -206,11 +209,13 @@ impl Classifiers {
         let mut meta = BTreeMap::new();
         meta.insert("dataset".into(), self.dataset.clone());
         meta.insert("kinds".into(), Modality::describe_all(&self.kinds));
+        meta.insert("data".into(), self.data.clone());
         meta.insert("accuracy".into(), serde_json::to_string(&self.accuracy).expect("numbers"));
         checkpoint::save(path, &tensors, &meta)
     }
 
-    /// Reads classifiers saved by [`Classifiers::save`] for `data`'s modalities.
+    /// Reads classifiers saved by [`Classifiers::save`] for `data`, the training split: refused
+    /// when they were trained on other data (files from before fingerprints are taken as they are).
     pub fn load(gpu: &Gpu, path: &Path, data: &Dataset) -> Result<Classifiers> {
         let (tensors, meta) = checkpoint::load(path)?;
         let dataset = meta.get("dataset").cloned().unwrap_or_default();
@@ -222,6 +227,14 @@ impl Classifiers {
         if saved.as_ref() != Some(&Modality::describe_all(&kinds)) {
             return Err(Error::Data(format!("{}: classifiers for modalities {}; the data has {}", path.display(), saved.unwrap_or("?".into()), Modality::describe_all(&kinds))));
         }
+        let fingerprint = data.fingerprint();
+        if let Some(f) = meta.get("data").filter(|f| **f != fingerprint) {
+            return Err(Error::Data(format!(
+                "{}: these classifiers were trained on other data than {} (fingerprint {f}; this data: {fingerprint}); delete the file to train new ones",
+                path.display(),
+                data.name()
+            )));
+        }
         for j in &cl.judges {
             let Judge::Net { params, .. } = j else { continue };
             for s in &params.specs {
@@ -232,6 +245,7 @@ impl Classifiers {
                 cl.store.set(gpu, &s.name, t)?;
             }
         }
+        cl.data = fingerprint;
         cl.accuracy = meta.get("accuracy").and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default();
         Ok(cl)
     }
