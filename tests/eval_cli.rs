@@ -104,7 +104,18 @@ fn eval_judges_captions_on_every_attribute_they_state() {
         }
         assert!(x["stated_per_caption"].as_f64().unwrap() >= 0.0);
     }
+    // Caption → image again on the captions that name the body colour: as many as the test
+    // split's first 30 captions (tiny_captions.toml: seed 0, 5 per bird) that name it.
+    let caps = mmebm::data::birds::birds_split(mmebm::data::Split::Test, 6, 0).captions;
+    let naming = (0..30).filter(|&i| mmebm::data::birds::parse_caption(&caps[i / 5][i % 5]).body.is_some()).count();
+    assert!(naming > 0 && naming < 30, "{naming}");
+    let rows = r["conditional"]["named_body"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|x| x["mode"].as_str().unwrap()).collect::<Vec<_>>(), ["without_langevin", "with_langevin", "revised"]);
+    for x in rows {
+        assert_eq!((x["given"].clone(), x["target"].clone(), x["captions"].as_u64(), x["of"].as_u64()), (serde_json::json!([1]), serde_json::json!(0), Some(naming as u64), Some(30)), "{x}");
+        unit(&x["coherence"], "coherence on the captions that name the body");
+    }
     assert_eq!(r["steps"]["z_step"].as_f64(), Some(0.0005), "the checkpoint's step sizes are reported");
     let md = std::fs::read_to_string(root.join("eval").join("eval.md")).unwrap();
-    assert!(md.contains("Captions judged on every attribute they state"), "{md}");
+    assert!(md.contains("Captions judged on every attribute they state") && md.contains("Images from the captions that name the body colour"), "{md}");
 }

@@ -218,6 +218,8 @@ struct Eval<'a> {
     cost: Vec<Value>,
     /// Rows of the caption-attribute table (caption targets only), likewise.
     caption_attributes: Vec<Value>,
+    /// Rows of text → image coherence on the captions that name the body colour, likewise.
+    named_body: Vec<Value>,
 }
 
 /// A column of the conditional tables: its name and chain lengths.
@@ -246,12 +248,14 @@ struct RealData {
     truth: Option<CaptionTruth>,
 }
 
-/// The attributes of the conditional examples' birds (`birds[i]`: example i's), and for chance
-/// the bird of another image (`others[i]`: the next test image's, wrapping).
+/// The attributes of the conditional examples' birds (`birds[i]`: example i's), for chance the
+/// bird of another image (`others[i]`: the next test image's, wrapping), and whether example i's
+/// real caption names the body colour.
 struct CaptionTruth {
     vocab: Arc<Vocab>,
     birds: Vec<Bird>,
     others: Vec<Bird>,
+    names_body: Vec<bool>,
 }
 
 impl CaptionTruth {
@@ -260,7 +264,18 @@ impl CaptionTruth {
         let all = c.birds.as_ref().filter(|b| b.len() > 1)?;
         let birds = (0..examples).map(|i| all[i / c.per]).collect();
         let others = (0..examples).map(|i| all[(i / c.per + 1) % all.len()]).collect();
-        Some(CaptionTruth { vocab: c.vocab.clone(), birds, others })
+        let names_body = (0..examples).map(|i| parse_caption(&c.vocab.decode(&c.ids(i).iter().map(|&t| t as usize).collect::<Vec<_>>())).body.is_some()).collect();
+        Some(CaptionTruth { vocab: c.vocab.clone(), birds, others, names_body })
+    }
+
+    /// Text → image coherence (the images' predicted body colours `pred` against `labels`) on
+    /// the examples whose caption names the body colour: an image from a caption that does not
+    /// name it matches only by chance, which the coherence over all captions counts as failure.
+    fn named_body(&self, pred: &[u8], labels: &[u8], mode: &str, given: &[usize], target: usize) -> Value {
+        let keep: Vec<usize> = (0..pred.len()).filter(|&i| self.names_body[i]).collect();
+        let pick = |v: &[u8]| keep.iter().map(|&i| v[i]).collect::<Vec<u8>>();
+        let coherence = if keep.is_empty() { Value::Null } else { round(metrics::accuracy(&pick(pred), &pick(labels))) };
+        json!({"given": given, "target": target, "mode": mode, "captions": keep.len(), "of": pred.len(), "coherence": coherence})
     }
 
     /// Generated caption rows `x` judged on every attribute they state: the report row for
@@ -290,7 +305,7 @@ impl<'a> Eval<'a> {
         trained.upload(gpu, &mut store)?;
         let s = Sampler::for_target(gpu, &mut store, &trained.model, o.batch, &cfg.langevin, o.seed, Target::of(gpu))?;
         let (kz, kx) = (o.kz.unwrap_or(cfg.langevin.kz), o.kx.unwrap_or(cfg.langevin.kx));
-        Ok(Eval { gpu, clf, o, log, store, s, mm: trained.model.modalities(), kinds: trained.model.kinds.clone(), generator: cfg.model.generator, kz, kx, cost: Vec::new(), caption_attributes: Vec::new() })
+        Ok(Eval { gpu, clf, o, log, store, s, mm: trained.model.modalities(), kinds: trained.model.kinds.clone(), generator: cfg.model.generator, kz, kx, cost: Vec::new(), caption_attributes: Vec::new(), named_body: Vec::new() })
     }
 
     /// Classifies the real test data (accuracy, predictions, features) and measures the Fréchet
@@ -359,7 +374,7 @@ impl<'a> Eval<'a> {
                 r
             })
             .collect();
-        Ok(json!({"examples": real.examples, "columns": modes.iter().map(|m| m.name).collect::<Vec<_>>(), "by_observed": by_observed, "per_subset": subset_rows, "caption_attributes": std::mem::take(&mut self.caption_attributes)}))
+        Ok(json!({"examples": real.examples, "columns": modes.iter().map(|m| m.name).collect::<Vec<_>>(), "by_observed": by_observed, "per_subset": subset_rows, "caption_attributes": std::mem::take(&mut self.caption_attributes), "named_body": std::mem::take(&mut self.named_body)}))
     }
 
     /// Generates the unobserved modalities from the `given` ones of the real examples in each
@@ -374,10 +389,13 @@ impl<'a> Eval<'a> {
             let (out, sps) = generate(self.gpu, &mut self.store, &mut self.s, &steps, real.examples, &pairs, None)?;
             let mut accs = Vec::new();
             for t in (0..mm).filter(|t| !given.contains(t)) {
-                let acc = metrics::accuracy(&self.clf.predict(self.gpu, t, &out[t])?.0, &real.labels);
-                accs.push((t, acc));
-                if let (Some(truth), true) = (&real.truth, self.kinds[t].is_text()) {
+                let pred = self.clf.predict(self.gpu, t, &out[t])?.0;
+                accs.push((t, metrics::accuracy(&pred, &real.labels)));
+                let Some(truth) = &real.truth else { continue };
+                if self.kinds[t].is_text() {
                     self.caption_attributes.push(truth.judge(&out[t], mode, given, t));
+                } else if given.iter().all(|&g| self.kinds[g].is_text()) {
+                    self.named_body.push(truth.named_body(&pred, &real.labels, mode, given, t));
                 }
             }
             if given == [0] {
@@ -485,6 +503,16 @@ fn caption_attributes_markdown(rows: &Value) -> String {
     s + "\nPer attribute: agreement / chance (fraction of captions stating it).\n"
 }
 
+/// Text → image coherence on the captions that name the body colour (the class).
+fn named_body_markdown(rows: &Value) -> String {
+    let Some(rows) = rows.as_array().filter(|r| !r.is_empty()) else { return String::new() };
+    let mut s = "\n### Images from the captions that name the body colour\n\nThe coherence above scores every caption, also one that does not name the body, whose image can match it only by chance (0.1). Here only the captions that name it count; the ceiling is the image judge's accuracy.\n\n| from → image | setting | captions | coherence |\n|---|---|---|---|\n".to_string();
+    for r in rows {
+        s += &format!("| {} → m{} | {} | {} of {} | **{}** |\n", r["given"], r["target"], r["mode"].as_str().unwrap_or(""), r["captions"], r["of"], num(&r["coherence"]));
+    }
+    s
+}
+
 /// The report as Markdown tables.
 pub fn markdown(r: &Value) -> String {
     let mut s = format!(
@@ -516,6 +544,7 @@ pub fn markdown(r: &Value) -> String {
         s += &format!("| m{src} | {} |\n", cells.join(" | "));
     }
     s += &caption_attributes_markdown(&r["conditional"]["caption_attributes"]);
+    s += &named_body_markdown(&r["conditional"]["named_body"]);
     let u = &r["unconditional"];
     s += &format!("\n## Unconditional coherence ({} samples; the judges of all {mm} modalities agree)\n\nz from the prior N(0, I), and (fitted_*) from N(μ̂, Σ̂) fitted to z inferred from training data: high fitted and low prior coherence means the inferred latents are not where the prior puts them; low both means the decoders are weak.\n\n| samples | coherence |\n|---|---|\n", u["samples"]);
     for k in UNCONDITIONAL {
