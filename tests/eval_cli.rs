@@ -104,18 +104,24 @@ fn eval_judges_captions_on_every_attribute_they_state() {
         }
         assert!(x["stated_per_caption"].as_f64().unwrap() >= 0.0);
     }
-    // Caption → image again on the captions that name the body colour: as many as the test
-    // split's first 30 captions (tiny_captions.toml: seed 0, 5 per bird) that name it.
+    // Caption → image: the images judged on every attribute their caption states, after the
+    // judge's own row on the real images. Each row's fraction of captions stating the body is
+    // that of the test split's first 30 captions (tiny_captions.toml: seed 0, 5 per bird).
     let caps = mmebm::data::birds::birds_split(mmebm::data::Split::Test, 6, 0).captions;
     let naming = (0..30).filter(|&i| mmebm::data::birds::parse_caption(&caps[i / 5][i % 5]).body.is_some()).count();
     assert!(naming > 0 && naming < 30, "{naming}");
-    let rows = r["conditional"]["named_body"].as_array().unwrap();
-    assert_eq!(rows.iter().map(|x| x["mode"].as_str().unwrap()).collect::<Vec<_>>(), ["without_langevin", "with_langevin", "revised"]);
+    let rows = r["conditional"]["image_attributes"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|x| x["mode"].as_str().unwrap()).collect::<Vec<_>>(), ["real images", "without_langevin", "with_langevin", "revised"]);
     for x in rows {
-        assert_eq!((x["given"].clone(), x["target"].clone(), x["captions"].as_u64(), x["of"].as_u64()), (serde_json::json!([1]), serde_json::json!(0), Some(naming as u64), Some(30)), "{x}");
-        unit(&x["coherence"], "coherence on the captions that name the body");
+        assert_eq!((x["given"].clone(), x["target"].clone()), (serde_json::json!([1]), serde_json::json!(0)), "{x}");
+        let per = x["per_attribute"].as_array().unwrap();
+        assert_eq!(per.len(), 8);
+        assert_eq!(per[0]["stated"].as_f64(), Some((naming as f64 / 30.0 * 1e4).round() / 1e4), "{x}");
+        for k in ["agreement", "chance"] {
+            unit(&x[k], k);
+        }
     }
     assert_eq!(r["steps"]["z_step"].as_f64(), Some(0.0005), "the checkpoint's step sizes are reported");
     let md = std::fs::read_to_string(root.join("eval").join("eval.md")).unwrap();
-    assert!(md.contains("Captions judged on every attribute they state") && md.contains("Images from the captions that name the body colour"), "{md}");
+    assert!(md.contains("Captions judged on every attribute they state") && md.contains("Images judged on every attribute their caption states"), "{md}");
 }

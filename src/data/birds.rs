@@ -46,6 +46,19 @@ pub struct Bird {
     pub background: usize,
 }
 
+impl Bird {
+    /// The values of [`ATTRIBUTES`], in order (each below its [`ATTRIBUTE_VALUES`]).
+    pub fn attributes(&self) -> [usize; 8] {
+        [self.body, self.wing, self.head, self.belly, self.bill, self.size, self.long_bill as usize, self.perched as usize]
+    }
+
+    /// A bird with these values of [`ATTRIBUTES`] (what an image judge reads; facing right, sky).
+    pub fn with_attributes(a: [usize; 8]) -> Bird {
+        let [body, wing, head, belly, bill, size, long_bill, perched] = a;
+        Bird { body, wing, head, belly, bill, size, long_bill: long_bill == 1, facing_left: false, perched: perched == 1, background: 0 }
+    }
+}
+
 fn rng_for(split: Split, index: usize, seed: u64, what: u64) -> StdRng {
     StdRng::seed_from_u64(mix(&[0xb1d5, split.tag(), index as u64, seed, what]))
 }
@@ -248,6 +261,8 @@ pub struct Mentioned {
 
 /// The attributes a caption can state, in [`Mentioned::judged`]'s order.
 pub const ATTRIBUTES: [&str; 8] = ["body", "wing", "head", "belly", "bill", "size", "bill length", "perched"];
+/// How many values each of [`ATTRIBUTES`] takes.
+pub const ATTRIBUTE_VALUES: [usize; 8] = [COLOURS.len(), COLOURS.len(), COLOURS.len(), COLOURS.len(), COLOURS.len(), SIZES.len(), 2, 2];
 
 impl Mentioned {
     /// Per attribute of [`ATTRIBUTES`]: None if this caption does not state it, else whether

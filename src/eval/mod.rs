@@ -5,7 +5,7 @@
 pub mod classifier;
 pub mod metrics;
 
-use crate::data::birds::{parse_caption, Bird, ATTRIBUTES};
+use crate::data::birds::{parse_caption, Bird, Mentioned, ATTRIBUTES};
 use crate::data::text::{captions_of, Vocab};
 use crate::data::Dataset;
 use crate::modality::Modality;
@@ -218,8 +218,9 @@ struct Eval<'a> {
     cost: Vec<Value>,
     /// Rows of the caption-attribute table (caption targets only), likewise.
     caption_attributes: Vec<Value>,
-    /// Rows of text → image coherence on the captions that name the body colour, likewise.
-    named_body: Vec<Value>,
+    /// Rows of the image-attribute table (images from captions, judged on every attribute their
+    /// caption states; the first row: the real images), likewise.
+    image_attributes: Vec<Value>,
 }
 
 /// A column of the conditional tables: its name and chain lengths.
@@ -248,14 +249,15 @@ struct RealData {
     truth: Option<CaptionTruth>,
 }
 
-/// The attributes of the conditional examples' birds (`birds[i]`: example i's), for chance the
-/// bird of another image (`others[i]`: the next test image's, wrapping), and whether example i's
-/// real caption names the body colour.
+/// What judges captions and images on every attribute a caption states, for the conditional
+/// examples: each one's bird (`birds[i]`) and what its real caption states (`said[i]`); for
+/// chance, the next test image's bird and caption (`others`, `said_other`, wrapping).
 struct CaptionTruth {
     vocab: Arc<Vocab>,
     birds: Vec<Bird>,
     others: Vec<Bird>,
-    names_body: Vec<bool>,
+    said: Vec<Mentioned>,
+    said_other: Vec<Mentioned>,
 }
 
 impl CaptionTruth {
@@ -264,31 +266,33 @@ impl CaptionTruth {
         let all = c.birds.as_ref().filter(|b| b.len() > 1)?;
         let birds = (0..examples).map(|i| all[i / c.per]).collect();
         let others = (0..examples).map(|i| all[(i / c.per + 1) % all.len()]).collect();
-        let names_body = (0..examples).map(|i| parse_caption(&c.vocab.decode(&c.ids(i).iter().map(|&t| t as usize).collect::<Vec<_>>())).body.is_some()).collect();
-        Some(CaptionTruth { vocab: c.vocab.clone(), birds, others, names_body })
-    }
-
-    /// Text → image coherence (the images' predicted body colours `pred` against `labels`) on
-    /// the examples whose caption names the body colour: an image from a caption that does not
-    /// name it matches only by chance, which the coherence over all captions counts as failure.
-    fn named_body(&self, pred: &[u8], labels: &[u8], mode: &str, given: &[usize], target: usize) -> Value {
-        let keep: Vec<usize> = (0..pred.len()).filter(|&i| self.names_body[i]).collect();
-        let pick = |v: &[u8]| keep.iter().map(|&i| v[i]).collect::<Vec<u8>>();
-        let coherence = if keep.is_empty() { Value::Null } else { round(metrics::accuracy(&pick(pred), &pick(labels))) };
-        json!({"given": given, "target": target, "mode": mode, "captions": keep.len(), "of": pred.len(), "coherence": coherence})
+        let said_by = |i: usize| parse_caption(&c.vocab.decode(&c.ids(i).iter().map(|&t| t as usize).collect::<Vec<_>>()));
+        let said = (0..examples).map(said_by).collect();
+        let said_other = (0..examples).map(|i| said_by((i + c.per) % test.len())).collect();
+        Some(CaptionTruth { vocab: c.vocab.clone(), birds, others, said, said_other })
     }
 
     /// Generated caption rows `x` judged on every attribute they state: the report row for
     /// `mode`, with chance (the same captions against another image's bird) beside each rate.
     fn judge(&self, x: &Host, mode: &str, given: &[usize], target: usize) -> Value {
         let said: Vec<_> = captions_of(x, &self.vocab).iter().map(|c| parse_caption(c)).collect();
-        let (own, chance) = (metrics::AttributeCounts::of(&said, &self.birds), metrics::AttributeCounts::of(&said, &self.others));
-        let rate = |v: Option<f64>| v.map_or(Value::Null, round);
-        let per: Vec<Value> = (0..ATTRIBUTES.len())
-            .map(|k| json!({"attribute": ATTRIBUTES[k], "stated": round(own.stated[k] as f64 / own.captions.max(1) as f64), "agreement": rate(own.agreement_of(k)), "chance": rate(chance.agreement_of(k))}))
-            .collect();
-        json!({"given": given, "target": target, "mode": mode, "stated_per_caption": round(own.stated_per_caption()), "agreement": rate(own.agreement()), "chance": rate(chance.agreement()), "per_attribute": per})
+        attribute_row(&metrics::AttributeCounts::of(&said, &self.birds), &metrics::AttributeCounts::of(&said, &self.others), mode, given, target)
     }
+
+    /// Images from the real captions, as the image judge `read` them, judged on every attribute
+    /// their caption states, with chance (the same images against another image's caption).
+    fn judge_images(&self, read: &[Bird], mode: &str, given: &[usize], target: usize) -> Value {
+        attribute_row(&metrics::AttributeCounts::of(&self.said, read), &metrics::AttributeCounts::of(&self.said_other, read), mode, given, target)
+    }
+}
+
+/// A row of an attribute table: pooled and per-attribute agreement beside chance.
+fn attribute_row(own: &metrics::AttributeCounts, chance: &metrics::AttributeCounts, mode: &str, given: &[usize], target: usize) -> Value {
+    let rate = |v: Option<f64>| v.map_or(Value::Null, round);
+    let per: Vec<Value> = (0..ATTRIBUTES.len())
+        .map(|k| json!({"attribute": ATTRIBUTES[k], "stated": round(own.stated[k] as f64 / own.captions.max(1) as f64), "agreement": rate(own.agreement_of(k)), "chance": rate(chance.agreement_of(k))}))
+        .collect();
+    json!({"given": given, "target": target, "mode": mode, "stated_per_caption": round(own.stated_per_caption()), "agreement": rate(own.agreement()), "chance": rate(chance.agreement()), "per_attribute": per})
 }
 
 /// The unconditional section of the report and the Fréchet distances, filled in set by set.
@@ -305,7 +309,7 @@ impl<'a> Eval<'a> {
         trained.upload(gpu, &mut store)?;
         let s = Sampler::for_target(gpu, &mut store, &trained.model, o.batch, &cfg.langevin, o.seed, Target::of(gpu))?;
         let (kz, kx) = (o.kz.unwrap_or(cfg.langevin.kz), o.kx.unwrap_or(cfg.langevin.kx));
-        Ok(Eval { gpu, clf, o, log, store, s, mm: trained.model.modalities(), kinds: trained.model.kinds.clone(), generator: cfg.model.generator, kz, kx, cost: Vec::new(), caption_attributes: Vec::new(), named_body: Vec::new() })
+        Ok(Eval { gpu, clf, o, log, store, s, mm: trained.model.modalities(), kinds: trained.model.kinds.clone(), generator: cfg.model.generator, kz, kx, cost: Vec::new(), caption_attributes: Vec::new(), image_attributes: Vec::new() })
     }
 
     /// Classifies the real test data (accuracy, predictions, features) and measures the Fréchet
@@ -327,7 +331,15 @@ impl<'a> Eval<'a> {
         }
         let acc: Vec<f64> = preds.iter().map(|p| metrics::accuracy(p, &test.labels()[..n_ref])).collect();
         (self.log)(&format!("real test data: classifier accuracy {:?}", acc.iter().map(|a| format!("{a:.3}")).collect::<Vec<_>>()));
-        Ok(RealData { images, labels, examples, preds, feats, acc, fd_train, truth: CaptionTruth::of(test, examples) })
+        let truth = CaptionTruth::of(test, examples);
+        // The image judge on the real images against their own captions: the ceiling row.
+        let texts: Vec<usize> = (0..self.mm).filter(|&m| self.kinds[m].is_text()).collect();
+        for m in (0..self.mm).filter(|&m| !self.kinds[m].is_text()) {
+            if let (Some(t), Some(read)) = (&truth, self.clf.predict_birds(self.gpu, m, &images[m])?) {
+                self.image_attributes.push(t.judge_images(&read, "real images", &texts, m));
+            }
+        }
+        Ok(RealData { images, labels, examples, preds, feats, acc, fd_train, truth })
     }
 
     /// The columns of the conditional tables: generator models with and without posterior
@@ -374,7 +386,7 @@ impl<'a> Eval<'a> {
                 r
             })
             .collect();
-        Ok(json!({"examples": real.examples, "columns": modes.iter().map(|m| m.name).collect::<Vec<_>>(), "by_observed": by_observed, "per_subset": subset_rows, "caption_attributes": std::mem::take(&mut self.caption_attributes), "named_body": std::mem::take(&mut self.named_body)}))
+        Ok(json!({"examples": real.examples, "columns": modes.iter().map(|m| m.name).collect::<Vec<_>>(), "by_observed": by_observed, "per_subset": subset_rows, "caption_attributes": std::mem::take(&mut self.caption_attributes), "image_attributes": std::mem::take(&mut self.image_attributes)}))
     }
 
     /// Generates the unobserved modalities from the `given` ones of the real examples in each
@@ -395,7 +407,9 @@ impl<'a> Eval<'a> {
                 if self.kinds[t].is_text() {
                     self.caption_attributes.push(truth.judge(&out[t], mode, given, t));
                 } else if given.iter().all(|&g| self.kinds[g].is_text()) {
-                    self.named_body.push(truth.named_body(&pred, &real.labels, mode, given, t));
+                    if let Some(read) = self.clf.predict_birds(self.gpu, t, &out[t])? {
+                        self.image_attributes.push(truth.judge_images(&read, mode, given, t));
+                    }
                 }
             }
             if given == [0] {
@@ -491,26 +505,15 @@ fn num(v: &Value) -> String {
     v.as_f64().map_or("–".into(), |x| format!("{x:.3}"))
 }
 
-/// The caption-attribute rows as a table: every attribute a generated caption states, judged
-/// against its bird, beside chance (the same captions against another image's bird).
-fn caption_attributes_markdown(rows: &Value) -> String {
+/// Rows of [`attribute_row`] as a table under `title`, after `note`.
+fn attributes_markdown(rows: &Value, title: &str, note: &str) -> String {
     let Some(rows) = rows.as_array().filter(|r| !r.is_empty()) else { return String::new() };
-    let mut s = format!("\n### Captions judged on every attribute they state (agreement / chance)\n\nChance: the same captions judged against another test image's bird. Real captions agree on every attribute they state (1.000).\n\n| from → caption | setting | attributes per caption | all stated | {} |\n|---|---|---|---|{}\n", ATTRIBUTES.join(" | "), "---|".repeat(ATTRIBUTES.len()));
+    let mut s = format!("\n### {title} (agreement / chance)\n\n{note}\n\n| from → to | setting | attributes per caption | all stated | {} |\n|---|---|---|---|{}\n", ATTRIBUTES.join(" | "), "---|".repeat(ATTRIBUTES.len()));
     for r in rows {
         let per: Vec<String> = r["per_attribute"].as_array().map(|a| a.iter().map(|p| format!("{} / {} ({})", num(&p["agreement"]), num(&p["chance"]), num(&p["stated"]))).collect()).unwrap_or_default();
         s += &format!("| {} → m{} | {} | {} | **{}** / {} | {} |\n", r["given"], r["target"], r["mode"].as_str().unwrap_or(""), num(&r["stated_per_caption"]), num(&r["agreement"]), num(&r["chance"]), per.join(" | "));
     }
     s + "\nPer attribute: agreement / chance (fraction of captions stating it).\n"
-}
-
-/// Text → image coherence on the captions that name the body colour (the class).
-fn named_body_markdown(rows: &Value) -> String {
-    let Some(rows) = rows.as_array().filter(|r| !r.is_empty()) else { return String::new() };
-    let mut s = "\n### Images from the captions that name the body colour\n\nThe coherence above scores every caption, also one that does not name the body, whose image can match it only by chance (0.1). Here only the captions that name it count; the ceiling is the image judge's accuracy.\n\n| from → image | setting | captions | coherence |\n|---|---|---|---|\n".to_string();
-    for r in rows {
-        s += &format!("| {} → m{} | {} | {} of {} | **{}** |\n", r["given"], r["target"], r["mode"].as_str().unwrap_or(""), r["captions"], r["of"], num(&r["coherence"]));
-    }
-    s
 }
 
 /// The report as Markdown tables.
@@ -543,8 +546,8 @@ pub fn markdown(r: &Value) -> String {
             .collect();
         s += &format!("| m{src} | {} |\n", cells.join(" | "));
     }
-    s += &caption_attributes_markdown(&r["conditional"]["caption_attributes"]);
-    s += &named_body_markdown(&r["conditional"]["named_body"]);
+    s += &attributes_markdown(&r["conditional"]["caption_attributes"], "Captions judged on every attribute they state", "Chance: the same captions judged against another test image's bird. Real captions agree on every attribute they state (1.000).");
+    s += &attributes_markdown(&r["conditional"]["image_attributes"], "Images judged on every attribute their caption states", "The image judge reads every attribute of a generated image; each one the given caption states is compared with it. Chance: the same images against another test image's caption. The first row, real test images against their own captions, is the judge's accuracy (the ceiling).");
     let u = &r["unconditional"];
     s += &format!("\n## Unconditional coherence ({} samples; the judges of all {mm} modalities agree)\n\nz from the prior N(0, I), and (fitted_*) from N(μ̂, Σ̂) fitted to z inferred from training data: high fitted and low prior coherence means the inferred latents are not where the prior puts them; low both means the decoders are weak.\n\n| samples | coherence |\n|---|---|\n", u["samples"]);
     for k in UNCONDITIONAL {
