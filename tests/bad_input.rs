@@ -52,6 +52,7 @@ fn every_binary_refuses_bad_input_in_one_line() {
         (train, vec!["--out", o, "--set", "train.log_every=0"], "error: config error: train.log_every = 0: must be at least 1".into()),
         (train, vec!["--out", o, "--set", "train.lr_ebm=nan"], "error: config error: train.lr_ebm = NaN: must be a finite number ≥ 0 and ≤ 1e0".into()),
         (train, vec!["--out", o, "--set", "train.max_energy_gap=-1"], "error: config error: train.max_energy_gap = -1: must be a finite number > 0 and ≤ 1e9".into()),
+        (train, vec!["--out", o, "--set", "train.unimodal_posterior=1.5"], "error: config error: train.unimodal_posterior = 1.5: must be a finite number ≥ 0 and ≤ 1e0".into()),
         (train, vec!["--out", o, "--minutes", "0"], "error: config error: --minutes must be a positive number, got 0".into()),
         (train, vec!["--out", o, "--config", broken.to_str().unwrap()], format!("error: config error: {}:2:9: string values must be quoted, expected literal string", broken.display())),
         (train, vec!["--out", o, "--resume"], format!("error: I/O error: --resume: no checkpoint at {o}/checkpoint.safetensors")),

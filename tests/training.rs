@@ -274,3 +274,49 @@ fn larger_images_and_captions_train() {
     let e = mmebm::model::Model::new(&cfg.model, &[Modality::Image([3, 32, 32]), Modality::Image([3, 64, 64])]).unwrap_err().to_string();
     assert!(e.contains("share height and width"), "{e}");
 }
+
+/// `train.unimodal_posterior` (session 17): that fraction of iterations infers ẑ from one
+/// modality, drawn per iteration and reproducible from (seed, iteration); ẑ after such a chain
+/// does not depend on the other modalities' data, while after a chain given all of them it does.
+#[test]
+fn unimodal_posterior_chains_observe_one_modality() {
+    use mmebm::graph::replay;
+    use mmebm::model::phases::TRAINING;
+    let mut cfg = Config::from_toml(include_str!("../configs/tiny.toml"), "tiny.toml").unwrap();
+    cfg.set("train.unimodal_posterior=0.5").unwrap();
+    let (train, _) = synthetic(40, 8, 0);
+    let gpu = gpu();
+    let mut t = Trainer::new(gpu, &cfg, &train.kinds()).unwrap();
+    let draws: Vec<Vec<usize>> = (0..200).map(|i| { t.iteration = i; t.observed() }).collect();
+    let one = draws.iter().filter(|d| d.len() == 1).count();
+    assert!((70..=130).contains(&one), "{one} of 200 iterations observed one modality, expected about 100");
+    assert!(draws.iter().all(|d| d.len() == 1 || d.len() == 5), "{draws:?}");
+    for m in 0..5 {
+        assert!(draws.contains(&vec![m]), "modality {m} never observed alone");
+    }
+    t.iteration = 7;
+    assert_eq!(t.observed(), draws[7], "the same iteration draws the same modalities");
+
+    // ẑ after init_z + K_z steps, for a batch and the same batch with modality `other` changed.
+    let b = cfg.train.batch;
+    let z_after = |t: &mut Trainer, other: usize, changed: bool| {
+        let mut batch = train.batch(&(0..b).collect::<Vec<_>>());
+        if changed {
+            batch[other] = train.batch(&(b..2 * b).collect::<Vec<_>>()).swap_remove(other);
+        }
+        t.set_batch(gpu, &batch).unwrap();
+        t.store.set(gpu, TRAINING.rng, &mmebm::ops::random::rng_state(3)).unwrap();
+        let phases = t.phases();
+        let runs: Vec<(&Executable, u32)> = phases[..2].iter().map(|&(_, e, k)| (e, k)).collect();
+        assert_eq!((phases[0].0, phases[1].0), ("init_z", "langevin_z"));
+        replay(gpu, &runs).unwrap();
+        t.store.get(gpu, TRAINING.z_post).unwrap().data
+    };
+    let alone = (0..200).find(|&i| draws[i as usize].len() == 1).unwrap();
+    t.iteration = alone;
+    let m = draws[alone as usize][0];
+    let other = (m + 1) % 5;
+    assert_eq!(z_after(&mut t, other, false), z_after(&mut t, other, true), "ẑ given modality {m} alone read modality {other}");
+    t.iteration = (0..200).find(|&i| draws[i as usize].len() == 5).unwrap();
+    assert_ne!(z_after(&mut t, other, false), z_after(&mut t, other, true), "ẑ given every modality ignored modality {other}");
+}

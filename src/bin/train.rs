@@ -291,6 +291,9 @@ fn run(args: Args) -> Result<()> {
         "langevin: data chain K_x {} a {} b {} (T {tx:.3e}); latent chain K_z {} a {} b {} (T {tz:.3e})",
         l.kx, l.x_step, l.x_noise, l.kz, l.z_step, l.z_noise
     );
+    if cfg.train.unimodal_posterior > 0.0 && cfg.model.generator {
+        eprintln!("posterior chain: one modality observed in {:.0}% of iterations (train.unimodal_posterior), all of them otherwise", 100.0 * cfg.train.unimodal_posterior);
+    }
     let gpu = Gpu::new(&GpuOptions { backend: args.backend.clone(), verbose: true, ..Default::default() })?;
     let t_build = Instant::now();
     let mut trainer = Trainer::with_autotune(&gpu, &cfg, &kinds, &Autotune::cli(args.autotune))?;

@@ -223,7 +223,8 @@ impl Classifiers {
         match &self.judges[m] {
             Judge::Caption(vocab) => Ok((captions_of(x, vocab).iter().map(|c| parse_caption(c).body.map_or(UNSTATED, |b| b as u8)).collect(), None)),
             Judge::Net { eval, heads, .. } => {
-                let c = classify(gpu, &mut self.store, eval, m, x, heads)?;
+                // Head 0 is the class; the attribute heads are read by `predict_birds` only.
+                let c = classify(gpu, &mut self.store, eval, m, x, &heads[..1])?;
                 Ok((c.labels, Some(c.feats)))
             }
         }
@@ -315,8 +316,8 @@ struct Classified {
     heads: Vec<Vec<usize>>,
 }
 
-/// Images `x` `[N, C, H, W]` through modality m's compiled classifier (heads of `heads` sizes),
-/// [`EVAL_BATCH`] at a time.
+/// Images `x` `[N, C, H, W]` through modality m's compiled classifier, [`EVAL_BATCH`] at a time,
+/// reading back the heads whose sizes `heads` lists (the judge's first ones).
 fn classify(gpu: &Gpu, store: &mut Store, eval: &Executable, m: usize, x: &Host, heads: &[usize]) -> Result<Classified> {
     let n = x.shape[0];
     let per: usize = x.shape[1..].iter().product();

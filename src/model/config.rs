@@ -194,6 +194,12 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Stop when |mean f(x) − mean f(x̃)| exceeds this.
     pub max_energy_gap: f32,
+    /// Fraction of iterations whose posterior chain observes one modality, drawn at random,
+    /// instead of all: ẑ₀ from that modality's expert, K_z steps on log p(x_m, z), and every
+    /// decoder learns from that ẑ, as cross-modal generation uses it. Not in the paper (0): with
+    /// all modalities observed, each one's likelihood can write its own part of z and no decoder
+    /// has to read what another modality's chain infers (docs/CAPTIONS.md, session 17).
+    pub unimodal_posterior: f32,
 }
 
 impl Default for Config {
@@ -262,6 +268,7 @@ impl Default for TrainConfig {
             sample_every: 100,
             checkpoint_every: 200,
             max_energy_gap: 1e4,
+            unimodal_posterior: 0.0,
         }
     }
 }
@@ -405,7 +412,7 @@ impl Config {
             check_count(&format!("{k} ="), v, lo, hi)?;
         }
         // (name, value, lowest allowed, whether the lowest is excluded, highest)
-        let reals: [(&str, f32, f32, bool, f32); 12] = [
+        let reals: [(&str, f32, f32, bool, f32); 13] = [
             ("model.sigma", m.sigma, 0.0, true, 100.0),
             ("model.text_weight", m.text_weight, 0.0, true, 1e4),
             ("langevin.x_step", l.x_step, 0.0, false, 1e6),
@@ -416,6 +423,7 @@ impl Config {
             ("train.lr_gen", t.lr_gen, 0.0, false, 1.0),
             ("train.lr_enc", t.lr_enc, 0.0, false, 1.0),
             ("train.max_energy_gap", t.max_energy_gap, 0.0, true, 1e9),
+            ("train.unimodal_posterior", t.unimodal_posterior, 0.0, false, 1.0),
             ("langevin.x_temperature", l.x_temperature.unwrap_or(0.0), 0.0, false, 1e6),
             ("langevin.z_temperature", l.z_temperature.unwrap_or(0.0), 0.0, false, 1e6),
         ];

@@ -3,6 +3,8 @@
 //!
 //! 1. `init_z`   — ẑ₀ ~ q_φ(z | x): each example samples from one expert picked uniformly.
 //! 2. `langevin_z` (replayed K_z times) — ẑ ← ẑ + a ∇_z log p_β(x, ẑ) + b ε, observed modalities.
+//!    With `train.unimodal_posterior` > 0, that fraction of iterations runs 1–2 given one
+//!    modality m, drawn per iteration: ẑ₀ ~ q_φm(z | x_m), steps on log p_β(x_m, ẑ).
 //! 3. `prior`    — z̃ ~ N(0, I), x̃₀ = g(z̃) (or uniform noise for the EBM-alone ablation).
 //! 4. `langevin_x` (replayed K_x times) — x̃ ← clamp(x̃ + a ∇ₓ f_α(x̃) + b ε).
 //! 5. `update`   — the three losses, their gradients, three Adam steps, and the logged scalars.
@@ -23,6 +25,7 @@ use crate::ops::elementwise::MapFn;
 use crate::ops::reduce::{Reduce, ReduceKind};
 use crate::ops::{Host, Target, Tid};
 use crate::gpu::Gpu;
+use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::sync::Arc;
 
 /// Names of the logged scalars, in the order of the `metrics` output.
@@ -47,8 +50,9 @@ pub struct Trainer {
     pub cfg: Config,
     pub model: Model,
     pub store: Store,
-    init_z: Option<Executable>,
-    langevin_z: Option<Executable>,
+    /// The posterior phases (init_z, langevin_z): `[0]` observes every modality, `[1 + m]`
+    /// modality m alone (only with `train.unimodal_posterior` > 0); none for an EBM alone.
+    posterior: Vec<(Executable, Executable)>,
     prior: Executable,
     langevin_x: Executable,
     update: Executable,
@@ -67,8 +71,7 @@ pub struct Trainer {
 /// The graphs of the phases, built (in this order: it is the order parameters are registered)
 /// before any is compiled, so that autotuning sees every GEMM problem first.
 struct PhaseGraphs {
-    init_z: Option<Graph>,
-    langevin_z: Option<Graph>,
+    posterior: Vec<(Graph, Graph)>,
     prior: Graph,
     langevin_x: Graph,
     diagnostics: Graph,
@@ -81,7 +84,12 @@ impl PhaseGraphs {
         let all: Vec<usize> = (0..model.modalities()).collect();
         let mut ph = Phases { model, n: cfg.train.batch, langevin: cfg.langevin.clone(), vars: TRAINING };
         // 1. ẑ₀ ~ q(z | x); 2. one posterior Langevin step (replayed K_z times).
-        let (init_z, langevin_z) = if cfg.model.generator { (Some(ph.encode(&all, false)?), Some(ph.langevin_z(&all)?)) } else { (None, None) };
+        // With `unimodal_posterior`, the same two given each modality alone.
+        let mut observed = vec![all.clone()];
+        if cfg.train.unimodal_posterior > 0.0 && all.len() > 1 {
+            observed.extend(all.iter().map(|&m| vec![m]));
+        }
+        let posterior = if cfg.model.generator { observed.iter().map(|s| Ok((ph.encode(s, false)?, ph.langevin_z(s)?))).collect::<Result<_>>()? } else { Vec::new() };
         // 3. z̃ ~ N(0, I), x̃₀ = g(z̃); EBM alone: x̃₀ ~ U[-1, 1).
         let prior = if cfg.model.generator { ph.prior()? } else { ph.noise(&all)? };
         // 4. one EBM Langevin step over all modalities jointly (replayed K_x times).
@@ -96,11 +104,12 @@ impl PhaseGraphs {
         } else {
             None
         };
-        Ok(PhaseGraphs { init_z, langevin_z, prior, langevin_x, diagnostics, update, power_iteration })
+        Ok(PhaseGraphs { posterior, prior, langevin_x, diagnostics, update, power_iteration })
     }
 
     fn all(&self) -> Vec<&Graph> {
-        let mut v: Vec<&Graph> = [&self.init_z, &self.langevin_z, &self.power_iteration].into_iter().flatten().collect();
+        let mut v: Vec<&Graph> = self.posterior.iter().flat_map(|(i, l)| [i, l]).collect();
+        v.extend(&self.power_iteration);
         v.extend([&self.prior, &self.langevin_x, &self.diagnostics, &self.update]);
         v
     }
@@ -172,14 +181,13 @@ impl Trainer {
         let (target, autotune) = autotune::target_for(gpu, &g.all(), tune)?;
         let mut store = Store::new();
         let mut compile = |g: Graph| -> Result<Executable> { Executable::new(gpu, &g.compile(&target)?, &mut store) };
-        let init_z = g.init_z.map(&mut compile).transpose()?;
-        let langevin_z = g.langevin_z.map(&mut compile).transpose()?;
+        let posterior = g.posterior.into_iter().map(|(i, l)| Ok((compile(i)?, compile(l)?))).collect::<Result<_>>()?;
         let prior = compile(g.prior)?;
         let langevin_x = compile(g.langevin_x)?;
         let diagnostics = compile(g.diagnostics)?;
         let update = compile(g.update)?;
         let power_iteration = g.power_iteration.map(&mut compile).transpose()?;
-        Ok(Trainer { cfg: cfg.clone(), model, store, init_z, langevin_z, prior, langevin_x, update, diagnostics, power_iteration, iteration: 0, target, autotune })
+        Ok(Trainer { cfg: cfg.clone(), model, store, posterior, prior, langevin_x, update, diagnostics, power_iteration, iteration: 0, target, autotune })
     }
 
     /// Uploads one batch (one tensor per modality, `Modality::batch_shape`).
@@ -197,11 +205,29 @@ impl Trainer {
         Ok(())
     }
 
+    /// The modalities the posterior chain of the next iteration observes: all of them, or with
+    /// probability `train.unimodal_posterior` one drawn uniformly. Drawn from (seed, iteration),
+    /// so a resumed run draws what the uninterrupted one would have.
+    pub fn observed(&self) -> Vec<usize> {
+        match self.posterior_index() {
+            0 => (0..self.model.modalities()).collect(),
+            k => vec![k - 1],
+        }
+    }
+
+    fn posterior_index(&self) -> usize {
+        if self.posterior.len() <= 1 {
+            return 0;
+        }
+        let mut r = StdRng::seed_from_u64(crate::data::synthetic::mix(&[self.cfg.train.seed, self.iteration, 0x0b5e_2ed]));
+        if r.random::<f32>() < self.cfg.train.unimodal_posterior { 1 + r.random_range(0..self.model.modalities()) } else { 0 }
+    }
+
     /// The phases of one iteration in order, with how many times each is replayed (the
     /// diagnostics, run on log steps only, are not among them).
     pub fn phases(&self) -> Vec<(&'static str, &Executable, u32)> {
         let mut v = Vec::new();
-        if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
+        if let Some((i, l)) = self.posterior.get(self.posterior_index()) {
             v.push(("init_z", i, 1));
             v.push(("langevin_z", l, self.cfg.langevin.kz));
         }
@@ -228,7 +254,7 @@ impl Trainer {
     /// diagnostics between the EBM chain and the updates (untimed).
     pub fn step_logged(&mut self, gpu: &Gpu) -> Result<Logged> {
         let t0 = std::time::Instant::now();
-        if let (Some(i), Some(l)) = (&self.init_z, &self.langevin_z) {
+        if let Some((i, l)) = self.posterior.get(self.posterior_index()) {
             replay(gpu, &[(i, 1), (l, self.cfg.langevin.kz)])?;
             gpu.wait()?;
         }
