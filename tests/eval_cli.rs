@@ -45,6 +45,12 @@ fn eval_reports_ours_and_the_ebm_alone_ablation() {
     }
     // 5 sources × 4 targets + 10 pairs × 3 + 10 triples × 2 + 5 quadruples × 1.
     assert_eq!(r["conditional"]["per_subset"].as_array().unwrap().len(), 20 + 30 + 20 + 5);
+    // Each modality rebuilt from z inferred from itself: the per-source table's diagonal.
+    let recon = r["conditional"]["reconstruction"].as_array().unwrap();
+    assert_eq!(recon.iter().map(|x| x["modality"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    for x in recon {
+        unit(&x["coherence"], "coherence of a modality rebuilt from itself");
+    }
     unit(&r["unconditional"]["generator"], "unconditional generator");
     unit(&r["unconditional"]["revised"], "unconditional revised");
     unit(&r["latent_probe"]["accuracy"], "latent probe");
@@ -80,14 +86,15 @@ fn eval_judges_captions_on_every_attribute_they_state() {
     }
     // Encoder, K_z = 2 posterior steps, decoder, 2 EBM steps.
     assert!(r["cost"].as_array().unwrap().iter().any(|c| c["mode"] == "cross-modal from m0, revised" && c["evaluations"] == 6), "{}", r["cost"]);
-    // Image → caption in each column; the caption → image row is judged by the image
-    // classifier only.
+    // Image → caption in each column, then the caption rebuilt from z inferred from itself;
+    // the caption → image row is judged by the image classifier only.
     let rows = r["conditional"]["caption_attributes"].as_array().unwrap();
     let (from, to) = (serde_json::json!([0]), serde_json::json!(1));
     assert_eq!(rows.iter().map(|x| (x["given"].clone(), x["target"].clone(), x["mode"].as_str().unwrap())).collect::<Vec<_>>(), [
         (from.clone(), to.clone(), "without_langevin"),
         (from.clone(), to.clone(), "with_langevin"),
-        (from, to, "revised"),
+        (from, to.clone(), "revised"),
+        (serde_json::json!([1]), to, "reconstruction"),
     ]);
     for x in rows {
         let per = x["per_attribute"].as_array().unwrap();
@@ -124,4 +131,7 @@ fn eval_judges_captions_on_every_attribute_they_state() {
     assert_eq!(r["steps"]["z_step"].as_f64(), Some(0.0005), "the checkpoint's step sizes are reported");
     let md = std::fs::read_to_string(root.join("eval").join("eval.md")).unwrap();
     assert!(md.contains("Captions judged on every attribute they state") && md.contains("Images judged on every attribute their caption states"), "{md}");
+    // The per-source table: m0 → m1 and m1 → m0 off the diagonal, each rebuilt from itself on it.
+    let cell = |m: usize| format!("*{:.3}*", r["conditional"]["reconstruction"][m]["coherence"].as_f64().unwrap());
+    assert!(md.contains(&format!("| m0 | {} |", cell(0))) && md.contains(&format!("| {} |\n", cell(1))), "{md}");
 }
