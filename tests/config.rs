@@ -28,6 +28,7 @@ const ALLOWED: &[(&str, &str)] = &[
     ("train.log_every", "1e30"),
     ("train.sample_every", "1e30"),
     ("train.checkpoint_every", "1e30"),
+    ("train.unimodal_posterior", "0"),
 ];
 
 #[test]
