@@ -146,7 +146,8 @@ fn round(v: f64) -> Value {
 /// Runs every measurement on `trained` and returns the report (see [`markdown`]).
 ///
 /// The stages run in a fixed order because they draw from the sampler's one RNG in turn: real
-/// data, conditional coherence, unconditional sets, the fitted prior, the latent probe.
+/// data, conditional coherence, unconditional sets, the fitted prior, the latent probe, the
+/// reconstructions (last, so that adding them changed no earlier stage's draws).
 pub fn evaluate(gpu: &Gpu, trained: &Trained, train: &Dataset, test: &Dataset, clf: &mut Classifiers, o: &EvalOptions, mut log: impl FnMut(&str)) -> Result<Value> {
     check_inputs(trained, train, test, o, &mut log)?;
     let mut e = Eval::new(gpu, trained, clf, o, &mut log)?;
