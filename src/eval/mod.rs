@@ -406,15 +406,20 @@ impl<'a> Eval<'a> {
             let (out, sps) = generate(self.gpu, &mut self.store, &mut self.s, &steps, real.examples, &pairs, None)?;
             let mut accs = Vec::new();
             for t in (0..mm).filter(|t| !given.contains(t)) {
-                let pred = self.clf.predict(self.gpu, t, &out[t])?.0;
+                // Images made from captions of birds are read once, for every attribute; the
+                // class is the body colour among them.
+                let from_captions = real.truth.is_some() && !self.kinds[t].is_text() && given.iter().all(|&g| self.kinds[g].is_text());
+                let birds = if from_captions { self.clf.predict_birds(self.gpu, t, &out[t])? } else { None };
+                let pred = match &birds {
+                    Some(read) => read.iter().map(|b| b.body as u8).collect(),
+                    None => self.clf.predict(self.gpu, t, &out[t])?.0,
+                };
                 accs.push((t, metrics::accuracy(&pred, &real.labels)));
                 let Some(truth) = &real.truth else { continue };
                 if self.kinds[t].is_text() {
                     self.caption_attributes.push(truth.judge(&out[t], mode, given, t));
-                } else if given.iter().all(|&g| self.kinds[g].is_text()) {
-                    if let Some(read) = self.clf.predict_birds(self.gpu, t, &out[t])? {
-                        self.image_attributes.push(truth.judge_images(&read, mode, given, t));
-                    }
+                } else if let Some(read) = &birds {
+                    self.image_attributes.push(truth.judge_images(read, mode, given, t));
                 }
             }
             if given == [0] {
@@ -576,9 +581,11 @@ pub fn markdown(r: &Value) -> String {
     s += &format!("| source | {} |\n|---|{}\n", (0..mm).map(|t| format!("m{t}")).collect::<Vec<_>>().join(" | "), "---|".repeat(mm));
     for src in 0..mm {
         let cells: Vec<String> = (0..mm)
-            .map(|t| match subs.iter().find(|x| x["given"] == json!([src]) && x["target"] == json!(t)) {
-                Some(x) => num(&x[&last]),
-                None => recon.iter().find(|x| x["modality"] == json!(t) && t == src).map_or("·".into(), |x| format!("*{}*", num(&x["coherence"]))),
+            .map(|t| {
+                if t == src {
+                    return recon.iter().find(|x| x["modality"] == json!(t)).map_or("·".into(), |x| format!("*{}*", num(&x["coherence"])));
+                }
+                subs.iter().find(|x| x["given"] == json!([src]) && x["target"] == json!(t)).map_or("·".into(), |x| num(&x[&last]))
             })
             .collect();
         s += &format!("| m{src} | {} |\n", cells.join(" | "));
