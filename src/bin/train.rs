@@ -293,6 +293,9 @@ fn run(args: Args) -> Result<()> {
     );
     if cfg.train.unimodal_posterior > 0.0 && cfg.model.generator {
         eprintln!("posterior chain: one modality observed in {:.0}% of iterations (train.unimodal_posterior), all of them otherwise", 100.0 * cfg.train.unimodal_posterior);
+        if !args.resume && args.init.is_none() {
+            eprintln!("note: train.unimodal_posterior from the start has not trained here (docs/CAPTIONS.md, session 18); it helped as a fine-tune of a trained model (--init)");
+        }
     }
     let gpu = Gpu::new(&GpuOptions { backend: args.backend.clone(), verbose: true, ..Default::default() })?;
     let t_build = Instant::now();

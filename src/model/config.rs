@@ -198,7 +198,9 @@ pub struct TrainConfig {
     /// instead of all: ẑ₀ from that modality's expert, K_z steps on log p(x_m, z), and every
     /// decoder learns from that ẑ, as cross-modal generation uses it. Not in the paper (0): with
     /// all modalities observed, each one's likelihood can write its own part of z and no decoder
-    /// has to read what another modality's chain infers (docs/CAPTIONS.md, session 17).
+    /// has to read what another modality's chain infers (docs/CAPTIONS.md, session 17). As a
+    /// fine-tune of a trained model (`--init`) it raised image → caption; from the start neither
+    /// direction learned (session 18).
     pub unimodal_posterior: f32,
 }
 
