@@ -1,7 +1,7 @@
 //! The built-in caption data (`data::birds`) and the vocabulary (`data::text`): deterministic,
 //! within CUB's limits (vocabulary under 300 words, at most 32 tokens), captions that state the
 //! drawn bird's attributes exactly, images that show them, disjoint splits; caption datasets that pair every caption with its image.
-use mmebm::data::birds::{bird, birds, birds_split, parse_caption, render_bird, Bird, BIRD_SHAPE, CAPTIONS_PER_IMAGE, COLOURS};
+use mmebm::data::birds::{bird, birds, birds_split, parse_caption, render_bird, template_of, Bird, BIRD_SHAPE, CAPTIONS_PER_IMAGE, COLOURS};
 use mmebm::data::synthetic::Split;
 use mmebm::data::text::{captions_of, one_hot, words, Vocab, END, MAX_TOKENS, PAD, UNK};
 use mmebm::data::Dataset;
@@ -48,6 +48,33 @@ fn captions_fit_cub_limits_and_state_the_attributes() {
     // A caption about another bird disagrees somewhere.
     let (_, agree) = parse_caption(&train.captions[0][0]).agreement(&Bird { body: (truth[0].body + 1) % 10, head: (truth[0].head + 1) % 10, belly: (truth[0].belly + 1) % 10, wing: (truth[0].wing + 1) % 10, bill: (truth[0].bill + 1) % 10, size: (truth[0].size + 1) % 3, long_bill: !truth[0].long_bill, ..truth[0] });
     assert_eq!(agree, 0);
+}
+
+/// Every built-in caption is one of the templates, and all 8 are used; a blend of two templates,
+/// a slot holding a word of the wrong kind, a missing or an extra word are not.
+#[test]
+fn template_of_tells_a_sentence_from_a_blend() {
+    let (train, _) = birds(200, 0, 0);
+    let mut used = [0usize; 8];
+    for c in train.captions.iter().flatten() {
+        let t = template_of(c).unwrap_or_else(|| panic!("a built-in caption is a template: {c}"));
+        used[t] += 1;
+        assert_eq!(template_of(&c.to_uppercase()), Some(t), "case is ignored, as `words` does");
+    }
+    assert!(used.iter().all(|&n| n > 0), "every template is used: {used:?}");
+    assert_eq!(template_of("a small red bird with a white belly sitting on a branch"), Some(1));
+    assert_eq!(template_of("this bird has a red crown and a short black bill"), Some(0));
+    for blend in [
+        "this bird purple blue with a blue green and and blue bill",
+        "a small bird with with a blue belly and a blue belly",
+        "a red red bird with a white belly",
+        "a small red bird with a long belly",
+        "a small red bird with a white",
+        "a small red bird with a white belly sitting on a",
+        "",
+    ] {
+        assert_eq!(template_of(blend), None, "{blend}");
+    }
 }
 
 /// The drawing shows the attributes: the head's centre has the head colour (within the jitter

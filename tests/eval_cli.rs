@@ -110,6 +110,7 @@ fn eval_judges_captions_on_every_attribute_they_state() {
             }
         }
         assert!(x["stated_per_caption"].as_f64().unwrap() >= 0.0);
+        unit(&x["well_formed"], "fraction of captions that are a template");
     }
     // Caption → image: the images judged on every attribute their caption states, after the
     // judge's own row on the real images. Each row's fraction of captions stating the body is
@@ -124,6 +125,7 @@ fn eval_judges_captions_on_every_attribute_they_state() {
         let per = x["per_attribute"].as_array().unwrap();
         assert_eq!(per.len(), 8);
         assert_eq!(per[0]["stated"].as_f64(), Some((naming as f64 / 30.0 * 1e4).round() / 1e4), "{x}");
+        assert!(x["well_formed"].is_null(), "the given captions are real: {x}");
         for k in ["agreement", "chance"] {
             unit(&x[k], k);
         }
@@ -131,7 +133,16 @@ fn eval_judges_captions_on_every_attribute_they_state() {
     assert_eq!(r["steps"]["z_step"].as_f64(), Some(0.0005), "the checkpoint's step sizes are reported");
     let md = std::fs::read_to_string(root.join("eval").join("eval.md")).unwrap();
     assert!(md.contains("Captions judged on every attribute they state") && md.contains("Images judged on every attribute their caption states"), "{md}");
+    // The caption table alone has the well-formed column, right after the setting.
+    let formed = format!("| [0] → m1 | with_langevin | {:.3} |", rows_with(&r, "with_langevin")["well_formed"].as_f64().unwrap());
+    assert!(md.contains("| setting | well-formed |") && md.contains(&formed), "{formed}\n{md}");
+    assert_eq!(md.matches("well-formed |").count(), 1, "{md}");
     // The per-source table: m0 → m1 and m1 → m0 off the diagonal, each rebuilt from itself on it.
     let cell = |m: usize| format!("*{:.3}*", r["conditional"]["reconstruction"][m]["coherence"].as_f64().unwrap());
     assert!(md.contains(&format!("| m0 | {} |", cell(0))) && md.contains(&format!("| {} |\n", cell(1))), "{md}");
+}
+
+/// The image → caption row of the caption table for `mode`.
+fn rows_with<'a>(r: &'a serde_json::Value, mode: &str) -> &'a serde_json::Value {
+    r["conditional"]["caption_attributes"].as_array().unwrap().iter().find(|x| x["mode"] == mode && x["given"] == serde_json::json!([0])).unwrap()
 }

@@ -246,6 +246,28 @@ pub fn captions(b: &Bird, split: Split, index: usize, seed: u64) -> Vec<String> 
         .collect()
 }
 
+/// Which of the templates `caption` is, word for word: every slot holds a word of its kind
+/// (a colour, a size, a bill length) and "sitting on a branch" may follow. None for anything
+/// else, such as the blend of two templates that a decoder unsure of the template writes
+/// ("this bird purple blue with a blue green"): how `eval` tells a sentence from a blend.
+pub fn template_of(caption: &str) -> Option<usize> {
+    const BRANCH: [&str; 4] = ["sitting", "on", "a", "branch"];
+    let mut w = words(caption);
+    if w.len() > BRANCH.len() && w[w.len() - BRANCH.len()..].iter().zip(BRANCH).all(|(a, b)| a == b) {
+        w.truncate(w.len() - BRANCH.len());
+    }
+    let fits = |slot: &str, word: &str| match slot {
+        "{size}" => SIZES.contains(&word),
+        "{len}" => BILLS.contains(&word),
+        s if s.starts_with('{') => COLOURS.iter().any(|c| c.0 == word),
+        s => s == word,
+    };
+    TEMPLATES.iter().position(|t| {
+        let slots: Vec<&str> = t.split_whitespace().collect();
+        slots.len() == w.len() && slots.iter().zip(&w).all(|(s, x)| fits(s, x))
+    })
+}
+
 /// The attributes a caption states (None: not mentioned).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mentioned {

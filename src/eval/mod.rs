@@ -5,7 +5,7 @@
 pub mod classifier;
 pub mod metrics;
 
-use crate::data::birds::{parse_caption, Bird, Mentioned, ATTRIBUTES};
+use crate::data::birds::{parse_caption, template_of, Bird, Mentioned, ATTRIBUTES};
 use crate::data::text::{captions_of, Vocab};
 use crate::data::Dataset;
 use crate::modality::Modality;
@@ -280,8 +280,12 @@ impl CaptionTruth {
     /// Generated caption rows `x` judged on every attribute they state: the report row for
     /// `mode`, with chance (the same captions against another image's bird) beside each rate.
     fn judge(&self, x: &Host, mode: &str, given: &[usize], target: usize) -> Value {
-        let said: Vec<_> = captions_of(x, &self.vocab).iter().map(|c| parse_caption(c)).collect();
-        attribute_row(&metrics::AttributeCounts::of(&said, &self.birds), &metrics::AttributeCounts::of(&said, &self.others), mode, given, target)
+        let captions = captions_of(x, &self.vocab);
+        let said: Vec<_> = captions.iter().map(|c| parse_caption(c)).collect();
+        let mut row = attribute_row(&metrics::AttributeCounts::of(&said, &self.birds), &metrics::AttributeCounts::of(&said, &self.others), mode, given, target);
+        let sentences = captions.iter().filter(|c| template_of(c).is_some()).count();
+        row["well_formed"] = round(sentences as f64 / captions.len().max(1) as f64);
+        row
     }
 
     /// Images from the real captions, as the image judge `read` them, judged on every attribute
@@ -545,10 +549,14 @@ fn num(v: &Value) -> String {
 /// Rows of [`attribute_row`] as a table under `title`, after `note`.
 fn attributes_markdown(rows: &Value, title: &str, note: &str) -> String {
     let Some(rows) = rows.as_array().filter(|r| !r.is_empty()) else { return String::new() };
-    let mut s = format!("\n### {title} (agreement / chance)\n\n{note}\n\n| from → to | setting | attributes per caption | all stated | {} |\n|---|---|---|---|{}\n", ATTRIBUTES.join(" | "), "---|".repeat(ATTRIBUTES.len()));
+    // Caption rows also say how many captions are one of the templates word for word.
+    let sentences = rows.iter().any(|r| !r["well_formed"].is_null());
+    let (head, rule) = if sentences { (" well-formed |", "---|") } else { ("", "") };
+    let mut s = format!("\n### {title} (agreement / chance)\n\n{note}\n\n| from → to | setting |{head} attributes per caption | all stated | {} |\n|---|---|{rule}---|---|{}\n", ATTRIBUTES.join(" | "), "---|".repeat(ATTRIBUTES.len()));
     for r in rows {
         let per: Vec<String> = r["per_attribute"].as_array().map(|a| a.iter().map(|p| format!("{} / {} ({})", num(&p["agreement"]), num(&p["chance"]), num(&p["stated"]))).collect()).unwrap_or_default();
-        s += &format!("| {} → m{} | {} | {} | **{}** / {} | {} |\n", r["given"], r["target"], r["mode"].as_str().unwrap_or(""), num(&r["stated_per_caption"]), num(&r["agreement"]), num(&r["chance"]), per.join(" | "));
+        let formed = if sentences { format!(" {} |", num(&r["well_formed"])) } else { String::new() };
+        s += &format!("| {} → m{} | {} |{formed} {} | **{}** / {} | {} |\n", r["given"], r["target"], r["mode"].as_str().unwrap_or(""), num(&r["stated_per_caption"]), num(&r["agreement"]), num(&r["chance"]), per.join(" | "));
     }
     s + "\nPer attribute: agreement / chance (fraction of captions stating it).\n"
 }
@@ -590,7 +598,7 @@ pub fn markdown(r: &Value) -> String {
             .collect();
         s += &format!("| m{src} | {} |\n", cells.join(" | "));
     }
-    s += &attributes_markdown(&r["conditional"]["caption_attributes"], "Captions judged on every attribute they state", "Chance: the same captions judged against another test image's bird. Real captions agree on every attribute they state (1.000).");
+    s += &attributes_markdown(&r["conditional"]["caption_attributes"], "Captions judged on every attribute they state", "Chance: the same captions judged against another test image's bird. Real captions agree on every attribute they state (1.000). Well-formed: the fraction of captions that are one of the 8 templates word for word (real captions: 1.000); the rest are blends of templates.");
     s += &attributes_markdown(&r["conditional"]["image_attributes"], "Images judged on every attribute their caption states", "The image judge reads every attribute of a generated image; each one the given caption states is compared with it. Chance: the same images against another test image's caption. The first row, real test images against their own captions, is the judge's accuracy (the ceiling).");
     let u = &r["unconditional"];
     s += &format!("\n## Unconditional coherence ({} samples; the judges of all {mm} modalities agree)\n\nz from the prior N(0, I), and (fitted_*) from N(μ̂, Σ̂) fitted to z inferred from training data: high fitted and low prior coherence means the inferred latents are not where the prior puts them; low both means the decoders are weak.\n\n| samples | coherence |\n|---|---|\n", u["samples"]);
