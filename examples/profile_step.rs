@@ -1,20 +1,20 @@
 //! Where does one training iteration's GPU time go? Prints the costliest ops per phase.
-//!     cargo run --release --example profile_step -- [--set section.key=value ...]
-use mmebm::data::synthetic::synthetic;
+//!     cargo run --release --example profile_step -- [--config FILE] [--set section.key=value ...]
 use mmebm::gpu::{Gpu, GpuOptions};
 use mmebm::model::Config;
 use mmebm::train::Trainer;
 use std::collections::BTreeMap;
 
 fn main() -> mmebm::Result<()> {
-    let mut cfg = Config::from_toml(include_str!("../configs/quick.toml"), "configs/quick.toml")?;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    for pair in args.chunks(2) {
-        if pair[0] == "--set" {
-            cfg.set(&pair[1])?;
-        }
+    let path = args.chunks(2).find(|p| p[0] == "--config").map_or("configs/quick.toml", |p| p[1].as_str());
+    let text = std::fs::read_to_string(path).map_err(|e| mmebm::Error::Io(format!("{path}: {e}")))?;
+    let mut cfg = Config::from_toml(&text, path)?;
+    for pair in args.chunks(2).filter(|p| p[0] == "--set") {
+        cfg.set(&pair[1])?;
     }
-    let (train, _) = synthetic(cfg.train.batch.max(64), 10, 0);
+    cfg.data.train_size = cfg.data.train_size.min(cfg.train.batch.max(64));
+    let (train, _) = mmebm::data::load(&cfg.data.source(None))?;
     let gpu = Gpu::new(&GpuOptions { verbose: true, ..Default::default() })?;
     let mut t = Trainer::new(&gpu, &cfg, &train.kinds())?;
     t.set_batch(&gpu, &train.batch(&(0..cfg.train.batch).collect::<Vec<_>>()))?;

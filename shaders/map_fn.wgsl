@@ -12,6 +12,7 @@ const FN_EXP: u32 = 4u;
 const FN_SQUARE: u32 = 5u;
 const FN_AFFINE: u32 = 6u;     // a * x + b
 const FN_POW: u32 = 7u;        // x^a, x > 0
+const FN_STEP: u32 = 8u;       // 1 where x > a, else 0 (its gradient is 0)
 
 fn map_fn(code: u32, a: f32, b: f32, x: f32) -> f32 {
     switch code {
@@ -22,6 +23,7 @@ fn map_fn(code: u32, a: f32, b: f32, x: f32) -> f32 {
         case FN_SQUARE: { return x * x; }
         case FN_AFFINE: { return a * x + b; }
         case FN_POW: { return pow(x, a); }
+        case FN_STEP: { return select(0.0, 1.0, x > a); }
         default: { return x; }
     }
 }
@@ -38,6 +40,7 @@ fn map_fn_grad(code: u32, a: f32, xy: f32) -> f32 {
         case FN_SQUARE: { return 2.0 * xy; }
         case FN_AFFINE: { return a; }
         case FN_POW: { return a * pow(xy, a - 1.0); }
+        case FN_STEP: { return 0.0; }
         default: { return 1.0; }
     }
 }

@@ -10,6 +10,8 @@ const ALLOWED: &[(&str, &str)] = &[
     ("data.seed", "0"),
     ("data.seed", "1e30"),
     ("model.latent_w", "0"),
+    ("model.text_context", "0"),
+    ("model.word_dropout", "0"),
     ("langevin.kx", "0"),
     ("langevin.kz", "0"),
     ("langevin.x_step", "0"),

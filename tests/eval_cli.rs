@@ -136,10 +136,30 @@ fn eval_judges_captions_on_every_attribute_they_state() {
     // The caption table alone has the well-formed column, right after the setting.
     let formed = format!("| [0] → m1 | with_langevin | {:.3} |", rows_with(&r, "with_langevin")["well_formed"].as_f64().unwrap());
     assert!(md.contains("| setting | well-formed |") && md.contains(&formed), "{formed}\n{md}");
-    assert_eq!(md.matches("well-formed |").count(), 1, "{md}");
+    // Unconditional pairs: each sample set judged on every attribute the caption states.
+    let pairs = r["unconditional"]["pair_attributes"].as_array().unwrap();
+    assert_eq!(pairs.iter().map(|x| x["samples"].as_str().unwrap()).collect::<Vec<_>>(), ["generator", "revised", "fitted_generator", "fitted_revised"]);
+    for x in pairs {
+        unit(&x["well_formed"], "fraction of unconditional captions that are a template");
+        assert!(x["stated_per_caption"].as_f64().unwrap() >= 0.0, "{x}");
+        for k in ["agreement", "chance"] {
+            if !x[k].is_null() {
+                unit(&x[k], k);
+            }
+        }
+    }
+    let g = &pairs[0];
+    assert!(md.contains(&format!("| generator | {} | {} | {} | {} |", mdnum(&g["agreement"]), mdnum(&g["chance"]), mdnum(&g["stated_per_caption"]), mdnum(&g["well_formed"]))), "{md}");
+    // The caption table and this one have the well-formed column.
+    assert_eq!(md.matches("well-formed |").count(), 2, "{md}");
     // The per-source table: m0 → m1 and m1 → m0 off the diagonal, each rebuilt from itself on it.
     let cell = |m: usize| format!("*{:.3}*", r["conditional"]["reconstruction"][m]["coherence"].as_f64().unwrap());
     assert!(md.contains(&format!("| m0 | {} |", cell(0))) && md.contains(&format!("| {} |\n", cell(1))), "{md}");
+}
+
+/// A report number as eval.md prints it (3 decimals, "–" for none).
+fn mdnum(v: &serde_json::Value) -> String {
+    v.as_f64().map_or("–".into(), |x| format!("{x:.3}"))
 }
 
 /// The image → caption row of the caption table for `mode`.

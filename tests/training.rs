@@ -209,8 +209,9 @@ fn spectral_norm_trains_saves_loads_and_samples() {
 
 /// Larger images grow the networks instead of failing, beside a text modality (issue 18): a
 /// 64×64 image + caption model (three samplings) trains for two iterations on random images and
-/// one-hot captions with finite metrics, samples 64×64 images in [-1, 1] and caption rows in
-/// [0, 1] (softmax rows from the generator), and reads back from its checkpoint with its
+/// one-hot captions with finite metrics (the caption decoder writing in sequence,
+/// `text_context` = 4), samples 64×64 images in [-1, 1] and caption rows in [0, 1] (softmax rows
+/// from the generator), and reads back from its checkpoint with its
 /// modalities and vocabulary; its extra layers exist; a 128×128 model takes four samplings; a
 /// 28×28 model's parameters are PolyMNIST's (no extra layer).
 #[test]
@@ -218,13 +219,14 @@ fn larger_images_and_captions_train() {
     let mut cfg = Config::from_toml(include_str!("../configs/tiny.toml"), "tiny.toml").unwrap();
     cfg.set("train.batch=2").unwrap();
     cfg.set("model.text_width=16").unwrap();
+    cfg.set("model.text_context=4").unwrap();
     let gpu = gpu();
     let (len, vocab) = (32, 9);
     let kinds = [Modality::Image([3, 64, 64]), Modality::Text { len, vocab }];
     let mut t = Trainer::new(gpu, &cfg, &kinds).unwrap();
     assert_eq!(t.model.samplings(), 3);
     let names: Vec<String> = t.model.state().into_iter().map(|(n, _)| n).collect();
-    for want in ["gen.d0.u0.w", "enc.e0.c3.w", "ebm.b3.sc.w", "ebm.t1.emb.w", "gen.d1.out.w", "enc.e1.emb.w"] {
+    for want in ["gen.d0.u0.w", "enc.e0.c3.w", "ebm.b3.sc.w", "ebm.t1.emb.w", "gen.d1.out.w", "gen.d1.ctx.w", "enc.e1.emb.w"] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
     for it in 0..2u64 {
@@ -258,7 +260,7 @@ fn larger_images_and_captions_train() {
     let words: String = ["<pad>", "<unk>", "<end>", "a", "red", "blue", "bird", "small", "bill"].iter().map(|w| format!("{w}\n")).collect();
     t.save(gpu, &dir.join("with.safetensors"), &[("vocab", words)]).unwrap();
     let back = mmebm::train::checkpoint::Trained::load(&dir.join("with.safetensors")).unwrap();
-    assert_eq!((back.model.kinds.as_slice(), back.vocab.map(|v| v.len())), (&kinds[..], Some(vocab)));
+    assert_eq!((back.model.kinds.as_slice(), back.vocab.map(|v| v.len()), back.model.cfg.text_context), (&kinds[..], Some(vocab), 4));
     t.save(gpu, &dir.join("without.safetensors"), &[]).unwrap();
     let e = mmebm::train::checkpoint::Trained::load(&dir.join("without.safetensors")).err().unwrap().to_string();
     assert!(e.contains("no 'vocab'"), "{e}");

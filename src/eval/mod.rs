@@ -283,9 +283,21 @@ impl CaptionTruth {
         let captions = captions_of(x, &self.vocab);
         let said: Vec<_> = captions.iter().map(|c| parse_caption(c)).collect();
         let mut row = attribute_row(&metrics::AttributeCounts::of(&said, &self.birds), &metrics::AttributeCounts::of(&said, &self.others), mode, given, target);
-        let sentences = captions.iter().filter(|c| template_of(c).is_some()).count();
-        row["well_formed"] = round(sentences as f64 / captions.len().max(1) as f64);
+        row["well_formed"] = round(well_formed(&captions));
         row
+    }
+
+    /// Generated pairs: caption rows `x` judged on every attribute they state against the image
+    /// judge's reading of their own image (`read[i]`), chance against the next pair's image;
+    /// with the share of well-formed captions.
+    fn judge_pairs(&self, x: &Host, read: &[Bird], name: &str) -> Value {
+        let captions = captions_of(x, &self.vocab);
+        let said: Vec<_> = captions.iter().map(|c| parse_caption(c)).collect();
+        let next: Vec<Bird> = (0..read.len()).map(|i| read[(i + 1) % read.len()]).collect();
+        let own = metrics::AttributeCounts::of(&said, read);
+        let chance = metrics::AttributeCounts::of(&said, &next);
+        let rate = |v: Option<f64>| v.map_or(Value::Null, round);
+        json!({"samples": name, "agreement": rate(own.agreement()), "chance": rate(chance.agreement()), "stated_per_caption": round(own.stated_per_caption()), "well_formed": round(well_formed(&captions))})
     }
 
     /// Images from the real captions, as the image judge `read` them, judged on every attribute
@@ -293,6 +305,11 @@ impl CaptionTruth {
     fn judge_images(&self, read: &[Bird], mode: &str, given: &[usize], target: usize) -> Value {
         attribute_row(&metrics::AttributeCounts::of(&self.said, read), &metrics::AttributeCounts::of(&self.said_other, read), mode, given, target)
     }
+}
+
+/// The share of `captions` that are one of the built-in birds' templates word for word.
+fn well_formed(captions: &[String]) -> f64 {
+    captions.iter().filter(|c| template_of(c).is_some()).count() as f64 / captions.len().max(1) as f64
 }
 
 /// A row of an attribute table: pooled and per-attribute agreement beside chance.
@@ -453,6 +470,19 @@ impl<'a> Eval<'a> {
         Ok(u)
     }
 
+    /// Generated image–caption pairs judged on every attribute the caption states (the first
+    /// image modality and the first caption modality), where the data has attributes.
+    fn judge_pairs(&mut self, u: &mut Unconditional, real: &RealData, name: &str, out: &[Host]) -> Result<()> {
+        let (Some(truth), Some(i), Some(t)) = (&real.truth, self.kinds.iter().position(|k| !k.is_text()), self.kinds.iter().position(Modality::is_text)) else { return Ok(()) };
+        let Some(read) = self.clf.predict_birds(self.gpu, i, &out[i])? else { return Ok(()) };
+        let row = truth.judge_pairs(&out[t], &read, name);
+        match u.summary["pair_attributes"].as_array_mut() {
+            Some(rows) => rows.push(row),
+            None => u.summary["pair_attributes"] = json!([row]),
+        }
+        Ok(())
+    }
+
     /// Unconditional samples from N(μ̂, Σ̂) fitted to latents inferred from training data the
     /// way training infers ẑ (a draw of the mixture over all experts, then K_z posterior steps),
     /// decoded and revised; and how far that fit is from the prior.
@@ -490,6 +520,7 @@ impl<'a> Eval<'a> {
         u.summary[name] = round(c);
         u.summary[format!("{name}_agreed_per_class")] = json!(metrics::agreed_classes(&preds, classifier::CLASSES));
         u.frechet[name] = json!(fds);
+        self.judge_pairs(u, real, name, &out)?;
         if z.is_none() {
             self.cost.push(json!({"mode": format!("unconditional, {name}"), "evaluations": evaluations(steps), "seconds_per_sample": sps}));
         }
@@ -618,6 +649,12 @@ pub fn markdown(r: &Value) -> String {
         }
     }
     s += "\n";
+    if let Some(rows) = u["pair_attributes"].as_array() {
+        s += "\nPairs judged on every attribute the caption states, against the image judge's reading of its own image (chance: against the next pair's image); well-formed: captions that are one of the 8 templates word for word.\n\n| samples | agreement | chance | attributes per caption | well-formed |\n|---|---|---|---|---|\n";
+        for r in rows {
+            s += &format!("| {} | {} | {} | {} | {} |\n", r["samples"].as_str().unwrap_or(""), num(&r["agreement"]), num(&r["chance"]), num(&r["stated_per_caption"]), num(&r["well_formed"]));
+        }
+    }
     s += "\n## Fréchet distance per modality (classifier features, not Inception FID)\n\n| images vs real test | per modality |\n|---|---|\n";
     for k in UNCONDITIONAL.iter().chain(&["real_test_vs_train"]) {
         if let Some(a) = r["frechet"][k].as_array() {

@@ -61,6 +61,16 @@ pub struct ModelConfig {
     /// hundreds, so at λ = 1 the posterior chain moves z for the image and the caption's words
     /// barely reach z (docs/CAPTIONS.md); multimodal VAEs rescale per-modality likelihoods alike.
     pub text_weight: f32,
+    /// Text modalities: how many words before a position the caption decoder reads (a causal
+    /// window over the caption, beside z). 0 = every position written at once from z alone,
+    /// which writes blends of a z's likely captions (docs/CAPTIONS.md, session 19); k > 0 = the
+    /// words are written in sequence, each seeing the k before it (session 20).
+    pub text_context: usize,
+    /// Text modalities with `text_context` > 0: in the generator's update (Eq. 11), each earlier
+    /// word the caption decoder reads is left out (a zero row) with this probability, so the
+    /// decoder has to take more of the caption from z (word dropout, Bowman et al. 2016). The
+    /// posterior chains and generation read every word.
+    pub word_dropout: f32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -245,6 +255,8 @@ impl Default for ModelConfig {
             text_embedding: 32,
             text_width: 256,
             text_weight: 1.0,
+            text_context: 0,
+            word_dropout: 0.0,
         }
     }
 }
@@ -392,7 +404,7 @@ impl Config {
     /// Size limits keep memory bounded before anything is allocated (see [`MAX_EXAMPLES`]).
     pub fn validate(&self) -> Result<()> {
         let (d, m, l, t) = (&self.data, &self.model, &self.langevin, &self.train);
-        let counts: [(&str, u64, u64, u64); 16] = [
+        let counts: [(&str, u64, u64, u64); 17] = [
             ("data.train_size", d.train_size as u64, 1, MAX_EXAMPLES),
             ("data.test_size", d.test_size as u64, 1, MAX_EXAMPLES),
             ("model.latent", m.latent as u64, 1, 4096),
@@ -402,6 +414,7 @@ impl Config {
             ("model.enc_width", m.enc_width as u64, 1, 1024),
             ("model.text_embedding", m.text_embedding as u64, 1, 1024),
             ("model.text_width", m.text_width as u64, 1, 4096),
+            ("model.text_context", m.text_context as u64, 0, crate::data::text::MAX_TOKENS as u64 - 1),
             ("langevin.kx", l.kx as u64, 0, MAX_CHAIN_STEPS),
             ("langevin.kz", l.kz as u64, 0, MAX_CHAIN_STEPS),
             ("train.batch", t.batch as u64, 1, MAX_BATCH),
@@ -414,9 +427,10 @@ impl Config {
             check_count(&format!("{k} ="), v, lo, hi)?;
         }
         // (name, value, lowest allowed, whether the lowest is excluded, highest)
-        let reals: [(&str, f32, f32, bool, f32); 13] = [
+        let reals: [(&str, f32, f32, bool, f32); 14] = [
             ("model.sigma", m.sigma, 0.0, true, 100.0),
             ("model.text_weight", m.text_weight, 0.0, true, 1e4),
+            ("model.word_dropout", m.word_dropout, 0.0, false, 1.0),
             ("langevin.x_step", l.x_step, 0.0, false, 1e6),
             ("langevin.x_noise", l.x_noise, 0.0, false, 1e3),
             ("langevin.z_step", l.z_step, 0.0, false, 1e6),

@@ -10,20 +10,34 @@ use crate::ops::elementwise::MapFn;
 use crate::ops::gaussian::GaussianLogPdf;
 use crate::ops::logsumexp::LogSumExp;
 use crate::ops::random::{PickExpert, Randn};
-use crate::ops::reduce::ReduceKind;
+use crate::ops::reduce::{Broadcast, ReduceKind};
 use crate::ops::Tid;
 use std::sync::Arc;
+
+/// RNG streams of word dropout: `WORD_DROPOUT * 64 + m` for modality m.
+pub const WORD_DROPOUT: u32 = 7;
 
 impl Model {
     /// Σ_b Σ_{m∈S} −log p(x_m | z) up to a constant, summed over the batch: ‖x_m − g_m(z)‖² / (2σ²)
     /// for images, −λ Σ x_m · log softmax(g_m(z)) for text (the cross-entropy of the true tokens
     /// for one-hot data, of soft rows for a revised caption; λ = `text_weight`).
     pub fn recon(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)]) -> Result<Tid> {
+        self.recon_dropping(g, z, xs, None)
+    }
+
+    /// [`Model::recon`], with the earlier words a caption decoder reads dropped at rate
+    /// `word_dropout` when `rng` is given (the generator's update); the likelihood is still of
+    /// every word.
+    fn recon_dropping(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)], rng: Option<Tid>) -> Result<Tid> {
         let inv = 1.0 / (2.0 * self.cfg.sigma * self.cfg.sigma);
         let mut total: Option<Tid> = None;
         for &(m, x) in xs {
             let h = self.latent().decoder_input(g, z, m)?;
-            let out = self.decode(g, m, h)?;
+            let read = match rng {
+                Some(rng) if self.kinds[m].is_text() && self.cfg.word_dropout > 0.0 => drop_words(g, rng, x, self.cfg.word_dropout, WORD_DROPOUT * 64 + m as u32)?,
+                _ => x,
+            };
+            let out = self.decode(g, m, h, Some(read))?;
             let (term, weight) = if self.kinds[m].is_text() {
                 let ls = nn::log_softmax(g, out)?;
                 let xl = nn::mul(g, x, ls)?;
@@ -138,10 +152,11 @@ impl Model {
 
     /// Eq. 11 as a loss: (recon(x | ẑ) + recon(x̃ | z̃)) / B, both revised pairs.
     /// Returns (loss, recon(x | ẑ) summed over the batch).
-    pub fn gen_loss(&mut self, g: &mut Graph, data: (Tid, &[(usize, Tid)]), revised: (Tid, &[(usize, Tid)])) -> Result<(Tid, Tid)> {
+    /// `rng`: the generator's RNG state, for word dropout (`model.word_dropout`).
+    pub fn gen_loss(&mut self, g: &mut Graph, data: (Tid, &[(usize, Tid)]), revised: (Tid, &[(usize, Tid)]), rng: Tid) -> Result<(Tid, Tid)> {
         let b = g.shape_of(data.0)[0];
-        let r_data = self.recon(g, data.0, data.1)?;
-        let r_rev = self.recon(g, revised.0, revised.1)?;
+        let r_data = self.recon_dropping(g, data.0, data.1, Some(rng))?;
+        let r_rev = self.recon_dropping(g, revised.0, revised.1, Some(rng))?;
         let r = nn::add(g, r_data, r_rev)?;
         Ok((nn::scale(g, r, 1.0 / b as f32)?, r_data))
     }
@@ -154,4 +169,39 @@ impl Model {
         let lq = nn::add(g, lq_data, lq_rev)?;
         nn::scale(g, lq, -1.0 / b as f32)
     }
+}
+
+/// Caption rows `x` `[B, L, V]` with each row kept with probability 1 − `p` and zeroed
+/// otherwise: a standard normal draw per row against its p-quantile.
+pub fn drop_words(g: &mut Graph, rng: Tid, x: Tid, p: f32, stream: u32) -> Result<Tid> {
+    let shape = g.shape_of(x).to_vec();
+    let eps = g.op(Arc::new(Randn::new(&shape[..2], stream)), &[rng])?;
+    let keep = nn::map(g, MapFn::Step(normal_quantile(p)), eps)?;
+    let keep = g.op(Arc::new(Broadcast { start: 2, end: 3, shape, scale: 1.0 }), &[keep])?;
+    nn::mul(g, x, keep)
+}
+
+/// Φ⁻¹(p) of the standard normal, by bisection on Φ (erfc to 1.2e-7, Numerical Recipes'
+/// Chebyshev fit); +∞ at p ≥ 1, −∞ at p ≤ 0.
+pub fn normal_quantile(p: f32) -> f32 {
+    if p >= 1.0 {
+        return f32::INFINITY;
+    }
+    if p <= 0.0 {
+        return f32::NEG_INFINITY;
+    }
+    let erfc = |x: f64| {
+        let z = x.abs();
+        let t = 1.0 / (1.0 + 0.5 * z);
+        let poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+        let r = t * poly.exp();
+        if x >= 0.0 { r } else { 2.0 - r }
+    };
+    let cdf = |x: f64| 0.5 * erfc(-x / std::f64::consts::SQRT_2);
+    let (mut lo, mut hi) = (-10.0f64, 10.0f64);
+    for _ in 0..80 {
+        let mid = 0.5 * (lo + hi);
+        if cdf(mid) < p as f64 { lo = mid } else { hi = mid }
+    }
+    (0.5 * (lo + hi)) as f32
 }

@@ -21,8 +21,13 @@ pub mod phases;
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
-use crate::nn::{self, MapFn, Params};
+use crate::nn::{self, Init, MapFn, Params};
+use crate::ops::elementwise::{AddBias, Fill};
+use crate::ops::reduce::Broadcast;
+use crate::ops::gemm::MatMul;
+use crate::ops::text::{Argmax, OneHot};
 use crate::ops::Tid;
+use std::sync::Arc;
 use crate::modality::Modality;
 pub use config::{Config, ModelConfig};
 pub use latent::LatentLayout;
@@ -58,7 +63,7 @@ impl Model {
         if cfg.generator {
             for k in 0..kinds.len() {
                 let h = g.var(&format!("h{k}"), &[1, m.latent().expert()])?;
-                m.decode(&mut g, k, h)?;
+                m.decode(&mut g, k, h, Some(xs[k]))?;
                 m.encode(&mut g, k, xs[k])?;
             }
         }
@@ -176,18 +181,61 @@ impl Model {
     }
 
     /// g_m(h): `h` is `[B, decoder_input]`. Images: `[B, C, H, W]` in (-1, 1); text: logits
-    /// `[B, L, V]` (see [`Model::to_state`]).
-    pub fn decode(&mut self, g: &mut Graph, m: usize, h: Tid) -> Result<Tid> {
+    /// `[B, L, V]` (see [`Model::to_state`]). `given`, for text: the caption whose earlier words
+    /// each position reads (its likelihood under this decoder); `None`: the decoder writes its
+    /// own caption (see [`Model::decode_text`]). Images ignore it.
+    pub fn decode(&mut self, g: &mut Graph, m: usize, h: Tid, given: Option<Tid>) -> Result<Tid> {
         match self.kinds[m] {
             Modality::Image(shape) => self.decode_image(g, m, h, shape),
-            Modality::Text { len, vocab } => {
-                let leak = Some(MapFn::LeakyRelu(LEAK));
-                let b = g.shape_of(h)[0];
-                let x = nn::linear(g, &mut self.gen, &format!("d{m}.fc"), h, self.cfg.text_width, leak)?;
-                let x = nn::linear(g, &mut self.gen, &format!("d{m}.out"), x, len * vocab, None)?;
-                g.reshape(x, &[b, len, vocab])
-            }
+            Modality::Text { len, vocab } => self.decode_text(g, m, h, [len, vocab], given),
         }
+    }
+
+    /// Caption logits `[B, L, V]`. With `text_context` = 0 every position comes from z alone.
+    /// With k > 0, z's features (the same at every position, plus a learned bias per position)
+    /// meet a causal window over the k words before each position ([`nn::causal_window`]).
+    /// Writing a caption (`given` = None) is then greedy decoding done as L passes over every
+    /// position at once: pass i reads the argmax words of pass i − 1, and a position's words
+    /// before it are final after as many passes as its index, so after L passes the caption is
+    /// the one written word by word.
+    fn decode_text(&mut self, g: &mut Graph, m: usize, h: Tid, [len, vocab]: [usize; 2], given: Option<Tid>) -> Result<Tid> {
+        let leak = Some(MapFn::LeakyRelu(LEAK));
+        let (b, w) = (g.shape_of(h)[0], self.cfg.text_width);
+        let x = nn::linear(g, &mut self.gen, &format!("d{m}.fc"), h, w, leak)?;
+        if self.cfg.text_context == 0 {
+            let x = nn::linear(g, &mut self.gen, &format!("d{m}.out"), x, len * vocab, None)?;
+            return g.reshape(x, &[b, len, vocab]);
+        }
+        let every = g.op(Arc::new(Broadcast { start: 2, end: 3, shape: vec![b, w, len], scale: 1.0 }), &[x])?;
+        let every = g.reshape(every, &[b, w * len])?;
+        let pos = self.gen.param(g, &format!("d{m}.pos"), &[w * len], Init::FanIn { fan_in: w, gain: 1.0 })?;
+        let at = g.op(Arc::new(AddBias { axis: 1 }), &[every, pos])?;
+        let at = g.reshape(at, &[b, w, len])?;
+        if let Some(caption) = given {
+            return self.next_words(g, m, at, caption);
+        }
+        let mut caption = g.op(Arc::new(Fill { shape: vec![b, len, vocab], value: 0.0 }), &[])?;
+        let mut logits = caption;
+        for _ in 0..len {
+            logits = self.next_words(g, m, at, caption)?;
+            let ids = g.op(Arc::new(Argmax), &[logits])?;
+            caption = g.op(Arc::new(OneHot { vocab }), &[ids])?;
+        }
+        Ok(logits)
+    }
+
+    /// Logits `[B, L, V]` of each position given z's features there, `at` `[B, W, L]`, and the
+    /// k word rows of `caption` `[B, L, V]` before it. The window reads the rows themselves (no
+    /// embedding before it), so training needs no gradient through it into the rows.
+    fn next_words(&mut self, g: &mut Graph, m: usize, at: Tid, caption: Tid) -> Result<Tid> {
+        let (w, vocab) = (self.cfg.text_width, g.shape_of(caption)[2]);
+        let before = nn::causal_window(g, &mut self.gen, &format!("d{m}.ctx"), caption, w, self.cfg.text_context, None)?;
+        let hidden = nn::add(g, at, before)?;
+        let hidden = nn::leaky(g, hidden, LEAK)?;
+        // [B, W, L] read as [B, L, W] (a transposed product) times the output weight [V, W].
+        let wo = self.gen.weight(g, &format!("d{m}.out.w"), &[vocab, w], Init::FanIn { fan_in: w, gain: 1.0 })?;
+        let bo = self.gen.param(g, &format!("d{m}.out.b"), &[vocab], Init::FanIn { fan_in: w, gain: 1.0 })?;
+        g.op(Arc::new(MatMul::new(true, true)), &[hidden, wo, bo])
     }
 
     /// Linear → map at 1/2^s of the image → transposed convolutions → tanh.

@@ -152,7 +152,7 @@ impl Phases<'_> {
     fn decode_into(&mut self, g: &mut Graph, z: Tid, targets: &[usize]) -> Result<()> {
         for &m in targets {
             let h = self.model.latent().decoder_input(g, z, m)?;
-            let out = self.model.decode(g, m, h)?;
+            let out = self.model.decode(g, m, h, None)?;
             let x = self.model.to_state(g, m, out)?;
             self.start_chain(g, m, x)?;
         }

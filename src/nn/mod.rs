@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::graph::Graph;
 use crate::ops::adam::Adam;
 use crate::ops::conv::{Conv2d, ConvTranspose2d};
-use crate::ops::copy::Concat;
+use crate::ops::copy::{Concat, Pad, Slice};
 use crate::ops::elementwise::{Assign, Map, Zip};
 use crate::ops::gemm::MatMul;
 pub use crate::ops::elementwise::{Act, MapFn};
@@ -184,6 +184,27 @@ pub fn conv(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: 
     let w = ps.weight(g, &format!("{name}.w"), &[cout, cin, k, k], Init::FanIn { fan_in, gain: 1.0 })?;
     let b = ps.param(g, &format!("{name}.b"), &[cout], Init::FanIn { fan_in, gain: 1.0 })?;
     g.op(Arc::new(Conv2d::new(stride, pad).with_act(act)), &[x, w, b])
+}
+
+/// A causal window over a sequence: `x [B, L, E] -> act([B, out, L])`, position t reading rows
+/// t−k..t−1 of `x` (zeros before the start) through one weight `[out, 1, k, E]`: the sequence as
+/// a one-channel image, its last row dropped and k zero rows put in front, then a k×E
+/// convolution. Nothing at t sees row t or later, so a decoder built on it can write its rows in
+/// sequence.
+pub fn causal_window(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, out: usize, k: usize, act: Act) -> Result<Tid> {
+    let s = g.shape_of(x).to_vec();
+    if s.len() != 3 || s[1] < 2 || k == 0 {
+        return crate::shape_err!("causal_window {name}: x {s:?} should be [B, L, E] with L >= 2, and the window k = {k} at least 1");
+    }
+    let (b, l, e) = (s[0], s[1], s[2]);
+    let img = g.reshape(x, &[b, 1, l, e])?;
+    let head = g.op(Arc::new(Slice { axis: 2, start: 0, len: l - 1 }), &[img])?;
+    let padded = g.op(Arc::new(Pad { axis: 2, start: k, size: l - 1 + k }), &[head])?;
+    let fan_in = k * e;
+    let w = ps.weight(g, &format!("{name}.w"), &[out, 1, k, e], Init::FanIn { fan_in, gain: 1.0 })?;
+    let bias = ps.param(g, &format!("{name}.b"), &[out], Init::FanIn { fan_in, gain: 1.0 })?;
+    let y = g.op(Arc::new(Conv2d::new(1, 0).with_act(act)), &[padded, w, bias])?;
+    g.reshape(y, &[b, out, l])
 }
 
 /// Transposed convolution `x [B, Ci, H, W] -> act([B, cout, H', W'])`, weight `[Ci, cout, k, k]`.

@@ -32,16 +32,18 @@ pub enum MapFn {
     Affine(f32, f32),
     /// `x^a`, for x > 0 (spectral normalisation's 1/σ and 1/‖v‖).
     Pow(f32),
+    /// 1 where x > a, else 0 (a Bernoulli mask from a normal draw: word dropout); gradient 0.
+    Step(f32),
 }
 
 impl MapFn {
     /// The constants of `shaders/map_fn.wgsl`: a function's code is the position of its name
     /// (0 is the epilogue's identity). The naga test checks the WGSL values against this list.
-    pub const WGSL_NAMES: [&'static str; 8] =
-        ["FN_NONE", "FN_RELU", "FN_LEAKY_RELU", "FN_TANH", "FN_EXP", "FN_SQUARE", "FN_AFFINE", "FN_POW"];
+    pub const WGSL_NAMES: [&'static str; 9] =
+        ["FN_NONE", "FN_RELU", "FN_LEAKY_RELU", "FN_TANH", "FN_EXP", "FN_SQUARE", "FN_AFFINE", "FN_POW", "FN_STEP"];
 
     /// One of each function, for tests that walk the table.
-    pub const EXAMPLES: [MapFn; 7] = [
+    pub const EXAMPLES: [MapFn; 8] = [
         MapFn::Relu,
         MapFn::LeakyRelu(0.2),
         MapFn::Tanh,
@@ -49,6 +51,7 @@ impl MapFn {
         MapFn::Square,
         MapFn::Affine(0.5, -1.0),
         MapFn::Pow(-0.5),
+        MapFn::Step(0.3),
     ];
 
     /// The function's code in `shaders/map_fn.wgsl` and its parameters (a, b).
@@ -61,6 +64,7 @@ impl MapFn {
             MapFn::Square => (5, 0.0, 0.0),
             MapFn::Affine(a, b) => (6, a, b),
             MapFn::Pow(a) => (7, a, 0.0),
+            MapFn::Step(a) => (8, a, 0.0),
         }
     }
     pub fn apply(self, x: f32) -> f32 {
@@ -72,6 +76,7 @@ impl MapFn {
             MapFn::Square => x * x,
             MapFn::Affine(a, b) => a * x + b,
             MapFn::Pow(a) => x.powf(a),
+            MapFn::Step(a) => if x > a { 1.0 } else { 0.0 },
         }
     }
     /// Whether the derivative is written in terms of the output (else the input).
@@ -97,6 +102,7 @@ impl MapFn {
             MapFn::Square => 2.0 * xy,
             MapFn::Affine(a, _) => a,
             MapFn::Pow(a) => a * xy.powf(a - 1.0),
+            MapFn::Step(_) => 0.0,
         }
     }
 }

@@ -449,7 +449,8 @@ fn update_graph(ph: &mut Phases, cfg: &Config) -> Result<Graph> {
         let zhat = g.var(ph.vars.z_post, &[b, lt])?;
         let ztil = g.var(ph.vars.z_prior, &[b, lt])?;
         let xt_pairs: Vec<(usize, Tid)> = xt.iter().copied().enumerate().collect();
-        let (loss_gen, r_data) = model.gen_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs))?;
+        let rng = g.var(ph.vars.rng, &[4])?;
+        let (loss_gen, r_data) = model.gen_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs), rng)?;
         let gen_params = model.gen.tids(&mut g)?;
         let gen_grads = g.grad(loss_gen, &gen_params)?;
         let loss_enc = model.enc_loss(&mut g, (zhat, &xs), (ztil, &xt_pairs))?;
