@@ -232,10 +232,16 @@ impl Model {
         let before = nn::causal_window(g, &mut self.gen, &format!("d{m}.ctx"), caption, w, self.cfg.text_context, None)?;
         let hidden = nn::add(g, at, before)?;
         let hidden = nn::leaky(g, hidden, LEAK)?;
-        // [B, W, L] read as [B, L, W] (a transposed product) times the output weight [V, W].
-        let wo = self.gen.weight(g, &format!("d{m}.out.w"), &[vocab, w], Init::FanIn { fan_in: w, gain: 1.0 })?;
-        let bo = self.gen.param(g, &format!("d{m}.out.b"), &[vocab], Init::FanIn { fan_in: w, gain: 1.0 })?;
-        g.op(Arc::new(MatMul::new(true, true)), &[hidden, wo, bo])
+        // A second layer, so that the part a slot names (seen in the window) can pick which of
+        // z's colours it writes: z's features are the same at every position (docs/CAPTIONS.md,
+        // session 20). [B, W, L] read as [B, L, W] (a transposed product).
+        let wm = self.gen.weight(g, &format!("d{m}.mid.w"), &[w, w], Init::FanIn { fan_in: w, gain: 1.0 })?;
+        let bm = self.gen.param(g, &format!("d{m}.mid.b"), &[w], Init::FanIn { fan_in: w, gain: 1.0 })?;
+        let mid = g.op(Arc::new(MatMul::new(true, true).with_act(Some(MapFn::LeakyRelu(LEAK)))), &[hidden, wm, bm])?;
+        let [b, len] = [g.shape_of(mid)[0], g.shape_of(mid)[1]];
+        let rows = g.reshape(mid, &[b * len, w])?;
+        let logits = nn::linear(g, &mut self.gen, &format!("d{m}.out"), rows, vocab, None)?;
+        g.reshape(logits, &[b, len, vocab])
     }
 
     /// Linear → map at 1/2^s of the image → transposed convolutions → tanh.
