@@ -14,7 +14,8 @@ use crate::ops::reduce::{Broadcast, ReduceKind};
 use crate::ops::Tid;
 use std::sync::Arc;
 
-/// RNG streams of word dropout: `WORD_DROPOUT * 64 + m` for modality m.
+/// RNG streams of word dropout: `WORD_DROPOUT * 64 + m` for modality m of the data pair,
+/// `+ 32` for the revised pair (their masks differ).
 pub const WORD_DROPOUT: u32 = 7;
 
 impl Model {
@@ -25,16 +26,18 @@ impl Model {
         self.recon_dropping(g, z, xs, None)
     }
 
-    /// [`Model::recon`], with the earlier words a caption decoder reads dropped at rate
-    /// `word_dropout` when `rng` is given (the generator's update); the likelihood is still of
-    /// every word.
-    fn recon_dropping(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)], rng: Option<Tid>) -> Result<Tid> {
+    /// [`Model::recon`], with the earlier words a sequential caption decoder reads dropped at
+    /// rate `word_dropout` when `drop` = (rng, first stream) is given (the generator's update);
+    /// the likelihood is still of every word.
+    fn recon_dropping(&mut self, g: &mut Graph, z: Tid, xs: &[(usize, Tid)], drop: Option<(Tid, u32)>) -> Result<Tid> {
+        let p = self.cfg.word_dropout;
+        let drops = p > 0.0 && self.cfg.text_context > 0;
         let inv = 1.0 / (2.0 * self.cfg.sigma * self.cfg.sigma);
         let mut total: Option<Tid> = None;
         for &(m, x) in xs {
             let h = self.latent().decoder_input(g, z, m)?;
-            let read = match rng {
-                Some(rng) if self.kinds[m].is_text() && self.cfg.word_dropout > 0.0 => drop_words(g, rng, x, self.cfg.word_dropout, WORD_DROPOUT * 64 + m as u32)?,
+            let read = match drop {
+                Some((rng, stream)) if drops && self.kinds[m].is_text() => drop_words(g, rng, x, p, stream + m as u32)?,
                 _ => x,
             };
             let out = self.decode(g, m, h, Some(read))?;
@@ -155,8 +158,8 @@ impl Model {
     /// `rng`: the generator's RNG state, for word dropout (`model.word_dropout`).
     pub fn gen_loss(&mut self, g: &mut Graph, data: (Tid, &[(usize, Tid)]), revised: (Tid, &[(usize, Tid)]), rng: Tid) -> Result<(Tid, Tid)> {
         let b = g.shape_of(data.0)[0];
-        let r_data = self.recon_dropping(g, data.0, data.1, Some(rng))?;
-        let r_rev = self.recon_dropping(g, revised.0, revised.1, Some(rng))?;
+        let r_data = self.recon_dropping(g, data.0, data.1, Some((rng, WORD_DROPOUT * 64)))?;
+        let r_rev = self.recon_dropping(g, revised.0, revised.1, Some((rng, WORD_DROPOUT * 64 + 32)))?;
         let r = nn::add(g, r_data, r_rev)?;
         Ok((nn::scale(g, r, 1.0 / b as f32)?, r_data))
     }
