@@ -22,6 +22,7 @@ pub mod phases;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::nn::{self, Init, MapFn, Params};
+use crate::ops::copy::{Concat, Slice};
 use crate::ops::elementwise::{AddBias, Fill};
 use crate::ops::reduce::Broadcast;
 use crate::ops::gemm::MatMul;
@@ -215,14 +216,46 @@ impl Model {
         if let Some(caption) = given {
             return self.next_words(g, m, at, caption);
         }
-        let mut caption = g.op(Arc::new(Fill { shape: vec![b, len, vocab], value: 0.0 }), &[])?;
-        let mut logits = caption;
-        for _ in 0..len {
-            logits = self.next_words(g, m, at, caption)?;
+        self.write_caption(g, m, at, vocab)
+    }
+
+    /// Greedy decoding, one position per step: step i reads the k words already written before
+    /// it (zero rows before the start) and z's features at i, and writes word i as a one-hot row.
+    /// The logits `[B, L, V]` are each step's, so they equal [`Model::next_words`] given the
+    /// written caption.
+    fn write_caption(&mut self, g: &mut Graph, m: usize, at: Tid, vocab: usize) -> Result<Tid> {
+        let [b, w, len] = [g.shape_of(at)[0], g.shape_of(at)[1], g.shape_of(at)[2]];
+        let k = self.cfg.text_context;
+        // The words so far, behind k zero rows, so that step i's window is rows i..i + k.
+        let mut written = g.op(Arc::new(Fill { shape: vec![b, k, vocab], value: 0.0 }), &[])?;
+        let mut steps = Vec::with_capacity(len);
+        for i in 0..len {
+            let rows = g.op(Arc::new(Slice { axis: 1, start: i, len: k }), &[written])?;
+            let before = nn::causal_window_at(g, &mut self.gen, &format!("d{m}.ctx"), rows, w, None)?;
+            let here = g.op(Arc::new(Slice { axis: 2, start: i, len: 1 }), &[at])?;
+            let here = g.reshape(here, &[b, w])?;
+            let hidden = nn::add(g, here, before)?;
+            let hidden = nn::leaky(g, hidden, LEAK)?;
+            let mid = self.word_layer(g, m, hidden, false)?;
+            let logits = nn::linear(g, &mut self.gen, &format!("d{m}.out"), mid, vocab, None)?;
             let ids = g.op(Arc::new(Argmax), &[logits])?;
-            caption = g.op(Arc::new(OneHot { vocab }), &[ids])?;
+            let word = g.op(Arc::new(OneHot { vocab }), &[ids])?;
+            let word = g.reshape(word, &[b, 1, vocab])?;
+            written = g.op(Arc::new(Concat { axis: 1 }), &[written, word])?;
+            steps.push(g.reshape(logits, &[b, 1, vocab])?);
         }
-        Ok(logits)
+        g.op(Arc::new(Concat { axis: 1 }), &steps)
+    }
+
+    /// The second layer per position, `hidden` `[N, W]` (or `[B, W, L]` with `by_column`, a
+    /// transposed product giving `[B, L, W]`). It lets the part a slot names (seen in the
+    /// window) pick which of z's colours it writes, since z's features are the same at every
+    /// position (docs/CAPTIONS.md, session 20).
+    fn word_layer(&mut self, g: &mut Graph, m: usize, hidden: Tid, by_column: bool) -> Result<Tid> {
+        let w = self.cfg.text_width;
+        let wm = self.gen.weight(g, &format!("d{m}.mid.w"), &[w, w], Init::FanIn { fan_in: w, gain: 1.0 })?;
+        let bm = self.gen.param(g, &format!("d{m}.mid.b"), &[w], Init::FanIn { fan_in: w, gain: 1.0 })?;
+        g.op(Arc::new(MatMul::new(by_column, true).with_act(Some(MapFn::LeakyRelu(LEAK)))), &[hidden, wm, bm])
     }
 
     /// Logits `[B, L, V]` of each position given z's features there, `at` `[B, W, L]`, and the
@@ -233,14 +266,10 @@ impl Model {
         let before = nn::causal_window(g, &mut self.gen, &format!("d{m}.ctx"), caption, w, self.cfg.text_context, None)?;
         let hidden = nn::add(g, at, before)?;
         let hidden = nn::leaky(g, hidden, LEAK)?;
-        // A second layer, so that the part a slot names (seen in the window) can pick which of
-        // z's colours it writes: z's features are the same at every position (docs/CAPTIONS.md,
-        // session 20). [B, W, L] read as [B, L, W] (a transposed product).
-        let wm = self.gen.weight(g, &format!("d{m}.mid.w"), &[w, w], Init::FanIn { fan_in: w, gain: 1.0 })?;
-        let bm = self.gen.param(g, &format!("d{m}.mid.b"), &[w], Init::FanIn { fan_in: w, gain: 1.0 })?;
-        let mid = g.op(Arc::new(MatMul::new(true, true).with_act(Some(MapFn::LeakyRelu(LEAK)))), &[hidden, wm, bm])?;
-        let [b, len] = [g.shape_of(mid)[0], g.shape_of(mid)[1]];
-        let rows = g.reshape(mid, &[b * len, w])?;
+        let [b, len] = [g.shape_of(hidden)[0], g.shape_of(hidden)[2]];
+        // [B, W, L] read as [B * L, W] through a transposed product.
+        let rows = self.word_layer(g, m, hidden, true)?;
+        let rows = g.reshape(rows, &[b * len, w])?;
         let logits = nn::linear(g, &mut self.gen, &format!("d{m}.out"), rows, vocab, None)?;
         g.reshape(logits, &[b, len, vocab])
     }

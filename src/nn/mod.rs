@@ -207,6 +207,24 @@ pub fn causal_window(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, out: us
     g.reshape(y, &[b, out, l])
 }
 
+/// [`causal_window`]'s output at one position: `rows [B, k, E]` are the k rows before it
+/// (zeros before the start), read through the same weight `[out, 1, k, E]` as a product,
+/// `act([B, out])`. A decoder writing one row at a time calls this instead of the window over
+/// every position.
+pub fn causal_window_at(g: &mut Graph, ps: &mut Params, name: &str, rows: Tid, out: usize, act: Act) -> Result<Tid> {
+    let s = g.shape_of(rows).to_vec();
+    if s.len() != 3 || s[1] == 0 {
+        return crate::shape_err!("causal_window_at {name}: rows {s:?} should be [B, k, E] with k at least 1");
+    }
+    let (b, k, e) = (s[0], s[1], s[2]);
+    let fan_in = k * e;
+    let w = ps.weight(g, &format!("{name}.w"), &[out, 1, k, e], Init::FanIn { fan_in, gain: 1.0 })?;
+    let w = g.reshape(w, &[out, fan_in])?;
+    let bias = ps.param(g, &format!("{name}.b"), &[out], Init::FanIn { fan_in, gain: 1.0 })?;
+    let flat = g.reshape(rows, &[b, fan_in])?;
+    g.op(Arc::new(MatMul::new(false, true).with_act(act)), &[flat, w, bias])
+}
+
 /// Transposed convolution `x [B, Ci, H, W] -> act([B, cout, H', W'])`, weight `[Ci, cout, k, k]`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_t(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, cout: usize, k: usize, stride: usize, pad: usize, out_pad: usize, act: Act) -> Result<Tid> {
