@@ -242,8 +242,9 @@ fn checkpoints_round_trip_and_are_written_atomically() {
 
 #[test]
 fn sequential_caption_decoder_writes_word_by_word() {
-    // model.text_context = 3: the caption the decoder writes on its own (L passes over every
-    // position at once, on the GPU) is the one greedy decoding writes word by word (the CPU
+    // model.text_context = 3: the caption the decoder writes on its own (one position per
+    // step through the window's weights as a product, on the GPU) is the one greedy decoding
+    // writes word by word through the likelihood graph's window convolution (the CPU
     // reference: L likelihood graphs, each fixing one more word at its argmax). And the
     // likelihood graph is causal: changing word t moves no logit at positions <= t and moves
     // those after it. Length 9 (not a multiple of the window), vocabulary 11, batch 3.

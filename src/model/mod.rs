@@ -196,10 +196,7 @@ impl Model {
     /// With k > 0, z's features (the same at every position, plus a learned bias per position)
     /// meet a causal window over the k words before each position ([`nn::causal_window`]),
     /// then two LeakyReLU layers per position ([`Model::next_words`]). Writing a caption
-    /// (`given` = None) is then greedy decoding done as L passes over every position at once:
-    /// pass i reads the argmax words of pass i − 1, and a position's words before it are final
-    /// after as many passes as its index, so after L passes the caption is the one written word
-    /// by word.
+    /// (`given` = None) is greedy decoding, one position per step ([`Model::write_caption`]).
     fn decode_text(&mut self, g: &mut Graph, m: usize, h: Tid, [len, vocab]: [usize; 2], given: Option<Tid>) -> Result<Tid> {
         let leak = Some(MapFn::LeakyRelu(LEAK));
         let (b, w) = (g.shape_of(h)[0], self.cfg.text_width);
