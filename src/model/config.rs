@@ -71,6 +71,10 @@ pub struct ModelConfig {
     /// decoder has to take more of the caption from z (word dropout, Bowman et al. 2016). The
     /// posterior chains and generation read every word.
     pub word_dropout: f32,
+    /// Text modalities with `text_context` > 0: z's features at each position come from their
+    /// own projection (`Linear(text_width → text_width × L)`, as the all-at-once decoder maps z
+    /// to each position) instead of one projection for every position plus a bias per position.
+    pub text_position_z: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -257,6 +261,7 @@ impl Default for ModelConfig {
             text_weight: 1.0,
             text_context: 0,
             word_dropout: 0.0,
+            text_position_z: false,
         }
     }
 }
@@ -461,6 +466,9 @@ impl Config {
         match (d.dataset.as_str(), d.image_side) {
             (_, 0) | ("cub", 16 | 32 | 64) => {}
             (set, side) => return Err(Error::Config(format!("data.image_side = {side}: {set} takes {}", if set == "cub" { "0, 16, 32 or 64" } else { "0 only (its own 28×28)" }))),
+        }
+        if m.text_position_z && m.text_context == 0 {
+            return Err(Error::Config("model.text_position_z needs a caption decoder that reads earlier words (model.text_context > 0)".into()));
         }
         if !m.shared_latent && m.latent_w > 0 {
             return Err(Error::Config("model.latent_w (Ours-w) needs model.shared_latent = true".into()));

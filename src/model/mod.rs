@@ -193,9 +193,10 @@ impl Model {
     }
 
     /// Caption logits `[B, L, V]`. With `text_context` = 0 every position comes from z alone.
-    /// With k > 0, z's features (the same at every position, plus a learned bias per position)
-    /// meet a causal window over the k words before each position ([`nn::causal_window`]),
-    /// then two LeakyReLU layers per position ([`Model::next_words`]). Writing a caption
+    /// With k > 0, z's features (the same at every position plus a learned bias per position,
+    /// or with `text_position_z` a projection of their own per position) meet a causal window
+    /// over the k words before each position ([`nn::causal_window`]), then two LeakyReLU
+    /// layers per position ([`Model::next_words`]). Writing a caption
     /// (`given` = None) is greedy decoding, one position per step ([`Model::write_caption`]).
     fn decode_text(&mut self, g: &mut Graph, m: usize, h: Tid, [len, vocab]: [usize; 2], given: Option<Tid>) -> Result<Tid> {
         let leak = Some(MapFn::LeakyRelu(LEAK));
@@ -205,10 +206,14 @@ impl Model {
             let x = nn::linear(g, &mut self.gen, &format!("d{m}.out"), x, len * vocab, None)?;
             return g.reshape(x, &[b, len, vocab]);
         }
-        let every = g.op(Arc::new(Broadcast { start: 2, end: 3, shape: vec![b, w, len], scale: 1.0 }), &[x])?;
-        let every = g.reshape(every, &[b, w * len])?;
-        let pos = self.gen.param(g, &format!("d{m}.pos"), &[w * len], Init::FanIn { fan_in: w, gain: 1.0 })?;
-        let at = g.op(Arc::new(AddBias { axis: 1 }), &[every, pos])?;
+        let at = if self.cfg.text_position_z {
+            nn::linear(g, &mut self.gen, &format!("d{m}.at"), x, w * len, None)?
+        } else {
+            let every = g.op(Arc::new(Broadcast { start: 2, end: 3, shape: vec![b, w, len], scale: 1.0 }), &[x])?;
+            let every = g.reshape(every, &[b, w * len])?;
+            let pos = self.gen.param(g, &format!("d{m}.pos"), &[w * len], Init::FanIn { fan_in: w, gain: 1.0 })?;
+            g.op(Arc::new(AddBias { axis: 1 }), &[every, pos])?
+        };
         let at = g.reshape(at, &[b, w, len])?;
         if let Some(caption) = given {
             return self.next_words(g, m, at, caption);
