@@ -76,6 +76,23 @@ fn every_numeric_field_is_range_checked() {
 }
 
 #[test]
+fn settings_that_need_another_are_refused_naming_both() {
+    for (set, needs) in [
+        ("model.text_position_z=true", "model.text_context"),
+        ("model.latent_w=4", "model.shared_latent"),
+    ] {
+        let mut cfg = Config::from_toml(include_str!("../configs/cub_quick.toml"), "cub_quick.toml").unwrap();
+        cfg.set("model.shared_latent=false").unwrap();
+        let err = cfg.set(set).expect_err(set).to_string();
+        let field = set.split('=').next().unwrap();
+        assert!(err.contains(field) && err.contains(needs) && !err.contains('\n'), "{set}: {err}");
+    }
+    let mut cfg = Config::from_toml(include_str!("../configs/cub_quick.toml"), "cub_quick.toml").unwrap();
+    cfg.set("model.text_context=8").unwrap();
+    cfg.set("model.text_position_z=true").unwrap();
+}
+
+#[test]
 fn a_temperature_sets_the_noise_and_survives_a_round_trip() {
     let mut cfg = Config::from_toml(include_str!("../configs/quick.toml"), "quick.toml").unwrap();
     cfg.set("langevin.z_temperature=1").unwrap();
