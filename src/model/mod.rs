@@ -196,8 +196,8 @@ impl Model {
     /// With k > 0, z's features (the same at every position plus a learned bias per position,
     /// or with `text_position_z` a projection of their own per position) meet a causal window
     /// over the k words before each position ([`nn::causal_window`]), then two LeakyReLU
-    /// layers per position ([`Model::next_words`]). Writing a caption
-    /// (`given` = None) is greedy decoding, one position per step ([`Model::write_caption`]).
+    /// layers per position ([`Model::next_words`]). Writing a caption (`given` = None) is
+    /// greedy decoding, one position per step ([`Model::write_caption`]).
     fn decode_text(&mut self, g: &mut Graph, m: usize, h: Tid, [len, vocab]: [usize; 2], given: Option<Tid>) -> Result<Tid> {
         let leak = Some(MapFn::LeakyRelu(LEAK));
         let (b, w) = (g.shape_of(h)[0], self.cfg.text_width);
