@@ -247,10 +247,18 @@ fn sequential_caption_decoder_writes_word_by_word() {
     // writes word by word through the likelihood graph's window convolution (the CPU
     // reference: L likelihood graphs, each fixing one more word at its argmax). And the
     // likelihood graph is causal: changing word t moves no logit at positions <= t and moves
-    // those after it. Length 9 (not a multiple of the window), vocabulary 11, batch 3.
+    // those after it. Length 9 (not a multiple of the window), vocabulary 11, batch 3; z's
+    // features one projection plus a bias per position, and one projection per position
+    // (model.text_position_z).
+    for position_z in [false, true] {
+        writes_word_by_word(position_z);
+    }
+}
+
+fn writes_word_by_word(text_position_z: bool) {
     use mmebm::Modality;
     let (b, len, vocab) = (3, 9, 11);
-    let cfg = ModelConfig { latent: 5, text_embedding: 4, text_width: 8, text_context: 3, ..ModelConfig::default() };
+    let cfg = ModelConfig { latent: 5, text_embedding: 4, text_width: 8, text_context: 3, text_position_z, ..ModelConfig::default() };
     let kinds = [Modality::Text { len, vocab }];
     let mut model = Model::new(&cfg, &kinds).unwrap();
     // Weights larger than their initialisation, so that each word depends on the words before
@@ -292,7 +300,7 @@ fn sequential_caption_decoder_writes_word_by_word() {
         }
     }
     let got: Vec<usize> = written.iter().map(|&x| x as usize).collect();
-    assert_eq!(got, ids, "the caption written in L passes is the one written word by word");
+    assert_eq!(got, ids, "text_position_z {text_position_z}: the caption written one position per step on the GPU is the one written word by word on the CPU");
     let distinct: std::collections::HashSet<usize> = ids.iter().copied().collect();
     assert!(distinct.len() >= 3, "random weights write varied words, so the comparison means something: {ids:?}");
     // Causality: change word 4 of every caption.

@@ -251,8 +251,8 @@ impl Model {
 
     /// The second layer per position, `hidden` `[N, W]` (or `[B, W, L]` with `by_column`, a
     /// transposed product giving `[B, L, W]`). It lets the part a slot names (seen in the
-    /// window) pick which of z's colours it writes, since z's features are the same at every
-    /// position (docs/CAPTIONS.md, session 20).
+    /// window) pick which of z's colours it writes: without `text_position_z`, z's features
+    /// differ across positions only by a bias (docs/CAPTIONS.md, session 20).
     fn word_layer(&mut self, g: &mut Graph, m: usize, hidden: Tid, by_column: bool) -> Result<Tid> {
         let w = self.cfg.text_width;
         let wm = self.gen.weight(g, &format!("d{m}.mid.w"), &[w, w], Init::FanIn { fan_in: w, gain: 1.0 })?;
