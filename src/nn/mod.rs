@@ -200,9 +200,7 @@ pub fn causal_window(g: &mut Graph, ps: &mut Params, name: &str, x: Tid, out: us
     let img = g.reshape(x, &[b, 1, l, e])?;
     let head = g.op(Arc::new(Slice { axis: 2, start: 0, len: l - 1 }), &[img])?;
     let padded = g.op(Arc::new(Pad { axis: 2, start: k, size: l - 1 + k }), &[head])?;
-    let fan_in = k * e;
-    let w = ps.weight(g, &format!("{name}.w"), &[out, 1, k, e], Init::FanIn { fan_in, gain: 1.0 })?;
-    let bias = ps.param(g, &format!("{name}.b"), &[out], Init::FanIn { fan_in, gain: 1.0 })?;
+    let (w, bias) = window_params(g, ps, name, out, k, e)?;
     let y = g.op(Arc::new(Conv2d::new(1, 0).with_act(act)), &[padded, w, bias])?;
     g.reshape(y, &[b, out, l])
 }
@@ -217,12 +215,18 @@ pub fn causal_window_at(g: &mut Graph, ps: &mut Params, name: &str, rows: Tid, o
         return crate::shape_err!("causal_window_at {name}: rows {s:?} should be [B, k, E] with k at least 1");
     }
     let (b, k, e) = (s[0], s[1], s[2]);
+    let (w, bias) = window_params(g, ps, name, out, k, e)?;
+    let w = g.reshape(w, &[out, k * e])?;
+    let flat = g.reshape(rows, &[b, k * e])?;
+    g.op(Arc::new(MatMul::new(false, true).with_act(act)), &[flat, w, bias])
+}
+
+/// The window's weight `[out, 1, k, E]` and bias `[out]`, one declaration for both forms.
+fn window_params(g: &mut Graph, ps: &mut Params, name: &str, out: usize, k: usize, e: usize) -> Result<(Tid, Tid)> {
     let fan_in = k * e;
     let w = ps.weight(g, &format!("{name}.w"), &[out, 1, k, e], Init::FanIn { fan_in, gain: 1.0 })?;
-    let w = g.reshape(w, &[out, fan_in])?;
     let bias = ps.param(g, &format!("{name}.b"), &[out], Init::FanIn { fan_in, gain: 1.0 })?;
-    let flat = g.reshape(rows, &[b, fan_in])?;
-    g.op(Arc::new(MatMul::new(false, true).with_act(act)), &[flat, w, bias])
+    Ok((w, bias))
 }
 
 /// Transposed convolution `x [B, Ci, H, W] -> act([B, cout, H', W'])`, weight `[Ci, cout, k, k]`.
