@@ -189,7 +189,7 @@ fn sequential_caption_decoder_gradients() {
     // (as targets and as the earlier words each position reads). Length 5, vocabulary 7,
     // batch 3; the LeakyReLU has kinks, hence the kink allowance as above, and eps 3e-3: at
     // 1e-3 the f32 rounding of the loss made central differences disagree with their
-    // half-step twins, skipped as kinks (38 of 176 coordinates with `d0.pos`, 58 of 177 with
+    // half-step twins, skipped as kinks (38 of 176 coordinates with `d0.pos`, and 58 of 177 with
     // `d0.at`, over the allowance; at 3e-3, 6 and 7). Both
     // ways z reaches the positions: one projection plus a bias per position (`d0.pos`), and a
     // projection per position (`model.text_position_z`, `d0.at`).
