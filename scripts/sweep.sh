@@ -7,8 +7,8 @@
 # LIST has one run per line: a name, then the `train` flags of that run, e.g.
 #   sn-on     --set model.spectral_norm=true
 #   kx30      --set langevin.kx=30
-# Blank lines and lines starting with # are skipped. Runs already evaluated in DIR are kept, so
-# a stopped sweep continues where it stopped. The binaries it runs are copied into DIR/bin first.
+# Blank lines and lines starting with # are skipped, and so is what follows a # on a run's line.
+# Runs already evaluated in DIR are kept, so a stopped sweep continues where it stopped. The binaries it runs are copied into DIR/bin first.
 # Each run's commands are in DIR/NAME/commands.txt; the table is DIR/table.md (needs python3).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,6 +40,7 @@ cp target/release/train target/release/eval "$out/bin/"
 cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
 while read -r name flags || [[ -n "$name" ]]; do
   [[ -z "$name" || "$name" == \#* ]] && continue
+  flags="${flags%%#*}"
   dir="$out/$name"
   if [[ -f "$dir/eval/eval.json" ]]; then
     echo "sweep: $name already evaluated, kept"
