@@ -8,8 +8,9 @@
 #   sn-on     --set model.spectral_norm=true
 #   kx30      --set langevin.kx=30
 # Blank lines and lines starting with # are skipped, and so is what follows a # on a run's line.
-# Runs already evaluated in DIR are kept, so a stopped sweep continues where it stopped. The binaries it runs are copied into DIR/bin first.
-# Each run's commands are in DIR/NAME/commands.txt; the table is DIR/table.md (needs python3).
+# Runs already evaluated in DIR are kept, so a stopped sweep continues where it stopped. The
+# binaries it runs are copied into DIR/bin first. Each run's commands are in
+# DIR/NAME/commands.txt; the table is DIR/table.md (needs python3).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 list="${1:?usage: scripts/sweep.sh LIST [--config C] [--minutes M] [--out DIR] [-- EVAL FLAGS]}"
