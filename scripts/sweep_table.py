@@ -33,15 +33,20 @@ IMAGE_HEADER = ["run", "iterations", "s/it", "uncond. gen", "uncond. revised",
                 "Fréchet gen", "Fréchet revised", "cond. 1 obs.", "cond. 4 obs.", "x_move", "E ẑ²"]
 
 
+def top_share(u):
+    """The share of the agreeing revised samples held by the most common class: agreement alone
+    rewards collapse (above 0.25 is collapse)."""
+    agreed = u.get("revised_agreed_per_class") or [0]
+    return f"{max(agreed) / max(1, sum(agreed)):.2f}"
+
+
 def image_row(run, e, last, timed):
     u, fd = e["unconditional"], e["frechet"]
     cond = {r["observed"]: r.get("with_langevin") for r in e["conditional"]["by_observed"]}
-    agreed = u.get("revised_agreed_per_class") or [0]
-    share = max(agreed) / max(1, sum(agreed))
     fit = u.get("prior_fit") or {}
     return [
         run.name, str(e["iteration"]), fmt(seconds_per_iteration(last), 2),
-        fmt(u.get("generator"), 3), fmt(u.get("revised"), 3), f"{share:.2f}",
+        fmt(u.get("generator"), 3), fmt(u.get("revised"), 3), top_share(u),
         fmt(u.get("fitted_generator"), 3), fmt(fit.get("kl_to_prior"), 1),
         fmt(mean(fd.get("generator", [])), 1), fmt(mean(fd.get("revised", [])), 1),
         fmt(cond.get(1), 3), fmt(cond.get(4), 3),
@@ -53,7 +58,7 @@ CAPTION_HEADER = ["run", "iterations", "s/it", "text → image body", "image →
                   "text → image, every stated attribute / chance",
                   "image → text, every stated attribute / chance", "captions well-formed",
                   "body from the caption's own z", "uncond. pairs gen / revised",
-                  "… from fitted N(μ̂,Σ̂)", "KL(ẑ fit ‖ N(0,I))", "latent probe"]
+                  "top colour share (revised)", "… from fitted N(μ̂,Σ̂)", "KL(ẑ fit ‖ N(0,I))", "latent probe"]
 
 
 def with_chance(r):
@@ -74,7 +79,7 @@ def caption_row(run, e, last, timed):
         fmt(body.get(((1,), 0)), 3), fmt(body.get(((0,), 1)), 3),
         with_chance(images.get("with_langevin")), with_chance(captions.get("with_langevin")),
         fmt(chained.get("well_formed"), 3), fmt(rebuilt.get(1), 3),
-        f"{fmt(u.get('generator'), 3)} / {fmt(u.get('revised'), 3)}",
+        f"{fmt(u.get('generator'), 3)} / {fmt(u.get('revised'), 3)}", top_share(u),
         fmt(u.get("fitted_revised"), 3), fmt((u.get("prior_fit") or {}).get("kl_to_prior"), 1),
         fmt(e.get("latent_probe", {}).get("accuracy"), 3),
     ]
